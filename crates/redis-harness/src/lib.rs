@@ -1,0 +1,18 @@
+//! Test support: real `redis-server` processes on free loopback ports, each in its own temporary
+//! directory with persistence off, killed and cleaned up on drop.
+//!
+//! A missing `redis-server` is an error whose message says how to install it; tests call
+//! [`RedisServer::start`], which panics with that message, so a test never passes quietly without
+//! Redis.
+
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::panic,
+    reason = "test support: a fixture that cannot start must fail the test loudly"
+)]
+
+mod resp;
+mod server;
+
+pub use resp::{Connection, Reply};
+pub use server::{HarnessError, RedisServer};

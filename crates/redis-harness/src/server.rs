@@ -1,0 +1,230 @@
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::resp::{Connection, Reply};
+
+/// How to get `redis-server` when it is missing.
+const INSTALL_HINT: &str = "redis-server was not found on PATH. Install it with \
+`apt-get update && apt-get install -y redis-server` (Debian/Ubuntu), or run `bash scripts/test.sh`, \
+which installs it, or set REDIS_SERVER_BIN to its path";
+
+/// Time allowed for a server to answer `PING` after it was spawned.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a server could not be started.
+#[derive(Debug)]
+pub enum HarnessError {
+    /// `redis-server` is not installed.
+    Missing(String),
+    /// It was spawned but never answered.
+    NotReady(String),
+    /// Anything else (I/O on the temp dir, ...).
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HarnessError::Missing(why) => write!(f, "{INSTALL_HINT} ({why})"),
+            HarnessError::NotReady(why) => write!(f, "redis-server did not become ready: {why}"),
+            HarnessError::Io(e) => write!(f, "harness I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+impl From<std::io::Error> for HarnessError {
+    fn from(e: std::io::Error) -> Self {
+        HarnessError::Io(e)
+    }
+}
+
+/// A `redis-server` process on `127.0.0.1:<port>`, killed on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    /// Extra `--option value` pairs, kept so `restart` starts the same server again.
+    extra: Vec<String>,
+}
+
+fn binary() -> String {
+    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+/// A port that was free a moment ago (the OS picks it).
+pub(crate) fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn temp_dir(tag: &str) -> std::io::Result<PathBuf> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "redis-harness-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+impl RedisServer {
+    /// Starts a standalone server, panicking with an install hint if that is impossible.
+    ///
+    /// # Panics
+    /// When `redis-server` is missing or does not start: the test cannot run without it.
+    pub fn start() -> RedisServer {
+        Self::try_start(&[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a server with extra configuration, e.g. `&["maxmemory", "10mb"]`.
+    ///
+    /// # Errors
+    /// [`HarnessError::Missing`] when `redis-server` is not installed, or it never answered.
+    pub fn try_start(extra: &[&str]) -> Result<RedisServer, HarnessError> {
+        let mut last = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut server = RedisServer {
+                child: None,
+                port,
+                dir: temp_dir("standalone")?,
+                extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e @ HarnessError::Missing(_)) => return Err(e),
+                // Most likely another process took the port between probe and bind: try again.
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| HarnessError::NotReady("no attempt".into())))
+    }
+
+    fn spawn(&mut self) -> Result<(), HarnessError> {
+        let mut cmd = Command::new(binary());
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"));
+        for pair in self.extra.chunks(2) {
+            cmd.arg(format!("--{}", pair[0]));
+            cmd.args(&pair[1..]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => HarnessError::Missing(e.to_string()),
+                _ => HarnessError::Io(e),
+            })?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    let log =
+                        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                    let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+                    return Err(HarnessError::NotReady(format!(
+                        "exited with {status}: {tail}"
+                    )));
+                }
+            }
+            if let Ok(mut conn) = Connection::open(self.port) {
+                if matches!(conn.command(&["PING"]), Ok(Reply::Status(s)) if s == "PONG") {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(HarnessError::NotReady(format!(
+                    "no PONG on port {} within {READY_TIMEOUT:?}",
+                    self.port
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A new plain connection for raw commands.
+    ///
+    /// # Panics
+    /// When the server does not accept the connection.
+    pub fn conn(&self) -> Connection {
+        Connection::open(self.port).unwrap_or_else(|e| panic!("connect to port {}: {e}", self.port))
+    }
+
+    /// Runs one raw command on a new connection.
+    ///
+    /// # Panics
+    /// When the server cannot be reached.
+    pub fn cmd(&self, args: &[&str]) -> Reply {
+        self.conn()
+            .command(args)
+            .unwrap_or_else(|e| panic!("command {:?}: {e}", args.first()))
+    }
+
+    /// Kills the server (as a crash would) and waits for it to exit. The data is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // The port is free once nothing accepts on it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the server again on the same port (empty, as after a crash without persistence).
+    ///
+    /// # Panics
+    /// When it cannot start again.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => panic!("restart on port {}: {e}", self.port),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

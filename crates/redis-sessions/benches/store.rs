@@ -1,0 +1,142 @@
+//! Store vs the raw redis-rs client on the same connection: `get`/`GET`, `set`/`SET PX`,
+//! `touch`/`PEXPIRE`, at 1 and 64 concurrent tasks, with a ~150-byte session.
+//!
+//! Run with `cargo bench -p redis-sessions --bench store` (starts its own redis-server).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "benchmark setup; criterion macros generate undocumented items"
+)]
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use futures_util::future::join_all;
+use redis::aio::ConnectionManager;
+use redis_harness::RedisServer;
+use redis_sessions::{RedisBackend, RedisStore, Session, SessionId};
+
+const TTL: Duration = Duration::from_secs(3600);
+
+fn sample() -> Session {
+    let mut s = Session::new();
+    s.insert("user_id", 4242).unwrap();
+    s.insert("name", "Ada Lovelace").unwrap();
+    s.insert("roles", ["admin", "editor", "viewer"]).unwrap();
+    s.insert("counter", 17).unwrap();
+    s.insert("csrf", "b7f3c1d9e2a84f6b9c0d1e2f3a4b5c6d")
+        .unwrap();
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let server = RedisServer::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let backend = rt.block_on(RedisBackend::connect(&server.url())).unwrap();
+    let conn: ConnectionManager = backend.connection().clone();
+    let store = RedisStore::builder(backend).ttl(TTL).build();
+    let session = sample();
+    let bytes = serde_json::to_vec(&session).unwrap();
+    eprintln!("session payload: {} bytes", bytes.len());
+    let ids: Vec<SessionId> = (0..64).map(|_| SessionId::generate().unwrap()).collect();
+    let keys: Vec<String> = ids.iter().map(|id| store.keyspace().key(id)).collect();
+    rt.block_on(async {
+        for id in &ids {
+            assert!(store.set(id, &session).await.unwrap().is_written());
+        }
+    });
+
+    for tasks in [1usize, 64] {
+        let mut group = c.benchmark_group(format!("tasks={tasks}"));
+        group.throughput(Throughput::Elements(tasks as u64));
+        let ids = &ids[..tasks];
+        let keys = &keys[..tasks];
+
+        group.bench_function(BenchmarkId::new("get", "store"), |b| {
+            b.to_async(&rt).iter(|| {
+                join_all(
+                    ids.iter()
+                        .map(|id| async { store.get(id).await.unwrap().unwrap() }),
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new("get", "raw"), |b| {
+            b.to_async(&rt).iter(|| {
+                join_all(keys.iter().map(|key| {
+                    let mut conn = conn.clone();
+                    async move {
+                        let v: Vec<u8> = redis::cmd("GET")
+                            .arg(key)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
+                        serde_json::from_slice::<serde_json::Value>(&v).unwrap()
+                    }
+                }))
+            })
+        });
+        group.bench_function(BenchmarkId::new("set", "store"), |b| {
+            b.to_async(&rt).iter(|| {
+                join_all(
+                    ids.iter()
+                        .map(|id| async { store.set(id, &session).await.unwrap() }),
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new("set", "raw"), |b| {
+            b.to_async(&rt).iter(|| {
+                join_all(keys.iter().map(|key| {
+                    let mut conn = conn.clone();
+                    let bytes = &bytes;
+                    async move {
+                        let _: () = redis::cmd("SET")
+                            .arg(key)
+                            .arg(bytes)
+                            .arg("PX")
+                            .arg(3_600_000)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
+                    }
+                }))
+            })
+        });
+        group.bench_function(BenchmarkId::new("touch", "store"), |b| {
+            b.to_async(&rt).iter(|| {
+                join_all(
+                    ids.iter()
+                        .map(|id| async { store.touch(id, &session).await.unwrap() }),
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new("touch", "raw"), |b| {
+            b.to_async(&rt).iter(|| {
+                join_all(keys.iter().map(|key| {
+                    let mut conn = conn.clone();
+                    async move {
+                        let _: bool = redis::cmd("PEXPIRE")
+                            .arg(key)
+                            .arg(3_600_000)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
+                    }
+                }))
+            })
+        });
+        group.finish();
+    }
+    drop(server);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);

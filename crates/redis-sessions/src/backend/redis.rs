@@ -1,0 +1,223 @@
+//! [`Backend`] on redis-rs async connections.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, IntoConnectionInfo, ProtocolVersion, RedisError};
+
+use super::{Backend, BackendResult, KeyTtl, ScanCursor, ScanPage, SetMode};
+use crate::error::{BackendError, BackendErrorKind};
+
+/// A [`Backend`] over any cloneable redis-rs async connection: [`ConnectionManager`] (the
+/// default, reconnects by itself), `MultiplexedConnection`, or another `ConnectionLike`.
+///
+/// Each call clones the connection handle (cheap: both are multiplexed handles) and sends one
+/// command. Timeouts are the connection's own; [`RedisBackend::connect`] sets short ones.
+#[derive(Clone)]
+pub struct RedisBackend<C = ConnectionManager> {
+    conn: C,
+}
+
+impl<C> std::fmt::Debug for RedisBackend<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend").finish_non_exhaustive()
+    }
+}
+
+/// Connection settings for [`RedisBackend::connect_with`].
+///
+/// The defaults fail fast while Redis is down (a call errors within about the response timeout)
+/// and reconnect as soon as it is back.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    /// Time allowed to establish a connection (default 1 s).
+    pub connect_timeout: Duration,
+    /// Time allowed for one command's reply (default 500 ms).
+    pub response_timeout: Duration,
+    /// Reconnection attempts per failed command before giving up (default 2).
+    pub retries: usize,
+    /// Smallest delay between reconnection attempts (default 50 ms).
+    pub min_retry_delay: Duration,
+    /// Largest delay between reconnection attempts (default 200 ms).
+    pub max_retry_delay: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_millis(500),
+            retries: 2,
+            min_retry_delay: Duration::from_millis(50),
+            max_retry_delay: Duration::from_millis(200),
+        }
+    }
+}
+
+impl RedisBackend<ConnectionManager> {
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS) with
+    /// [`RedisConfig::default`].
+    ///
+    /// RESP3 is used unless the URL says `?protocol=resp2`: with RESP3 the connection manager
+    /// notices a dropped connection and reconnects before the next command.
+    ///
+    /// # Errors
+    /// The URL is invalid or Redis cannot be reached within the connect timeout.
+    pub async fn connect(url: &str) -> BackendResult<Self> {
+        Self::connect_with(url, RedisConfig::default()).await
+    }
+
+    /// Connects with explicit timeouts and retry settings.
+    ///
+    /// # Errors
+    /// The URL is invalid or Redis cannot be reached within the connect timeout.
+    pub async fn connect_with(url: &str, config: RedisConfig) -> BackendResult<Self> {
+        let mut info = url.into_connection_info().map_err(map_error)?;
+        if !url.contains("protocol=") {
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).map_err(map_error)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_number_of_retries(config.retries)
+            .set_min_delay(config.min_retry_delay)
+            .set_max_delay(config.max_retry_delay);
+        let conn = client
+            .get_connection_manager_with_config(manager_config)
+            .await
+            .map_err(map_error)?;
+        Ok(RedisBackend { conn })
+    }
+}
+
+impl<C> RedisBackend<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// Wraps an existing connection. Configure its timeouts: every call must be bounded.
+    pub fn new(conn: C) -> Self {
+        RedisBackend { conn }
+    }
+
+    /// The underlying connection, for commands of your own.
+    pub fn connection(&self) -> &C {
+        &self.conn
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> BackendResult<T> {
+        let mut conn = self.conn.clone();
+        cmd.query_async(&mut conn).await.map_err(map_error)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Classifies a redis-rs error, keeping it as the source.
+pub(crate) fn map_error(e: RedisError) -> BackendError {
+    let kind = if e.is_timeout() {
+        BackendErrorKind::Timeout
+    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+        BackendErrorKind::Unavailable
+    } else {
+        match e.code() {
+            Some("WRONGTYPE") => BackendErrorKind::WrongType,
+            Some("READONLY") => BackendErrorKind::ReadOnly,
+            Some("NOAUTH" | "WRONGPASS" | "NOPERM") => BackendErrorKind::Auth,
+            _ if e.kind() == redis::ErrorKind::AuthenticationFailed => BackendErrorKind::Auth,
+            _ => BackendErrorKind::Other,
+        }
+    };
+    BackendError::new(kind, e)
+}
+
+impl<C> Backend for RedisBackend<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {
+        self.query(redis::cmd("GET").arg(key)).await
+    }
+
+    async fn get_ex(&self, key: &str, ttl: Duration) -> BackendResult<Option<Vec<u8>>> {
+        self.query(redis::cmd("GETEX").arg(key).arg("PX").arg(millis(ttl)))
+            .await
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> BackendResult<bool> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(millis(ttl));
+        }
+        match mode {
+            SetMode::Always => {}
+            SetMode::IfAbsent => {
+                cmd.arg("NX");
+            }
+            SetMode::IfPresent => {
+                cmd.arg("XX");
+            }
+        }
+        let reply: Option<String> = self.query(&cmd).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
+        self.query(redis::cmd("PEXPIRE").arg(key).arg(millis(ttl)))
+            .await
+    }
+
+    async fn pttl(&self, key: &str) -> BackendResult<KeyTtl> {
+        let ms: i64 = self.query(redis::cmd("PTTL").arg(key)).await?;
+        Ok(match ms {
+            -2 => KeyTtl::Missing,
+            -1 => KeyTtl::Persistent,
+            ms => KeyTtl::Expires(Duration::from_millis(ms.max(0) as u64)),
+        })
+    }
+
+    async fn delete(&self, keys: &[String]) -> BackendResult<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.query(redis::cmd("UNLINK").arg(keys)).await
+    }
+
+    async fn mget(&self, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(redis::cmd("MGET").arg(keys)).await
+    }
+
+    async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
+        let (next, keys): (u64, Vec<Vec<u8>>) = self
+            .query(
+                redis::cmd("SCAN")
+                    .arg(cursor.position)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(count),
+            )
+            .await?;
+        let next = (next != 0).then_some(ScanCursor {
+            node: 0,
+            position: next,
+        });
+        Ok(ScanPage { keys, next })
+    }
+}

@@ -1,0 +1,161 @@
+//! The crate's error type.
+
+use std::fmt;
+
+use crate::id::{Fingerprint, InvalidId};
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the store.
+///
+/// No variant ever carries a raw session id or session contents: keys are named by their
+/// [`Fingerprint`], and codec errors carry only the position and the kind of the problem.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A session id was malformed; nothing was sent to Redis.
+    #[error("invalid session id: {0}")]
+    InvalidId(#[from] InvalidId),
+    /// A value in Redis could not be decoded into a session (corrupt, foreign or truncated).
+    #[error("session {fingerprint} could not be decoded: {source}")]
+    Decode {
+        /// Fingerprint of the session id whose value is bad.
+        fingerprint: Fingerprint,
+        /// What was wrong with the bytes.
+        #[source]
+        source: CodecError,
+    },
+    /// A session could not be encoded by the serializer.
+    #[error("session could not be encoded: {0}")]
+    Encode(#[source] CodecError),
+    /// The backend (Redis or memory) failed: down, slow, wrong type at a key, ...
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// `clear` was called with an empty prefix, which would delete every key in the database.
+    #[error("refusing to clear with an empty prefix: it would delete every key of the database; set a prefix such as \"sess:\"")]
+    EmptyPrefix,
+    /// The operating system's random number generator failed while generating a session id.
+    #[error("the OS random number generator failed: {0}")]
+    Random(String),
+}
+
+impl Error {
+    /// The session id was malformed.
+    pub fn is_invalid_id(&self) -> bool {
+        matches!(self, Error::InvalidId(_))
+    }
+
+    /// The stored value was not a session this store can read (treat the session as corrupt).
+    pub fn is_decode(&self) -> bool {
+        matches!(self, Error::Decode { .. })
+    }
+
+    /// The backend did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Backend(e) if e.kind() == BackendErrorKind::Timeout)
+    }
+
+    /// The backend is unreachable or timed out: retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Backend(e) if matches!(e.kind(), BackendErrorKind::Timeout | BackendErrorKind::Unavailable | BackendErrorKind::ReadOnly))
+    }
+}
+
+/// The broad class of a [`BackendError`], for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// No answer within the configured timeout.
+    Timeout,
+    /// Connection refused, dropped or not yet re-established.
+    Unavailable,
+    /// The key holds a value of another Redis type (a foreign key under the prefix).
+    WrongType,
+    /// The server is a read-only replica (for example right after a failover).
+    ReadOnly,
+    /// Authentication or authorization failed.
+    Auth,
+    /// Any other error reported by the server or the client library.
+    Other,
+}
+
+impl fmt::Display for BackendErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendErrorKind::Timeout => "redis timed out",
+            BackendErrorKind::Unavailable => "redis unavailable",
+            BackendErrorKind::WrongType => "wrong redis type at session key",
+            BackendErrorKind::ReadOnly => "redis replica is read-only",
+            BackendErrorKind::Auth => "redis authentication failed",
+            BackendErrorKind::Other => "redis error",
+        })
+    }
+}
+
+/// An error from a [`Backend`](crate::Backend), with its original source kept.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {source}")]
+pub struct BackendError {
+    kind: BackendErrorKind,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl BackendError {
+    /// Wraps a client library error with its kind.
+    pub fn new(
+        kind: BackendErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        BackendError {
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// The broad class of the error.
+    pub fn kind(&self) -> BackendErrorKind {
+        self.kind
+    }
+}
+
+/// Why bytes could not be turned into a session or back.
+///
+/// It names the format and the position only, never a fragment of the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The bytes are not valid in the serializer's format.
+    #[error("{format}: syntax error at byte/line {line} column {column}")]
+    Syntax {
+        /// Format name, e.g. `json`.
+        format: &'static str,
+        /// Line (JSON) or 0 when unknown.
+        line: usize,
+        /// Column (JSON) or 0 when unknown.
+        column: usize,
+    },
+    /// The value ended early.
+    #[error("{format}: value is truncated")]
+    Truncated {
+        /// Format name.
+        format: &'static str,
+    },
+    /// The value is well-formed but is not a session (for example a JSON array or a number).
+    #[error("{format}: value is not a session object ({what})")]
+    NotASession {
+        /// Format name.
+        format: &'static str,
+        /// What was found instead.
+        what: &'static str,
+    },
+    /// A custom serializer's own error, as a short message.
+    #[error("{format}: {message}")]
+    Other {
+        /// Format name.
+        format: &'static str,
+        /// Short message without session contents.
+        message: String,
+    },
+}

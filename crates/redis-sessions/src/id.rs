@@ -1,0 +1,205 @@
+//! Session ids: generation, validation and log-safe fingerprints.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+
+/// Shortest id accepted (16 characters of base64url = 96 bits; our own ids have 192).
+pub const MIN_ID_LEN: usize = 16;
+/// Longest id accepted.
+pub const MAX_ID_LEN: usize = 128;
+/// Random bytes in a generated id (192 bits, as express-session).
+const ID_BYTES: usize = 24;
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// A validated session id: 16 to 128 characters of the URL-safe alphabet `A-Z a-z 0-9 - _`.
+///
+/// This is the value the client holds (in its cookie), so it is a secret: `Debug` prints only its
+/// [`Fingerprint`], and there is deliberately no `Display`. Use [`SessionId::as_str`] where the
+/// raw value is really needed (setting the cookie).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(Box<str>);
+
+/// Why a session id was rejected. Never contains the id itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidId {
+    /// Too short or too long.
+    #[error("length {len} is outside {MIN_ID_LEN}..={MAX_ID_LEN}")]
+    Length {
+        /// The length that was given.
+        len: usize,
+    },
+    /// A character outside `A-Z a-z 0-9 - _`.
+    #[error("character at position {position} is not in the URL-safe alphabet")]
+    Character {
+        /// Zero-based byte position of the first bad character.
+        position: usize,
+    },
+}
+
+impl SessionId {
+    /// Generates a fresh id: 192 bits from the operating system's CSPRNG, as 32 base64url
+    /// characters.
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the operating system cannot provide random bytes.
+    pub fn generate() -> Result<SessionId> {
+        let mut bytes = [0u8; ID_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+        Ok(SessionId(base64url(&bytes).into()))
+    }
+
+    /// Validates `id` (length and alphabet) without allocating more than the copy.
+    ///
+    /// # Errors
+    /// [`InvalidId`] naming the length or the position of the first bad character.
+    pub fn parse(id: &str) -> Result<SessionId, InvalidId> {
+        validate(id)?;
+        Ok(SessionId(id.into()))
+    }
+
+    /// The raw id, for the cookie. Do not log it; log [`SessionId::fingerprint`] instead.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A short keyed hash of the id, safe to log.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self.as_str())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.fingerprint())
+    }
+}
+
+impl std::str::FromStr for SessionId {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        SessionId::parse(s)
+    }
+}
+
+impl TryFrom<String> for SessionId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, InvalidId> {
+        validate(&s)?;
+        Ok(SessionId(s.into_boxed_str()))
+    }
+}
+
+/// Checks the length and alphabet of an id.
+pub(crate) fn validate(id: &str) -> Result<(), InvalidId> {
+    if !(MIN_ID_LEN..=MAX_ID_LEN).contains(&id.len()) {
+        return Err(InvalidId::Length { len: id.len() });
+    }
+    match id
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        Some(position) => Err(InvalidId::Character { position }),
+        None => Ok(()),
+    }
+}
+
+/// Unpadded base64url.
+pub(crate) fn base64url(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            let index = (n >> (18 - 6 * i)) & 0x3f;
+            out.push(char::from(BASE64URL[index as usize]));
+        }
+    }
+    out
+}
+
+/// A short keyed hash of a session id for logs and error messages.
+///
+/// The key is random per process, so a fingerprint cannot be reversed or precomputed, and it
+/// correlates log lines of one process.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(u32);
+
+impl Fingerprint {
+    /// Fingerprint of any id-like text.
+    pub fn of(id: &str) -> Fingerprint {
+        static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+        let mut hasher = KEY.get_or_init(Default::default).build_hasher();
+        hasher.write(id.as_bytes());
+        Fingerprint(hasher.finish() as u32)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{:08x}", self.0)
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_valid_distinct_and_32_chars() {
+        let a = SessionId::generate().unwrap();
+        let b = SessionId::generate().unwrap();
+        assert_eq!(a.as_str().len(), 32);
+        assert_ne!(a, b);
+        assert!(SessionId::parse(a.as_str()).is_ok());
+    }
+
+    #[test]
+    fn base64url_matches_rfc4648_vectors() {
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn rejects_bad_length_and_alphabet() {
+        assert_eq!(SessionId::parse("short"), Err(InvalidId::Length { len: 5 }));
+        assert!(matches!(
+            SessionId::parse(&"a".repeat(129)),
+            Err(InvalidId::Length { len: 129 })
+        ));
+        assert_eq!(
+            SessionId::parse("abcdefghij*klmnopq"),
+            Err(InvalidId::Character { position: 10 })
+        );
+        assert_eq!(
+            SessionId::parse("abcdefghijklmnop:q"),
+            Err(InvalidId::Character { position: 16 })
+        );
+        assert!(SessionId::parse("ZpQ5SFm7Nq2h3Xx0Q4bT1Yq9cKx8rVw2").is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_the_id() {
+        let id = SessionId::parse("ZpQ5SFm7Nq2h3Xx0Q4bT1Yq9cKx8rVw2").unwrap();
+        let shown = format!("{id:?}");
+        assert!(!shown.contains("ZpQ5"), "{shown}");
+        assert!(shown.starts_with("SessionId(#"));
+        assert_eq!(id.fingerprint(), id.clone().fingerprint());
+    }
+}

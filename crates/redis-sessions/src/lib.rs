@@ -1,0 +1,143 @@
+//! Redis-backed session storage for Rust web applications: the Rust counterpart of Node's
+//! `connect-redis`, with its options and methods, and fixes where it is wrong.
+//!
+//! # Quickstart
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use redis_sessions::{RedisBackend, RedisStore, Session, SessionId};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = RedisBackend::connect("redis://127.0.0.1:6379").await?;
+//! let store = RedisStore::builder(backend)
+//!     .prefix("myapp:sess:")
+//!     .ttl(Duration::from_secs(3600))
+//!     .build();
+//!
+//! let id = SessionId::generate()?;
+//! let mut session = Session::new();
+//! session.insert("user_id", 42)?;
+//! assert!(store.create(&id, &session).await?.is_written());
+//!
+//! let loaded = store.get(&id).await?.expect("just written");
+//! assert_eq!(loaded.get::<u64>("user_id")?, Some(42));
+//! store.destroy(&id).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Without Redis (tests, demos), use the in-memory backend, which has the same semantics,
+//! expiry included:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> redis_sessions::Result<()> {
+//! use redis_sessions::{MemoryBackend, RedisStore, Session, SessionId};
+//! let store = RedisStore::new(MemoryBackend::new());
+//! let id = SessionId::generate()?;
+//! assert!(store.set(&id, &Session::new()).await?.is_written());
+//! assert_eq!(store.length().await?, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! # Options
+//!
+//! | builder method | default | meaning |
+//! |---|---|---|
+//! | [`prefix`](StoreBuilder::prefix) | `"sess:"` | key prefix; may be empty (then `clear` refuses) |
+//! | [`ttl`](StoreBuilder::ttl) / [`ttl_with`](StoreBuilder::ttl_with) | 86,400 s | lifetime of a session without explicit expiry, fixed or a function of the session |
+//! | [`disable_ttl`](StoreBuilder::disable_ttl) | `false` | write without expiry; `touch` does nothing |
+//! | [`disable_touch`](StoreBuilder::disable_touch) | `false` | `touch` does nothing |
+//! | [`serializer`](StoreBuilder::serializer) | [`Json`] | [`Json`], `MsgPack` (feature `msgpack`) or your own [`Serializer`] |
+//! | [`scan_count`](StoreBuilder::scan_count) | 100 | `SCAN COUNT` and the batch size of `MGET` / `UNLINK` |
+//!
+//! # Methods and their Redis commands
+//!
+//! | method | commands | result |
+//! |---|---|---|
+//! | [`get`](RedisStore::get) | `GET` | `None` when missing, expired or empty |
+//! | [`get_and_refresh`](RedisStore::get_and_refresh) | `GETEX PX` | read + sliding expiry in one command |
+//! | [`set`](RedisStore::set) | `SET PX` (plain `SET` with `disable_ttl`; `UNLINK` when TTL ≤ 0) | create or overwrite, as connect-redis |
+//! | [`create`](RedisStore::create) | `SET NX PX` | [`Outcome::Exists`] on an id collision, never an overwrite |
+//! | [`update`](RedisStore::update) | `SET XX PX` | [`Outcome::Gone`] when it was destroyed: never resurrected |
+//! | [`touch`](RedisStore::touch) | `PEXPIRE` | TTL only, the value is not rewritten |
+//! | [`destroy`](RedisStore::destroy) | `UNLINK` | `true` if it existed |
+//! | [`length`](RedisStore::length), [`ids`](RedisStore::ids), [`ids_stream`](RedisStore::ids_stream) | `SCAN MATCH` | each session once |
+//! | [`all`](RedisStore::all), [`all_stream`](RedisStore::all_stream) | `SCAN` + `MGET` per `scan_count` ids | |
+//! | [`clear`](RedisStore::clear) | `SCAN` + `UNLINK` per `scan_count` ids | number deleted |
+//!
+//! # Semantics
+//!
+//! **TTL.** A session's explicit expiry ([`Session::with_expiry`], what a cookie's `expires` is)
+//! wins; otherwise the `ttl` option (fixed or computed); otherwise 86,400 s. The TTL is set in
+//! milliseconds (`PX`). A TTL under one millisecond deletes the session instead of writing it
+//! (`create` then writes nothing). With `disable_ttl`, sessions are written without expiry, but a
+//! past explicit expiry still deletes.
+//!
+//! **Touch** refreshes the TTL from the same rule without rewriting the value. It reports
+//! [`Outcome::Gone`] for a session that no longer exists (it never creates one), deletes a session
+//! whose expiry has passed (connect-redis's `EXPIRE key -1`), and does nothing with
+//! `disable_touch` or `disable_ttl`.
+//!
+//! **Clear, length, ids, all** scan `escape(prefix) + "*"` with every glob metacharacter of the
+//! prefix escaped, then check each key again: it must start with the prefix and the rest must be
+//! a valid [`SessionId`]. Another application's `sess:admin:1` or `a?b:x` is never counted,
+//! listed or deleted. `clear` deletes only keys its own scan returned, `scan_count` at a time,
+//! and refuses an empty prefix ([`Error::EmptyPrefix`]). Nothing uses `KEYS`, `FLUSHDB`,
+//! `FLUSHALL` or `CONFIG`.
+//!
+//! **Concurrency.** The last writer wins between two live requests (as every peer), but a
+//! destroyed session stays destroyed: use [`create`](RedisStore::create) for new sessions and
+//! [`update`](RedisStore::update) for existing ones. A request that saves after a concurrent
+//! logout gets [`Outcome::Gone`] and nothing is written ("logout wins"). `set` keeps
+//! connect-redis's create-or-overwrite meaning for callers that want it.
+//!
+//! **Errors.** A value that is not a session (not JSON, truncated, another Redis type) is an
+//! [`Error::Decode`] naming the session by its [`Fingerprint`], never by its id; the value is left
+//! in place. Redis down or slow is an [`Error::Backend`] within the connection's timeouts
+//! ([`RedisConfig`]: 1 s connect, 500 ms per reply); the connection manager reconnects by
+//! itself. No error message contains a session id or session contents.
+//!
+//! **Ids.** [`SessionId::generate`] gives 192 bits from the OS CSPRNG as 32 base64url
+//! characters. [`SessionId::parse`] accepts 16 to 128 characters of `A-Z a-z 0-9 - _` and rejects
+//! anything else before it can reach Redis. `Debug` of an id prints its fingerprint only.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `redis` | yes | [`RedisBackend`] on redis-rs 1.x (`ConnectionManager`, `MultiplexedConnection`) |
+//! | `msgpack` | no | the `MsgPack` serializer |
+//!
+//! # Layout
+//!
+//! - `store.rs`: [`RedisStore`], the policy (TTL, touch, create/update, admin scans); all writes
+//!   go through one private `write` function.
+//! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
+//! - `codec/`: sessions to bytes. The only place that touches payload bytes.
+//! - `backend/`: the [`Backend`] trait, `redis.rs` and `memory.rs`.
+//! - `session.rs`, `id.rs`, `error.rs`: the value types.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod backend;
+pub mod codec;
+mod error;
+mod id;
+mod keyspace;
+mod session;
+mod store;
+mod timefmt;
+
+pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode};
+#[cfg(feature = "redis")]
+pub use backend::{RedisBackend, RedisConfig};
+#[cfg(feature = "msgpack")]
+pub use codec::MsgPack;
+pub use codec::{Json, Serializer};
+pub use error::{BackendError, BackendErrorKind, CodecError, Error, Result};
+pub use id::{Fingerprint, InvalidId, SessionId, MAX_ID_LEN, MIN_ID_LEN};
+pub use keyspace::{escape_glob, Keyspace};
+pub use session::Session;
+pub use store::{
+    Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL,
+};

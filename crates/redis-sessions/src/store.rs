@@ -1,0 +1,515 @@
+//! [`RedisStore`]: connect-redis's methods with its options, and the fixes it lacks.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
+
+use crate::backend::{Backend, KeyTtl, ScanCursor, SetMode};
+use crate::codec::{Codec, Json, Serializer};
+use crate::error::{BackendErrorKind, CodecError, Error, Result};
+use crate::id::SessionId;
+use crate::keyspace::Keyspace;
+use crate::session::Session;
+
+/// Default key prefix, as connect-redis.
+pub const DEFAULT_PREFIX: &str = "sess:";
+/// Default time to live: one day, as connect-redis.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
+/// Default `SCAN COUNT` and batch size of admin operations, as connect-redis.
+pub const DEFAULT_SCAN_COUNT: u32 = 100;
+
+/// A function computing a session's time to live (connect-redis's `ttl` function).
+pub type TtlFn = Arc<dyn Fn(&Session) -> Duration + Send + Sync>;
+
+/// What a write did. Each method documents which outcomes it can return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// The value was written, or (touch) its TTL refreshed.
+    Written,
+    /// The session's TTL was zero or less, so it was deleted instead of written.
+    Expired,
+    /// Update or touch: the session no longer exists (destroyed or expired); nothing was written.
+    Gone,
+    /// Create: a session with this id already exists; nothing was written.
+    Exists,
+    /// Touch with `disable_touch` or `disable_ttl`: nothing was sent.
+    Skipped,
+}
+
+impl Outcome {
+    /// The value (or TTL) is now in the store.
+    pub fn is_written(self) -> bool {
+        self == Outcome::Written
+    }
+}
+
+/// The one write path: every store write goes through [`RedisStore::write`].
+#[derive(Clone, Copy)]
+enum Write<'a> {
+    /// `set`: create or overwrite (connect-redis).
+    Upsert(&'a Session),
+    /// `create`: only if absent.
+    Create(&'a Session),
+    /// `update`: only if present.
+    Update(&'a Session),
+    /// `touch`: refresh the TTL only.
+    Touch(&'a Session),
+}
+
+/// How long a session is to live, from invariant 2.
+enum Lifetime {
+    Expire(Duration),
+    Persist,
+    Dead,
+}
+
+/// Redis-backed session store with connect-redis's options and methods.
+///
+/// Cloning is cheap (an `Arc`); clones share the backend connection.
+pub struct RedisStore<B> {
+    inner: Arc<Inner<B>>,
+}
+
+struct Inner<B> {
+    backend: B,
+    keyspace: Keyspace,
+    codec: Codec,
+    ttl: TtlFn,
+    disable_ttl: bool,
+    disable_touch: bool,
+    scan_count: u32,
+}
+
+impl<B> Clone for RedisStore<B> {
+    fn clone(&self) -> Self {
+        RedisStore {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B> fmt::Debug for RedisStore<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.keyspace.prefix())
+            .field("codec", &self.inner.codec)
+            .field("disable_ttl", &self.inner.disable_ttl)
+            .field("disable_touch", &self.inner.disable_touch)
+            .field("scan_count", &self.inner.scan_count)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RedisStore`]; every option has connect-redis's default.
+#[must_use]
+pub struct StoreBuilder<B> {
+    backend: B,
+    prefix: String,
+    ttl: TtlFn,
+    serializer: Arc<dyn Serializer>,
+    disable_ttl: bool,
+    disable_touch: bool,
+    scan_count: u32,
+}
+
+impl<B: Backend> StoreBuilder<B> {
+    /// Key prefix (default `"sess:"`). May be empty, but then [`RedisStore::clear`] refuses.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Fixed time to live for sessions without an explicit expiry (default 86,400 s).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Arc::new(move |_| ttl);
+        self
+    }
+
+    /// Time to live computed from the session, for sessions without an explicit expiry. A zero
+    /// result deletes the session instead of writing it.
+    pub fn ttl_with(mut self, ttl: impl Fn(&Session) -> Duration + Send + Sync + 'static) -> Self {
+        self.ttl = Arc::new(ttl);
+        self
+    }
+
+    /// Write sessions without expiry and make `touch` a no-op (default `false`). A session whose
+    /// explicit expiry has passed is still deleted on write.
+    pub fn disable_ttl(mut self, disable: bool) -> Self {
+        self.disable_ttl = disable;
+        self
+    }
+
+    /// Make `touch` a no-op (default `false`).
+    pub fn disable_touch(mut self, disable: bool) -> Self {
+        self.disable_touch = disable;
+        self
+    }
+
+    /// Serializer (default [`Json`]).
+    pub fn serializer(mut self, serializer: impl Serializer) -> Self {
+        self.serializer = Arc::new(serializer);
+        self
+    }
+
+    /// `SCAN COUNT` hint and batch size of `MGET`/`UNLINK` in admin operations (default 100;
+    /// values below 1 become 1).
+    pub fn scan_count(mut self, count: u32) -> Self {
+        self.scan_count = count.max(1);
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> RedisStore<B> {
+        RedisStore {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                keyspace: Keyspace::new(self.prefix),
+                codec: Codec::new(self.serializer),
+                ttl: self.ttl,
+                disable_ttl: self.disable_ttl,
+                disable_touch: self.disable_touch,
+                scan_count: self.scan_count,
+            }),
+        }
+    }
+}
+
+impl<B: Backend> RedisStore<B> {
+    /// A store on `backend` with every option at its default.
+    pub fn new(backend: B) -> Self {
+        Self::builder(backend).build()
+    }
+
+    /// A builder for a store on `backend`.
+    pub fn builder(backend: B) -> StoreBuilder<B> {
+        StoreBuilder {
+            backend,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            ttl: Arc::new(|_| DEFAULT_TTL),
+            serializer: Arc::new(Json),
+            disable_ttl: false,
+            disable_touch: false,
+            scan_count: DEFAULT_SCAN_COUNT,
+        }
+    }
+
+    /// The backend, for operations of your own.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// The key layout.
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.inner.keyspace
+    }
+
+    /// Reads a session (`GET`). `None` when it is missing, expired or empty.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for a value that is not a session (including a key of another Redis
+    /// type); [`Error::Backend`] when Redis fails.
+    pub async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
+        let key = self.inner.keyspace.key(id);
+        let bytes = self.inner.backend.get(&key).await;
+        self.read(id, &key, bytes).await
+    }
+
+    /// Reads a session and sets its TTL to `ttl` in the same command (`GETEX PX`, Redis 6.2+):
+    /// sliding expiry for one round trip and no rewrite.
+    ///
+    /// A session whose explicit expiry has passed is deleted and `None` is returned, so a
+    /// refresh never outlives an absolute expiry.
+    ///
+    /// # Errors
+    /// As [`RedisStore::get`].
+    pub async fn get_and_refresh(&self, id: &SessionId, ttl: Duration) -> Result<Option<Session>> {
+        let key = self.inner.keyspace.key(id);
+        let bytes = self.inner.backend.get_ex(&key, ttl).await;
+        self.read(id, &key, bytes).await
+    }
+
+    async fn read(
+        &self,
+        id: &SessionId,
+        key: &str,
+        bytes: std::result::Result<Option<Vec<u8>>, crate::BackendError>,
+    ) -> Result<Option<Session>> {
+        let bytes = match bytes {
+            Ok(Some(bytes)) if !bytes.is_empty() => bytes,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == BackendErrorKind::WrongType => {
+                return Err(Error::Decode {
+                    fingerprint: id.fingerprint(),
+                    source: CodecError::NotASession {
+                        format: "redis",
+                        what: "the key holds another Redis type",
+                    },
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let session = self.decode(id, &bytes)?;
+        if session.expires().is_some_and(|t| t <= SystemTime::now()) {
+            self.inner.backend.delete(&[key.to_owned()]).await?;
+            return Ok(None);
+        }
+        Ok(Some(session))
+    }
+
+    fn decode(&self, id: &SessionId, bytes: &[u8]) -> Result<Session> {
+        self.inner.codec.decode(bytes).map_err(|source| {
+            tracing::warn!(session = %id.fingerprint(), error = %source, "undecodable session value");
+            Error::Decode {
+                fingerprint: id.fingerprint(),
+                source,
+            }
+        })
+    }
+
+    /// Writes a session, creating or overwriting it (connect-redis `set`): `SET key value PX ttl`,
+    /// plain `SET` with `disable_ttl`, `DEL` when the TTL is zero or less.
+    ///
+    /// Returns [`Outcome::Written`] or [`Outcome::Expired`]. Prefer [`RedisStore::update`] for
+    /// an existing session: `set` after a concurrent `destroy` brings the session back.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] or [`Error::Backend`].
+    pub async fn set(&self, id: &SessionId, session: &Session) -> Result<Outcome> {
+        self.write(id, Write::Upsert(session)).await
+    }
+
+    /// Writes a new session only if no session has this id (`SET NX`).
+    ///
+    /// Returns [`Outcome::Written`], [`Outcome::Exists`] (nothing written: pick a new id), or
+    /// [`Outcome::Expired`] (the TTL was zero or less; nothing written).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] or [`Error::Backend`].
+    pub async fn create(&self, id: &SessionId, session: &Session) -> Result<Outcome> {
+        self.write(id, Write::Create(session)).await
+    }
+
+    /// Overwrites a session only if it still exists (`SET XX`), so a write racing a `destroy`
+    /// (logout) never resurrects the session.
+    ///
+    /// Returns [`Outcome::Written`], [`Outcome::Gone`] (it was destroyed or expired; nothing
+    /// written) or [`Outcome::Expired`] (TTL zero or less: deleted).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] or [`Error::Backend`].
+    pub async fn update(&self, id: &SessionId, session: &Session) -> Result<Outcome> {
+        self.write(id, Write::Update(session)).await
+    }
+
+    /// Refreshes a session's TTL without rewriting its value (`PEXPIRE`).
+    ///
+    /// Returns [`Outcome::Written`], [`Outcome::Gone`], [`Outcome::Expired`] (its explicit
+    /// expiry has passed: deleted, as connect-redis's `EXPIRE key -1`) or [`Outcome::Skipped`]
+    /// (`disable_touch` or `disable_ttl`).
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn touch(&self, id: &SessionId, session: &Session) -> Result<Outcome> {
+        self.write(id, Write::Touch(session)).await
+    }
+
+    /// Deletes a session; `true` if it existed.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn destroy(&self, id: &SessionId) -> Result<bool> {
+        let key = self.inner.keyspace.key(id);
+        Ok(self.inner.backend.delete(&[key]).await? > 0)
+    }
+
+    /// The remaining time to live of a session.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn ttl(&self, id: &SessionId) -> Result<KeyTtl> {
+        let key = self.inner.keyspace.key(id);
+        Ok(self.inner.backend.pttl(&key).await?)
+    }
+
+    fn lifetime(&self, session: &Session) -> Lifetime {
+        let ttl = match session.expires() {
+            Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
+            None => (self.inner.ttl)(session),
+        };
+        if ttl < Duration::from_millis(1) {
+            Lifetime::Dead
+        } else if self.inner.disable_ttl {
+            Lifetime::Persist
+        } else {
+            Lifetime::Expire(ttl)
+        }
+    }
+
+    /// The single write path. Later versions add index and version checks here, in one atomic
+    /// step; callers do not change.
+    async fn write(&self, id: &SessionId, op: Write<'_>) -> Result<Outcome> {
+        let inner = &*self.inner;
+        let key = inner.keyspace.key(id);
+        let (session, mode) = match op {
+            Write::Upsert(s) => (s, SetMode::Always),
+            Write::Create(s) => (s, SetMode::IfAbsent),
+            Write::Update(s) => (s, SetMode::IfPresent),
+            Write::Touch(s) => {
+                if inner.disable_touch || inner.disable_ttl {
+                    return Ok(Outcome::Skipped);
+                }
+                return match self.lifetime(s) {
+                    Lifetime::Dead => self.delete_expired(key).await,
+                    Lifetime::Expire(ttl) => Ok(match inner.backend.pexpire(&key, ttl).await? {
+                        true => Outcome::Written,
+                        false => Outcome::Gone,
+                    }),
+                    Lifetime::Persist => Ok(Outcome::Skipped),
+                };
+            }
+        };
+        let ttl = match self.lifetime(session) {
+            Lifetime::Dead if mode == SetMode::IfAbsent => return Ok(Outcome::Expired),
+            Lifetime::Dead => return self.delete_expired(key).await,
+            Lifetime::Expire(ttl) => Some(ttl),
+            Lifetime::Persist => None,
+        };
+        let value = inner.codec.encode(session).map_err(Error::Encode)?;
+        if inner.backend.set(&key, &value, ttl, mode).await? {
+            return Ok(Outcome::Written);
+        }
+        Ok(match mode {
+            SetMode::IfAbsent => {
+                tracing::debug!(session = %id.fingerprint(), "create: id already in use");
+                Outcome::Exists
+            }
+            _ => {
+                tracing::debug!(session = %id.fingerprint(), "update: session gone, not resurrected");
+                Outcome::Gone
+            }
+        })
+    }
+
+    async fn delete_expired(&self, key: String) -> Result<Outcome> {
+        self.inner.backend.delete(&[key]).await?;
+        Ok(Outcome::Expired)
+    }
+
+    /// Pages of session ids under the prefix, each id once (a 64-bit keyed hash per id is kept
+    /// to drop `SCAN`'s repeats: 8 bytes per session, not the sessions).
+    fn id_pages(&self) -> impl Stream<Item = Result<Vec<SessionId>>> + Send + '_ {
+        let hasher = RandomState::new();
+        let start = (Some(ScanCursor::default()), HashSet::<u64>::new());
+        stream::try_unfold(start, move |(cursor, mut seen)| {
+            let hasher = hasher.clone();
+            async move {
+                let Some(cursor) = cursor else {
+                    return Ok(None);
+                };
+                let inner = &*self.inner;
+                let page = inner
+                    .backend
+                    .scan(cursor, inner.keyspace.scan_pattern(), inner.scan_count)
+                    .await?;
+                let ids = page
+                    .keys
+                    .iter()
+                    .filter_map(|key| inner.keyspace.id_of(key))
+                    .filter(|id| seen.insert(hasher.hash_one(id)))
+                    .collect();
+                Ok(Some((ids, (page.next, seen))))
+            }
+        })
+    }
+
+    /// Every session id under the prefix, streamed page by page (bounded memory).
+    ///
+    /// Keys under the prefix whose rest is not a valid session id (another application's
+    /// `sess:admin:1`) are skipped.
+    pub fn ids_stream(&self) -> impl Stream<Item = Result<SessionId>> + Send + '_ {
+        self.id_pages()
+            .map_ok(|ids| stream::iter(ids.into_iter().map(Ok)))
+            .try_flatten()
+    }
+
+    /// Every session id under the prefix (connect-redis `ids`).
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn ids(&self) -> Result<Vec<SessionId>> {
+        self.ids_stream().try_collect().await
+    }
+
+    /// Number of sessions under the prefix (connect-redis `length`).
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn length(&self) -> Result<u64> {
+        self.id_pages()
+            .try_fold(0u64, |n, ids| async move { Ok(n + ids.len() as u64) })
+            .await
+    }
+
+    /// Every session with its id, streamed: values are fetched with `MGET` in batches of
+    /// `scan_count`. A value that does not decode yields an [`Error::Decode`] item and the
+    /// stream goes on; a backend failure ends it.
+    pub fn all_stream(&self) -> impl Stream<Item = Result<(SessionId, Session)>> + Send + '_ {
+        self.id_pages()
+            .and_then(move |ids| self.fetch(ids))
+            .map_ok(stream::iter)
+            .try_flatten()
+    }
+
+    async fn fetch(&self, ids: Vec<SessionId>) -> Result<Vec<Result<(SessionId, Session)>>> {
+        let inner = &*self.inner;
+        let mut out = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(inner.scan_count as usize) {
+            let keys: Vec<String> = batch.iter().map(|id| inner.keyspace.key(id)).collect();
+            let values = inner.backend.mget(&keys).await?;
+            for (id, value) in batch.iter().zip(values) {
+                // Missing: expired or destroyed since the scan saw it.
+                let Some(bytes) = value.filter(|v| !v.is_empty()) else {
+                    continue;
+                };
+                out.push(self.decode(id, &bytes).map(|s| (id.clone(), s)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every session with its id (connect-redis `all`).
+    ///
+    /// # Errors
+    /// [`Error::Backend`], or [`Error::Decode`] for the first value that does not decode (use
+    /// [`RedisStore::all_stream`] to skip such values).
+    pub async fn all(&self) -> Result<Vec<(SessionId, Session)>> {
+        self.all_stream().try_collect().await
+    }
+
+    /// Deletes every session under the prefix, in batches of `scan_count` (`UNLINK`), and only
+    /// keys its own scan returned. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`Error::EmptyPrefix`] when the prefix is empty (that would delete every key of the
+    /// database); [`Error::Backend`].
+    pub async fn clear(&self) -> Result<u64> {
+        let inner = &*self.inner;
+        if inner.keyspace.prefix().is_empty() {
+            return Err(Error::EmptyPrefix);
+        }
+        let mut pages = std::pin::pin!(self.id_pages());
+        let mut deleted = 0;
+        while let Some(ids) = pages.next().await.transpose()? {
+            for batch in ids.chunks(inner.scan_count as usize) {
+                let keys: Vec<String> = batch.iter().map(|id| inner.keyspace.key(id)).collect();
+                deleted += inner.backend.delete(&keys).await?;
+            }
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,612 @@
+//! The store's conformance suite, written once and run against every backend.
+//!
+//! Covers every case of connect-redis's own test plus the options it never tested, the glob and
+//! empty-prefix fixes, create/update races with destroy, and corrupt values.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis_sessions::{
+    Backend, CodecError, Error, Json, KeyTtl, Outcome, RedisStore, Serializer, Session, SessionId,
+    SetMode,
+};
+
+use crate::support::{id, in_secs, session, ttl_of};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Stores a raw value, as another program would.
+async fn raw_set<B: Backend>(backend: &B, key: &str, value: &[u8]) {
+    assert!(backend
+        .set(key, value, None, SetMode::Always)
+        .await
+        .unwrap());
+}
+
+async fn exists<B: Backend>(backend: &B, key: &str) -> bool {
+    backend.pttl(key).await.unwrap() != KeyTtl::Missing
+}
+
+pub async fn set_get_uses_prefix_and_default_ttl<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    let id = id();
+    assert_eq!(store.set(&id, &session(1)).await.unwrap(), Outcome::Written);
+    assert_eq!(store.get(&id).await.unwrap(), Some(session(1)));
+    let key = format!("sess:{}", id.as_str());
+    let ttl = ttl_of(&b, &key).await;
+    assert!(ttl <= DAY && ttl > DAY - Duration::from_secs(5), "{ttl:?}");
+    // The stored value is connect-redis's format: plain JSON of the fields.
+    let raw = b.get(&key).await.unwrap().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(json, serde_json::json!({"n": 1, "user": "user-1"}));
+    assert_eq!(store.get(&self::id()).await.unwrap(), None);
+}
+
+pub async fn explicit_expiry_wins_over_ttl_option<B: Backend + Clone>(b: B) {
+    let store = RedisStore::builder(b.clone())
+        .ttl(Duration::from_secs(3600))
+        .build();
+    let id = id();
+    let s = session(1).with_expiry(in_secs(10));
+    assert!(store.set(&id, &s).await.unwrap().is_written());
+    let ttl = ttl_of(&b, &store.keyspace().key(&id)).await;
+    assert!(
+        ttl <= Duration::from_secs(10) && ttl > Duration::from_secs(8),
+        "{ttl:?}"
+    );
+    // The expiry survives the round trip.
+    let back = store.get(&id).await.unwrap().unwrap();
+    let diff = back
+        .expires()
+        .unwrap()
+        .duration_since(s.expires().unwrap())
+        .unwrap_or_default();
+    assert!(diff < Duration::from_millis(1), "{diff:?}");
+}
+
+pub async fn ttl_option_fixed_and_function<B: Backend + Clone>(b: B) {
+    let fixed = RedisStore::builder(b.clone())
+        .ttl(Duration::from_secs(100))
+        .build();
+    let id1 = id();
+    assert!(fixed.set(&id1, &session(1)).await.unwrap().is_written());
+    let ttl = ttl_of(&b, &fixed.keyspace().key(&id1)).await;
+    assert!(
+        ttl <= Duration::from_secs(100) && ttl > Duration::from_secs(95),
+        "{ttl:?}"
+    );
+
+    let computed = RedisStore::builder(b.clone())
+        .ttl_with(|s| match s.get::<bool>("remember").ok().flatten() {
+            Some(true) => Duration::from_secs(500),
+            _ => Duration::from_secs(50),
+        })
+        .build();
+    let (short, long) = (id(), id());
+    let mut remember = session(2);
+    remember.insert("remember", true).unwrap();
+    assert!(computed
+        .set(&short, &session(2))
+        .await
+        .unwrap()
+        .is_written());
+    assert!(computed.set(&long, &remember).await.unwrap().is_written());
+    let short_ttl = ttl_of(&b, &computed.keyspace().key(&short)).await;
+    let long_ttl = ttl_of(&b, &computed.keyspace().key(&long)).await;
+    assert!(short_ttl <= Duration::from_secs(50) && short_ttl > Duration::from_secs(45));
+    assert!(long_ttl <= Duration::from_secs(500) && long_ttl > Duration::from_secs(495));
+
+    // A zero TTL deletes instead of writing.
+    let zero = RedisStore::builder(b.clone())
+        .ttl_with(|_| Duration::ZERO)
+        .build();
+    assert_eq!(
+        zero.set(&short, &session(3)).await.unwrap(),
+        Outcome::Expired
+    );
+    assert!(!exists(&b, &zero.keyspace().key(&short)).await);
+}
+
+pub async fn set_with_past_expiry_deletes<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    let id = id();
+    assert!(store.set(&id, &session(1)).await.unwrap().is_written());
+    let past = session(1).with_expiry(std::time::SystemTime::now() - Duration::from_secs(1));
+    assert_eq!(store.set(&id, &past).await.unwrap(), Outcome::Expired);
+    assert_eq!(store.get(&id).await.unwrap(), None);
+    assert_eq!(store.length().await.unwrap(), 0);
+}
+
+pub async fn sessions_expire_by_themselves<B: Backend + Clone>(b: B) {
+    let store = RedisStore::builder(b)
+        .ttl(Duration::from_millis(150))
+        .build();
+    let id = id();
+    assert!(store.set(&id, &session(1)).await.unwrap().is_written());
+    assert!(store.get(&id).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.get(&id).await.unwrap(), None);
+    assert_eq!(store.length().await.unwrap(), 0);
+    assert_eq!(store.touch(&id, &session(1)).await.unwrap(), Outcome::Gone);
+}
+
+pub async fn touch_refreshes_ttl_without_rewriting<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    let id = id();
+    let key = store.keyspace().key(&id);
+    assert!(store
+        .set(&id, &session(1).with_expiry(in_secs(5)))
+        .await
+        .unwrap()
+        .is_written());
+    assert!(ttl_of(&b, &key).await <= Duration::from_secs(5));
+    // Touch with other data: only the TTL changes.
+    let later = session(2).with_expiry(in_secs(60));
+    assert_eq!(store.touch(&id, &later).await.unwrap(), Outcome::Written);
+    let ttl = ttl_of(&b, &key).await;
+    assert!(
+        ttl > Duration::from_secs(55) && ttl <= Duration::from_secs(60),
+        "{ttl:?}"
+    );
+    assert_eq!(
+        store
+            .get(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .get::<i64>("n")
+            .unwrap(),
+        Some(1)
+    );
+    // A missing session is reported, not created.
+    let missing = self::id();
+    assert_eq!(store.touch(&missing, &later).await.unwrap(), Outcome::Gone);
+    assert!(!exists(&b, &store.keyspace().key(&missing)).await);
+    // Touch with an expiry in the past deletes (connect-redis sends EXPIRE key -1).
+    let past = session(1).with_expiry(std::time::SystemTime::now() - Duration::from_secs(1));
+    assert_eq!(store.touch(&id, &past).await.unwrap(), Outcome::Expired);
+    assert!(!exists(&b, &key).await);
+}
+
+pub async fn disable_touch_makes_touch_a_no_op<B: Backend + Clone>(b: B) {
+    let store = RedisStore::builder(b.clone()).disable_touch(true).build();
+    let id = id();
+    let key = store.keyspace().key(&id);
+    assert!(store
+        .set(&id, &session(1).with_expiry(in_secs(5)))
+        .await
+        .unwrap()
+        .is_written());
+    let later = session(1).with_expiry(in_secs(600));
+    assert_eq!(store.touch(&id, &later).await.unwrap(), Outcome::Skipped);
+    assert!(ttl_of(&b, &key).await <= Duration::from_secs(5));
+    // Writes still set the TTL.
+    assert!(store.set(&id, &later).await.unwrap().is_written());
+    assert!(ttl_of(&b, &key).await > Duration::from_secs(500));
+}
+
+pub async fn disable_ttl_writes_without_expiry<B: Backend + Clone>(b: B) {
+    let store = RedisStore::builder(b.clone()).disable_ttl(true).build();
+    let id = id();
+    let key = store.keyspace().key(&id);
+    assert!(store
+        .set(&id, &session(1).with_expiry(in_secs(5)))
+        .await
+        .unwrap()
+        .is_written());
+    assert_eq!(b.pttl(&key).await.unwrap(), KeyTtl::Persistent);
+    assert_eq!(
+        store.touch(&id, &session(1)).await.unwrap(),
+        Outcome::Skipped
+    );
+    assert_eq!(b.pttl(&key).await.unwrap(), KeyTtl::Persistent);
+    // An expiry that has passed still deletes.
+    let past = session(1).with_expiry(std::time::SystemTime::now() - Duration::from_secs(1));
+    assert_eq!(store.set(&id, &past).await.unwrap(), Outcome::Expired);
+    assert!(!exists(&b, &key).await);
+}
+
+pub async fn length_ids_all_destroy<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    let ids: Vec<SessionId> = (0..3).map(|_| id()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        assert!(store
+            .set(id, &session(n as i64))
+            .await
+            .unwrap()
+            .is_written());
+    }
+    // Foreign keys under and beside the prefix.
+    raw_set(&b, "sess:admin:config", b"{}").await;
+    raw_set(&b, "session:0123456789abcdefgh", b"{}").await;
+    assert_eq!(store.length().await.unwrap(), 3);
+    let listed: HashSet<SessionId> = store.ids().await.unwrap().into_iter().collect();
+    assert_eq!(listed, ids.iter().cloned().collect());
+    let mut all = store.all().await.unwrap();
+    all.sort_by_key(|(_, s)| s.get::<i64>("n").unwrap());
+    for (n, (id, s)) in all.iter().enumerate() {
+        assert_eq!(id, &ids[n]);
+        assert_eq!(s, &session(n as i64));
+    }
+    assert!(store.destroy(&ids[0]).await.unwrap());
+    assert!(!store.destroy(&ids[0]).await.unwrap());
+    assert_eq!(store.get(&ids[0]).await.unwrap(), None);
+    assert_eq!(store.length().await.unwrap(), 2);
+}
+
+pub async fn clear_deletes_only_own_sessions<B: Backend + Clone>(b: B) {
+    let store = RedisStore::builder(b.clone()).scan_count(2).build();
+    for n in 0..7 {
+        assert!(store.set(&id(), &session(n)).await.unwrap().is_written());
+    }
+    raw_set(&b, "sess:admin:config", b"{}").await;
+    raw_set(&b, "other:0123456789abcdefgh", b"{}").await;
+    assert_eq!(store.clear().await.unwrap(), 7);
+    assert_eq!(store.length().await.unwrap(), 0);
+    assert!(exists(&b, "sess:admin:config").await);
+    assert!(exists(&b, "other:0123456789abcdefgh").await);
+}
+
+pub async fn bulk_thousand_sessions<B: Backend + Clone>(b: B) {
+    let store = RedisStore::builder(b.clone()).scan_count(37).build();
+    let ids: Vec<SessionId> = (0..1000).map(|_| id()).collect();
+    let one = session(1);
+    let writes = ids.iter().map(|id| store.set(id, &one));
+    for outcome in futures_util::future::join_all(writes).await {
+        assert_eq!(outcome.unwrap(), Outcome::Written);
+    }
+    assert_eq!(store.length().await.unwrap(), 1000);
+    // Streams return each id exactly once, page by page.
+    let mut seen = HashSet::new();
+    let mut stream = std::pin::pin!(store.ids_stream());
+    while let Some(id) = stream.next().await {
+        assert!(seen.insert(id.unwrap()), "id listed twice");
+    }
+    assert_eq!(seen, ids.iter().cloned().collect());
+    assert_eq!(store.all_stream().count().await, 1000);
+    assert_eq!(store.clear().await.unwrap(), 1000);
+    assert_eq!(store.length().await.unwrap(), 0);
+}
+
+pub async fn prefix_option_isolates_stores<B: Backend + Clone>(b: B) {
+    let app1 = RedisStore::builder(b.clone()).prefix("app1:").build();
+    let app2 = RedisStore::builder(b.clone()).prefix("app2:").build();
+    let id = id();
+    assert!(app1.set(&id, &session(1)).await.unwrap().is_written());
+    assert!(app2.set(&id, &session(2)).await.unwrap().is_written());
+    assert!(app2
+        .set(&self::id(), &session(3))
+        .await
+        .unwrap()
+        .is_written());
+    assert!(exists(&b, &format!("app1:{}", id.as_str())).await);
+    assert_eq!(app1.get(&id).await.unwrap(), Some(session(1)));
+    assert_eq!(app2.get(&id).await.unwrap(), Some(session(2)));
+    assert_eq!(app1.length().await.unwrap(), 1);
+    assert_eq!(app2.clear().await.unwrap(), 2);
+    assert_eq!(app1.get(&id).await.unwrap(), Some(session(1)));
+}
+
+/// A user-supplied serializer: JSON wrapped in a tag, so its use is visible in the raw value.
+struct Tagged;
+
+impl Serializer for Tagged {
+    fn name(&self) -> &'static str {
+        "tagged"
+    }
+    fn encode(&self, session: &Session) -> Result<Vec<u8>, CodecError> {
+        let mut out = b"T1".to_vec();
+        out.extend(Json.encode(session)?);
+        Ok(out)
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<Session, CodecError> {
+        let body = bytes.strip_prefix(b"T1").ok_or(CodecError::NotASession {
+            format: "tagged",
+            what: "missing tag",
+        })?;
+        Json.decode(body)
+    }
+}
+
+pub async fn serializer_option_is_used<B: Backend + Clone>(b: B) {
+    let store = RedisStore::builder(b.clone()).serializer(Tagged).build();
+    let id = id();
+    let s = session(7).with_expiry(in_secs(100));
+    assert!(store.set(&id, &s).await.unwrap().is_written());
+    let raw = b.get(&store.keyspace().key(&id)).await.unwrap().unwrap();
+    assert!(raw.starts_with(b"T1{"));
+    assert_eq!(store.all().await.unwrap().len(), 1);
+    assert_eq!(store.get(&id).await.unwrap(), Some(s.clone()));
+
+    #[cfg(feature = "msgpack")]
+    {
+        let packed = RedisStore::builder(b.clone())
+            .prefix("mp:")
+            .serializer(redis_sessions::MsgPack)
+            .build();
+        assert!(packed.set(&id, &s).await.unwrap().is_written());
+        let raw = b.get(&packed.keyspace().key(&id)).await.unwrap().unwrap();
+        assert_eq!(raw[0] & 0xf0, 0x80, "msgpack fixmap expected");
+        assert_eq!(packed.get(&id).await.unwrap(), Some(s));
+    }
+}
+
+pub async fn scan_count_does_not_change_results<B: Backend + Clone>(b: B) {
+    let writer = RedisStore::new(b.clone());
+    for n in 0..25 {
+        assert!(writer.set(&id(), &session(n)).await.unwrap().is_written());
+    }
+    for count in [1, 7, 1000] {
+        let store = RedisStore::builder(b.clone()).scan_count(count).build();
+        assert_eq!(store.length().await.unwrap(), 25, "scan_count {count}");
+        assert_eq!(store.ids().await.unwrap().len(), 25);
+        assert_eq!(store.all().await.unwrap().len(), 25);
+    }
+}
+
+pub async fn glob_special_prefixes_are_escaped<B: Backend + Clone>(b: B) {
+    let valid = "0123456789abcdefghij";
+    // Each prefix, with a foreign key the unescaped pattern would match.
+    for (prefix, foreign) in [
+        ("a*b:", "aXXb:"),
+        ("x?[y]:", "xqy:"),
+        ("back\\slash:", "backslash:"),
+        ("[ab]:", "a:"),
+    ] {
+        let store = RedisStore::builder(b.clone())
+            .prefix(prefix)
+            .scan_count(3)
+            .build();
+        let ids: Vec<SessionId> = (0..4).map(|_| id()).collect();
+        for id in &ids {
+            assert!(store.set(id, &session(1)).await.unwrap().is_written());
+        }
+        let foreign_key = format!("{foreign}{valid}");
+        raw_set(&b, &foreign_key, b"{\"n\":1}").await;
+        assert_eq!(store.length().await.unwrap(), 4, "{prefix}");
+        assert_eq!(store.ids().await.unwrap().len(), 4, "{prefix}");
+        assert_eq!(store.all().await.unwrap().len(), 4, "{prefix}");
+        assert_eq!(store.clear().await.unwrap(), 4, "{prefix}");
+        assert!(
+            exists(&b, &foreign_key).await,
+            "{prefix} deleted {foreign_key}"
+        );
+    }
+}
+
+pub async fn empty_prefix_refuses_clear<B: Backend + Clone>(b: B) {
+    let store = RedisStore::builder(b.clone()).prefix("").build();
+    let id = id();
+    assert!(store.set(&id, &session(1)).await.unwrap().is_written());
+    raw_set(&b, "unrelated:key", b"x").await;
+    assert!(exists(&b, id.as_str()).await);
+    assert!(matches!(store.clear().await, Err(Error::EmptyPrefix)));
+    assert!(exists(&b, "unrelated:key").await);
+    assert_eq!(store.length().await.unwrap(), 1);
+    assert_eq!(store.ids().await.unwrap(), vec![id.clone()]);
+    assert_eq!(store.all().await.unwrap(), vec![(id, session(1))]);
+}
+
+pub async fn create_never_overwrites<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    let id = id();
+    assert_eq!(
+        store.create(&id, &session(1)).await.unwrap(),
+        Outcome::Written
+    );
+    assert_eq!(
+        store.create(&id, &session(2)).await.unwrap(),
+        Outcome::Exists
+    );
+    assert_eq!(store.get(&id).await.unwrap(), Some(session(1)));
+    let other = self::id();
+    let past = session(3).with_expiry(std::time::SystemTime::now() - Duration::from_secs(1));
+    assert_eq!(store.create(&other, &past).await.unwrap(), Outcome::Expired);
+    assert_eq!(store.get(&other).await.unwrap(), None);
+}
+
+pub async fn update_never_resurrects<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    let id = id();
+    assert_eq!(store.update(&id, &session(1)).await.unwrap(), Outcome::Gone);
+    assert_eq!(store.get(&id).await.unwrap(), None);
+    assert!(store.create(&id, &session(1)).await.unwrap().is_written());
+    assert_eq!(
+        store.update(&id, &session(2)).await.unwrap(),
+        Outcome::Written
+    );
+    assert_eq!(store.get(&id).await.unwrap(), Some(session(2)));
+    store.destroy(&id).await.unwrap();
+    assert_eq!(store.update(&id, &session(3)).await.unwrap(), Outcome::Gone);
+    assert_eq!(store.get(&id).await.unwrap(), None);
+}
+
+pub async fn updates_racing_destroy_never_resurrect<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    for _round in 0..5 {
+        let id = id();
+        assert!(store.create(&id, &session(0)).await.unwrap().is_written());
+        let writer = {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for n in 1..=60 {
+                    outcomes.push(store.update(&id, &session(n)).await.unwrap());
+                    tokio::task::yield_now().await;
+                }
+                outcomes
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(
+            store.destroy(&id).await.unwrap(),
+            "destroy found the session"
+        );
+        let outcomes = writer.await.unwrap();
+        // After the first Gone every later update is Gone too, and the session stays destroyed.
+        let first_gone = outcomes.iter().position(|o| *o == Outcome::Gone);
+        if let Some(first) = first_gone {
+            assert!(
+                outcomes[first..].iter().all(|o| *o == Outcome::Gone),
+                "{outcomes:?}"
+            );
+        }
+        assert_eq!(store.get(&id).await.unwrap(), None, "session resurrected");
+    }
+}
+
+pub async fn corrupt_values_are_typed_errors<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    let good = id();
+    assert!(store.set(&good, &session(1)).await.unwrap().is_written());
+    for (n, bad) in [
+        &b"not json at all"[..],
+        b"{\"n\":",
+        b"[1,2,3]",
+        b"\xff\x00\x01",
+        b"42",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = id();
+        raw_set(&b, &store.keyspace().key(&id), bad).await;
+        let err = store.get(&id).await.unwrap_err();
+        assert!(err.is_decode(), "case {n}: {err}");
+        let text = err.to_string();
+        assert!(text.contains(&id.fingerprint().to_string()), "{text}");
+        assert!(
+            !text.contains(id.as_str()) && !text.contains("not json"),
+            "{text}"
+        );
+        // The bad value is left in place: nothing is lost.
+        assert_eq!(
+            b.get(&store.keyspace().key(&id)).await.unwrap().as_deref(),
+            Some(*bad)
+        );
+    }
+    // An empty value reads as no session (connect-redis).
+    let empty = id();
+    raw_set(&b, &store.keyspace().key(&empty), b"").await;
+    assert_eq!(store.get(&empty).await.unwrap(), None);
+    // all() fails on the first bad value; the stream reports each and goes on.
+    assert!(store.all().await.unwrap_err().is_decode());
+    let items: Vec<_> = store.all_stream().collect().await;
+    assert_eq!(items.iter().filter(|r| r.is_ok()).count(), 1);
+    assert_eq!(
+        items
+            .iter()
+            .filter(|r| matches!(r, Err(e) if e.is_decode()))
+            .count(),
+        5
+    );
+    assert_eq!(store.length().await.unwrap(), 7);
+}
+
+pub async fn get_and_refresh_slides_ttl_in_one_step<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    let id = id();
+    let key = store.keyspace().key(&id);
+    assert!(store
+        .set(&id, &session(1).with_expiry(in_secs(5)))
+        .await
+        .unwrap()
+        .is_written());
+    let got = store
+        .get_and_refresh(&id, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(got.unwrap().get::<i64>("n").unwrap(), Some(1));
+    assert!(ttl_of(&b, &key).await > Duration::from_secs(100));
+    assert_eq!(
+        store
+            .get_and_refresh(&self::id(), Duration::from_secs(5))
+            .await
+            .unwrap(),
+        None
+    );
+    // A stored absolute expiry that has passed ends the session even though the key lives.
+    let stale = self::id();
+    let stale_key = store.keyspace().key(&stale);
+    raw_set(
+        &b,
+        &stale_key,
+        br#"{"n":1,"cookie":{"expires":"2001-01-01T00:00:00.000Z"}}"#,
+    )
+    .await;
+    assert_eq!(
+        store
+            .get_and_refresh(&stale, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!exists(&b, &stale_key).await);
+}
+
+pub async fn reads_express_session_values<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    let id = SessionId::parse("ZpQ5SFm7Nq2h3Xx0Q4bT1Yq9cKx8rVw2").unwrap();
+    let node = br#"{"cookie":{"originalMaxAge":86400000,"expires":"2099-01-01T00:00:00.000Z","secure":false,"httpOnly":true,"path":"/"},"views":3}"#;
+    raw_set(&b, "sess:ZpQ5SFm7Nq2h3Xx0Q4bT1Yq9cKx8rVw2", node).await;
+    let s = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(s.get::<i64>("views").unwrap(), Some(3));
+    assert!(s.expires().is_some());
+    // Written back, express-session can read it: the cookie object is intact.
+    assert!(store.set(&id, &s).await.unwrap().is_written());
+    let raw = b
+        .get("sess:ZpQ5SFm7Nq2h3Xx0Q4bT1Yq9cKx8rVw2")
+        .await
+        .unwrap()
+        .unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let original: serde_json::Value = serde_json::from_slice(node).unwrap();
+    assert_eq!(again, original);
+}
+
+/// Declares one test per case for a backend constructor.
+macro_rules! conformance {
+    ($backend:ident: $($case:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (backend, _server) = crate::support::$backend().await;
+                    super::$case(backend).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($($backend:ident),*) => {
+        $(conformance!($backend:
+            set_get_uses_prefix_and_default_ttl,
+            explicit_expiry_wins_over_ttl_option,
+            ttl_option_fixed_and_function,
+            set_with_past_expiry_deletes,
+            sessions_expire_by_themselves,
+            touch_refreshes_ttl_without_rewriting,
+            disable_touch_makes_touch_a_no_op,
+            disable_ttl_writes_without_expiry,
+            length_ids_all_destroy,
+            clear_deletes_only_own_sessions,
+            bulk_thousand_sessions,
+            prefix_option_isolates_stores,
+            serializer_option_is_used,
+            scan_count_does_not_change_results,
+            glob_special_prefixes_are_escaped,
+            empty_prefix_refuses_clear,
+            create_never_overwrites,
+            update_never_resurrects,
+            updates_racing_destroy_never_resurrect,
+            corrupt_values_are_typed_errors,
+            get_and_refresh_slides_ttl_in_one_step,
+            reads_express_session_values,
+        );)*
+    };
+}
+
+suite!(memory, redis);

@@ -1,0 +1,13 @@
+//! Integration tests: one conformance suite run against every backend, plus Redis-only cases
+//! (wrong types, outages, command counts) on real `redis-server` processes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
+mod conformance;
+mod redis_only;
+mod support;

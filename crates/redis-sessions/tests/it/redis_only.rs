@@ -1,0 +1,182 @@
+//! Cases that need a real Redis: other key types, outages, timeouts, and what is sent.
+
+use std::time::Duration;
+
+use redis_harness::{RedisServer, Reply};
+use redis_sessions::{Error, RedisBackend, RedisConfig, RedisStore};
+
+use crate::support::{id, session};
+
+/// `calls` of each command in `INFO commandstats`, e.g. `("get", 3)`.
+fn command_calls(server: &RedisServer) -> Vec<(String, u64)> {
+    let info = server
+        .cmd(&["INFO", "commandstats"])
+        .text()
+        .unwrap_or_default();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+fn calls_of(server: &RedisServer, command: &str) -> u64 {
+    command_calls(server)
+        .into_iter()
+        .find(|(name, _)| name == command)
+        .map_or(0, |(_, n)| n)
+}
+
+async fn store_on(server: &RedisServer) -> RedisStore<RedisBackend> {
+    RedisStore::new(RedisBackend::connect(&server.url()).await.unwrap())
+}
+
+#[tokio::test]
+async fn wrong_redis_type_at_a_session_key_is_a_decode_error() {
+    let server = RedisServer::start();
+    let store = store_on(&server).await;
+    let id = id();
+    let key = store.keyspace().key(&id);
+    server.cmd(&["HSET", &key, "field", "value"]);
+    let err = store.get(&id).await.unwrap_err();
+    assert!(err.is_decode(), "{err}");
+    assert!(!err.to_string().contains(id.as_str()));
+    // The foreign value is untouched.
+    assert_eq!(server.cmd(&["TYPE", &key]), Reply::Status("hash".into()));
+}
+
+#[tokio::test]
+async fn each_method_costs_one_command() {
+    let server = RedisServer::start();
+    let store = store_on(&server).await;
+    let id = id();
+    server.cmd(&["CONFIG", "RESETSTAT"]);
+    assert!(store.create(&id, &session(1)).await.unwrap().is_written());
+    assert!(store.update(&id, &session(2)).await.unwrap().is_written());
+    store.get(&id).await.unwrap();
+    assert!(store.touch(&id, &session(2)).await.unwrap().is_written());
+    store
+        .get_and_refresh(&id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    store.destroy(&id).await.unwrap();
+    let calls = command_calls(&server);
+    let of = |c: &str| calls.iter().find(|(n, _)| n == c).map_or(0, |(_, n)| *n);
+    assert_eq!(of("set"), 2, "{calls:?}");
+    assert_eq!(of("get"), 1, "{calls:?}");
+    assert_eq!(of("pexpire"), 1, "{calls:?}");
+    assert_eq!(of("getex"), 1, "{calls:?}");
+    assert_eq!(of("unlink"), 1, "{calls:?}");
+}
+
+#[tokio::test]
+async fn admin_operations_batch_and_never_use_keys_or_flush() {
+    let server = RedisServer::start();
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let store = RedisStore::builder(backend).scan_count(10).build();
+    for n in 0..100 {
+        assert!(store.set(&id(), &session(n)).await.unwrap().is_written());
+    }
+    server.cmd(&["CONFIG", "RESETSTAT"]);
+    assert_eq!(store.length().await.unwrap(), 100);
+    assert_eq!(store.ids().await.unwrap().len(), 100);
+    assert_eq!(store.all().await.unwrap().len(), 100);
+    assert_eq!(store.clear().await.unwrap(), 100);
+    // MGET and UNLINK in batches of at most scan_count keys: at least 10 of each.
+    assert!(
+        calls_of(&server, "mget") >= 10,
+        "{:?}",
+        command_calls(&server)
+    );
+    assert!(
+        calls_of(&server, "unlink") >= 10,
+        "{:?}",
+        command_calls(&server)
+    );
+    for forbidden in ["keys", "flushdb", "flushall"] {
+        assert_eq!(calls_of(&server, forbidden), 0, "{forbidden} was sent");
+    }
+    // The only CONFIG call is the test's own RESETSTAT, which INFO no longer counts.
+    assert_eq!(calls_of(&server, "config|get"), 0);
+    assert_eq!(calls_of(&server, "config|set"), 0);
+}
+
+#[tokio::test]
+async fn a_paused_redis_gives_a_timeout_error() {
+    let server = RedisServer::start();
+    let config = RedisConfig {
+        response_timeout: Duration::from_millis(200),
+        retries: 0,
+        ..RedisConfig::default()
+    };
+    let store = RedisStore::new(
+        RedisBackend::connect_with(&server.url(), config)
+            .await
+            .unwrap(),
+    );
+    let id = id();
+    assert!(store.set(&id, &session(1)).await.unwrap().is_written());
+    server.cmd(&["CLIENT", "PAUSE", "1500", "ALL"]);
+    let err = store.get(&id).await.unwrap_err();
+    assert!(err.is_timeout() && err.is_unavailable(), "{err}");
+    server.cmd(&["CLIENT", "UNPAUSE"]);
+    // The value is still there once Redis answers again.
+    let mut got = None;
+    for _ in 0..50 {
+        if let Ok(s) = store.get(&id).await {
+            got = s;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, Some(session(1)));
+}
+
+#[tokio::test]
+async fn the_store_recovers_after_redis_restarts() {
+    let mut server = RedisServer::start();
+    let store = store_on(&server).await;
+    let id = id();
+    assert!(store.set(&id, &session(1)).await.unwrap().is_written());
+    server.stop();
+    let err = store.get(&id).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(matches!(err, Error::Backend(_)));
+    let err = store.set(&id, &session(2)).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    server.restart();
+    // The same store, not rebuilt, works again once the connection is re-established.
+    let mut recovered = false;
+    for _ in 0..50 {
+        if store.set(&id, &session(3)).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "store did not recover after restart");
+    assert_eq!(store.get(&id).await.unwrap(), Some(session(3)));
+}
+
+#[tokio::test]
+async fn connecting_to_a_dead_port_fails_fast_with_a_typed_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let err = RedisBackend::connect(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        redis_sessions::BackendErrorKind::Unavailable,
+        "{err}"
+    );
+}
