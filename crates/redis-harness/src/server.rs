@@ -189,6 +189,57 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("command {:?}: {e}", args.first()))
     }
 
+    /// Calls per command since start or `CONFIG RESETSTAT`, from `INFO commandstats`, e.g.
+    /// `("getex", 1)`. Subcommands appear as `config|resetstat`.
+    pub fn command_calls(&self) -> Vec<(String, u64)> {
+        let info = self
+            .cmd(&["INFO", "commandstats"])
+            .text()
+            .unwrap_or_default();
+        info.lines()
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+
+    /// Calls of one command (see [`RedisServer::command_calls`]); 0 if never called.
+    pub fn calls_of(&self, command: &str) -> u64 {
+        self.command_calls()
+            .into_iter()
+            .find(|(name, _)| name == command)
+            .map_or(0, |(_, n)| n)
+    }
+
+    /// Every key matching `pattern`, by `SCAN`.
+    ///
+    /// # Panics
+    /// On a malformed reply.
+    pub fn scan_keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut cursor = "0".to_owned();
+        loop {
+            let reply = self.cmd(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "1000"]);
+            let Reply::Array(Some(parts)) = reply else {
+                panic!("SCAN reply: {reply:?}")
+            };
+            cursor = parts.first().and_then(Reply::text).unwrap_or_default();
+            if let Some(Reply::Array(Some(page))) = parts.get(1) {
+                keys.extend(page.iter().filter_map(Reply::text));
+            }
+            if cursor == "0" || cursor.is_empty() {
+                return keys;
+            }
+        }
+    }
+
     /// Kills the server (as a crash would) and waits for it to exit. The data is gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -35,6 +35,10 @@ pub enum Error {
     /// `clear` was called with an empty prefix, which would delete every key in the database.
     #[error("refusing to clear with an empty prefix: it would delete every key of the database; set a prefix such as \"sess:\"")]
     EmptyPrefix,
+    /// Every freshly generated id collided with an existing session (the random generator is
+    /// broken); nothing was written.
+    #[error("{0} freshly generated session ids in a row were already in use; nothing was written")]
+    IdCollisions(usize),
     /// The operating system's random number generator failed while generating a session id.
     #[error("the OS random number generator failed: {0}")]
     Random(String),

@@ -119,6 +119,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod adapters;
 pub mod backend;
 pub mod codec;
 mod error;

@@ -59,6 +59,8 @@ enum Write<'a> {
     Update(&'a Session),
     /// `touch`: refresh the TTL only.
     Touch(&'a Session),
+    /// `refresh`: set the TTL to this duration (capped by the idle timeout).
+    Refresh(Duration),
 }
 
 /// How long a session is to live, from invariant 2.
@@ -83,6 +85,8 @@ struct Inner<B> {
     disable_ttl: bool,
     disable_touch: bool,
     scan_count: u32,
+    /// Sliding idle timeout: caps every TTL and is re-armed by every [`RedisStore::load`].
+    idle_timeout: Option<Duration>,
 }
 
 impl<B> Clone for RedisStore<B> {
@@ -101,6 +105,7 @@ impl<B> fmt::Debug for RedisStore<B> {
             .field("disable_ttl", &self.inner.disable_ttl)
             .field("disable_touch", &self.inner.disable_touch)
             .field("scan_count", &self.inner.scan_count)
+            .field("idle_timeout", &self.inner.idle_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +120,7 @@ pub struct StoreBuilder<B> {
     disable_ttl: bool,
     disable_touch: bool,
     scan_count: u32,
+    idle_timeout: Option<Duration>,
 }
 
 impl<B: Backend> StoreBuilder<B> {
@@ -163,6 +169,16 @@ impl<B: Backend> StoreBuilder<B> {
         self
     }
 
+    /// Server-side idle timeout (default none): a session not read or written for this long
+    /// expires. Every write's TTL is capped at it, and [`RedisStore::load`] (the read the
+    /// framework adapters use) re-arms it in the same command as the read (`GETEX PX`), so a
+    /// read-only request costs one Redis command and rewrites nothing. An explicit session
+    /// expiry still ends the session at that time (an absolute lifetime).
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
     /// The store.
     pub fn build(self) -> RedisStore<B> {
         RedisStore {
@@ -174,6 +190,7 @@ impl<B: Backend> StoreBuilder<B> {
                 disable_ttl: self.disable_ttl,
                 disable_touch: self.disable_touch,
                 scan_count: self.scan_count,
+                idle_timeout: self.idle_timeout,
             }),
         }
     }
@@ -195,6 +212,7 @@ impl<B: Backend> RedisStore<B> {
             disable_ttl: false,
             disable_touch: false,
             scan_count: DEFAULT_SCAN_COUNT,
+            idle_timeout: None,
         }
     }
 
@@ -259,6 +277,59 @@ impl<B: Backend> RedisStore<B> {
             return Ok(None);
         }
         Ok(Some(session))
+    }
+
+    /// The read path for framework adapters: [`get`](RedisStore::get), or with an
+    /// [`idle_timeout`](StoreBuilder::idle_timeout) [`get_and_refresh`](RedisStore::get_and_refresh)
+    /// (one command either way).
+    ///
+    /// Policy for a corrupt value: it is logged (with the session's fingerprint) and treated as
+    /// no session, so the user gets a fresh one instead of an error page; the bad value is left in
+    /// Redis for inspection until its TTL ends.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when Redis fails.
+    pub async fn load(&self, id: &SessionId) -> Result<Option<Session>> {
+        let read = match self.inner.idle_timeout {
+            Some(idle) => self.get_and_refresh(id, idle).await,
+            None => self.get(id).await,
+        };
+        match read {
+            Err(Error::Decode { .. }) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Creates `session` under a fresh id from `next_id`, drawing again on a collision
+    /// ([`Outcome::Exists`]), so an existing session is never overwritten. Returns the caller's
+    /// id value and the outcome ([`Outcome::Written`] or [`Outcome::Expired`]).
+    ///
+    /// # Errors
+    /// [`Error::IdCollisions`] when 8 ids in a row collided (a broken random generator), and
+    /// the errors of [`RedisStore::create`] and of `next_id`.
+    pub async fn create_unique<T>(
+        &self,
+        session: &Session,
+        mut next_id: impl FnMut() -> Result<(T, SessionId)>,
+    ) -> Result<(T, Outcome)> {
+        const ATTEMPTS: usize = 8;
+        for _ in 0..ATTEMPTS {
+            let (value, id) = next_id()?;
+            match self.create(&id, session).await? {
+                Outcome::Exists => continue,
+                outcome => return Ok((value, outcome)),
+            }
+        }
+        Err(Error::IdCollisions(ATTEMPTS))
+    }
+
+    /// Sets a session's TTL to `ttl` (capped by the idle timeout) without rewriting it
+    /// (`PEXPIRE`); the same outcomes as [`RedisStore::touch`]. A zero `ttl` deletes.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn refresh(&self, id: &SessionId, ttl: Duration) -> Result<Outcome> {
+        self.write(id, Write::Refresh(ttl)).await
     }
 
     fn decode(&self, id: &SessionId, bytes: &[u8]) -> Result<Session> {
@@ -341,6 +412,11 @@ impl<B: Backend> RedisStore<B> {
             Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
             None => (self.inner.ttl)(session),
         };
+        self.lifetime_of(ttl)
+    }
+
+    fn lifetime_of(&self, ttl: Duration) -> Lifetime {
+        let ttl = self.inner.idle_timeout.map_or(ttl, |idle| ttl.min(idle));
         if ttl < Duration::from_millis(1) {
             Lifetime::Dead
         } else if self.inner.disable_ttl {
@@ -359,19 +435,8 @@ impl<B: Backend> RedisStore<B> {
             Write::Upsert(s) => (s, SetMode::Always),
             Write::Create(s) => (s, SetMode::IfAbsent),
             Write::Update(s) => (s, SetMode::IfPresent),
-            Write::Touch(s) => {
-                if inner.disable_touch || inner.disable_ttl {
-                    return Ok(Outcome::Skipped);
-                }
-                return match self.lifetime(s) {
-                    Lifetime::Dead => self.delete_expired(key).await,
-                    Lifetime::Expire(ttl) => Ok(match inner.backend.pexpire(&key, ttl).await? {
-                        true => Outcome::Written,
-                        false => Outcome::Gone,
-                    }),
-                    Lifetime::Persist => Ok(Outcome::Skipped),
-                };
-            }
+            Write::Touch(s) => return self.expire(key, self.lifetime(s)).await,
+            Write::Refresh(ttl) => return self.expire(key, self.lifetime_of(ttl)).await,
         };
         let ttl = match self.lifetime(session) {
             Lifetime::Dead if mode == SetMode::IfAbsent => return Ok(Outcome::Expired),
@@ -389,10 +454,26 @@ impl<B: Backend> RedisStore<B> {
                 Outcome::Exists
             }
             _ => {
-                tracing::debug!(session = %id.fingerprint(), "update: session gone, not resurrected");
+                tracing::warn!(session = %id.fingerprint(), "update of a destroyed or expired session dropped (not resurrected)");
                 Outcome::Gone
             }
         })
+    }
+
+    /// The TTL-only writes (touch, refresh).
+    async fn expire(&self, key: String, lifetime: Lifetime) -> Result<Outcome> {
+        let inner = &*self.inner;
+        if inner.disable_touch || inner.disable_ttl {
+            return Ok(Outcome::Skipped);
+        }
+        match lifetime {
+            Lifetime::Dead => self.delete_expired(key).await,
+            Lifetime::Expire(ttl) => Ok(match inner.backend.pexpire(&key, ttl).await? {
+                true => Outcome::Written,
+                false => Outcome::Gone,
+            }),
+            Lifetime::Persist => Ok(Outcome::Skipped),
+        }
     }
 
     async fn delete_expired(&self, key: String) -> Result<Outcome> {

@@ -8,6 +8,12 @@
     reason = "tests fail by panicking"
 )]
 
+#[cfg(all(
+    feature = "tower-sessions-014",
+    feature = "tower-sessions-015",
+    feature = "actix"
+))]
+mod adapters;
 mod conformance;
 mod redis_only;
 mod support;

@@ -7,33 +7,6 @@ use redis_sessions::{Error, RedisBackend, RedisConfig, RedisStore};
 
 use crate::support::{id, session};
 
-/// `calls` of each command in `INFO commandstats`, e.g. `("get", 3)`.
-fn command_calls(server: &RedisServer) -> Vec<(String, u64)> {
-    let info = server
-        .cmd(&["INFO", "commandstats"])
-        .text()
-        .unwrap_or_default();
-    info.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .collect()
-}
-
-fn calls_of(server: &RedisServer, command: &str) -> u64 {
-    command_calls(server)
-        .into_iter()
-        .find(|(name, _)| name == command)
-        .map_or(0, |(_, n)| n)
-}
-
 async fn store_on(server: &RedisServer) -> RedisStore<RedisBackend> {
     RedisStore::new(RedisBackend::connect(&server.url()).await.unwrap())
 }
@@ -67,7 +40,7 @@ async fn each_method_costs_one_command() {
         .await
         .unwrap();
     store.destroy(&id).await.unwrap();
-    let calls = command_calls(&server);
+    let calls = server.command_calls();
     let of = |c: &str| calls.iter().find(|(n, _)| n == c).map_or(0, |(_, n)| *n);
     assert_eq!(of("set"), 2, "{calls:?}");
     assert_eq!(of("get"), 1, "{calls:?}");
@@ -91,21 +64,21 @@ async fn admin_operations_batch_and_never_use_keys_or_flush() {
     assert_eq!(store.clear().await.unwrap(), 100);
     // MGET and UNLINK in batches of at most scan_count keys: at least 10 of each.
     assert!(
-        calls_of(&server, "mget") >= 10,
+        server.calls_of("mget") >= 10,
         "{:?}",
-        command_calls(&server)
+        server.command_calls()
     );
     assert!(
-        calls_of(&server, "unlink") >= 10,
+        server.calls_of("unlink") >= 10,
         "{:?}",
-        command_calls(&server)
+        server.command_calls()
     );
     for forbidden in ["keys", "flushdb", "flushall"] {
-        assert_eq!(calls_of(&server, forbidden), 0, "{forbidden} was sent");
+        assert_eq!(server.calls_of(forbidden), 0, "{forbidden} was sent");
     }
     // The only CONFIG call is the test's own RESETSTAT, which INFO no longer counts.
-    assert_eq!(calls_of(&server, "config|get"), 0);
-    assert_eq!(calls_of(&server, "config|set"), 0);
+    assert_eq!(server.calls_of("config|get"), 0);
+    assert_eq!(server.calls_of("config|set"), 0);
 }
 
 #[tokio::test]

@@ -1,0 +1,207 @@
+//! `impl SessionStore` for tower-sessions-core 0.14 (feature `tower-sessions-014`) and 0.15
+//! (feature `tower-sessions-015`): one shared code path, two thin trait impls.
+//!
+//! | tower-sessions call | store call | Redis |
+//! |---|---|---|
+//! | `create` | [`RedisStore::create_unique`]: a fresh id on a collision | `SET NX PX` |
+//! | `save` | [`RedisStore::update`]: only if the session still exists | `SET XX PX` |
+//! | `load` | [`RedisStore::load`] | `GET`, or `GETEX PX` with an idle timeout |
+//! | `delete` | [`RedisStore::destroy`] | `UNLINK` |
+//!
+//! **Logout wins.** When `save` finds the session gone (a concurrent logout or expiry), nothing
+//! is written, a warning with the session's fingerprint is logged, and `save` returns `Ok`: the
+//! request completes normally and the next request with that cookie has no session. (Returning an
+//! error would turn a user's harmless double-click on "logout" into a 500 page.)
+//!
+//! **Corrupt values** load as no session (logged); the user gets a fresh one.
+//!
+//! Errors become tower-sessions' string errors in one place (`to_tower_error`), after the
+//! source is logged; no message carries a session id or contents.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::{Backend, Error, RedisStore, Session, SessionId};
+
+/// The parts of a tower-sessions `Record`, identical in 0.14 and 0.15.
+struct Parts {
+    id: i128,
+    data: HashMap<String, Value>,
+    expiry: OffsetDateTime,
+}
+
+/// tower-sessions' string errors, one variant per kind, as a version-independent value.
+enum TowerError {
+    Encode(String),
+    Decode(String),
+    Backend(String),
+}
+
+/// The one place where store errors become tower-sessions errors.
+fn to_tower_error(e: Error) -> TowerError {
+    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "session store error");
+    match e {
+        Error::Encode(_) => TowerError::Encode(e.to_string()),
+        Error::Decode { .. } => TowerError::Decode(e.to_string()),
+        _ => TowerError::Backend(e.to_string()),
+    }
+}
+
+fn tower_id_text(id: i128) -> String {
+    // tower-sessions' `Id` displays as 22 unpadded base64url characters of its little-endian bytes.
+    crate::id::base64url(&id.to_le_bytes())
+}
+
+fn session_id(id: i128) -> Result<SessionId, Error> {
+    Ok(SessionId::parse(&tower_id_text(id))?)
+}
+
+fn to_session(parts: &Parts) -> Session {
+    let data = parts
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Session::from_map(data).with_expiry(SystemTime::from(parts.expiry))
+}
+
+async fn create<B: Backend>(store: &RedisStore<B>, parts: &Parts) -> Result<i128, TowerError> {
+    let session = to_session(parts);
+    let mut first = Some(parts.id);
+    let (id, _outcome) = store
+        .create_unique(&session, || {
+            let id = match first.take() {
+                Some(id) => id,
+                None => random_i128()?,
+            };
+            Ok((id, session_id(id)?))
+        })
+        .await
+        .map_err(to_tower_error)?;
+    Ok(id)
+}
+
+fn random_i128() -> Result<i128, Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+    Ok(i128::from_le_bytes(bytes))
+}
+
+async fn save<B: Backend>(store: &RedisStore<B>, parts: &Parts) -> Result<(), TowerError> {
+    let id = session_id(parts.id).map_err(to_tower_error)?;
+    // `Gone` is "logout wins": logged by the store, nothing written, not an error (see above).
+    let _gone_or_written = store
+        .update(&id, &to_session(parts))
+        .await
+        .map_err(to_tower_error)?;
+    Ok(())
+}
+
+async fn load<B: Backend>(store: &RedisStore<B>, id: i128) -> Result<Option<Parts>, TowerError> {
+    let sid = session_id(id).map_err(to_tower_error)?;
+    let Some(session) = store.load(&sid).await.map_err(to_tower_error)? else {
+        return Ok(None);
+    };
+    let expiry = session
+        .expires()
+        .map_or_else(OffsetDateTime::now_utc, OffsetDateTime::from);
+    let data = session.into_data().into_iter().collect();
+    Ok(Some(Parts { id, data, expiry }))
+}
+
+async fn delete<B: Backend>(store: &RedisStore<B>, id: i128) -> Result<(), TowerError> {
+    let sid = session_id(id).map_err(to_tower_error)?;
+    store.destroy(&sid).await.map_err(to_tower_error)?;
+    Ok(())
+}
+
+/// The two thin impls: only the crate path differs.
+macro_rules! impl_session_store {
+    ($core:ident) => {
+        impl From<TowerError> for $core::session_store::Error {
+            fn from(e: TowerError) -> Self {
+                match e {
+                    TowerError::Encode(m) => Self::Encode(m),
+                    TowerError::Decode(m) => Self::Decode(m),
+                    TowerError::Backend(m) => Self::Backend(m),
+                }
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl<B: Backend> $core::SessionStore for RedisStore<B> {
+            async fn create(
+                &self,
+                record: &mut $core::session::Record,
+            ) -> $core::session_store::Result<()> {
+                let parts = Parts {
+                    id: record.id.0,
+                    data: std::mem::take(&mut record.data),
+                    expiry: record.expiry_date,
+                };
+                let created = create(self, &parts).await;
+                record.data = parts.data;
+                record.id = $core::session::Id(created?);
+                Ok(())
+            }
+
+            async fn save(
+                &self,
+                record: &$core::session::Record,
+            ) -> $core::session_store::Result<()> {
+                let parts = Parts {
+                    id: record.id.0,
+                    data: record.data.clone(),
+                    expiry: record.expiry_date,
+                };
+                Ok(save(self, &parts).await?)
+            }
+
+            async fn load(
+                &self,
+                id: &$core::session::Id,
+            ) -> $core::session_store::Result<Option<$core::session::Record>> {
+                Ok(load(self, id.0).await?.map(|p| $core::session::Record {
+                    id: $core::session::Id(p.id),
+                    data: p.data,
+                    expiry_date: p.expiry,
+                }))
+            }
+
+            async fn delete(&self, id: &$core::session::Id) -> $core::session_store::Result<()> {
+                Ok(delete(self, id.0).await?)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "tower-sessions-014")]
+use tower_sessions_core_014 as core014;
+#[cfg(feature = "tower-sessions-014")]
+impl_session_store!(core014);
+
+#[cfg(feature = "tower-sessions-015")]
+use tower_sessions_core_015 as core015;
+#[cfg(feature = "tower-sessions-015")]
+impl_session_store!(core015);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tower_ids_map_to_valid_session_ids() {
+        for id in [0i128, 1, -1, i128::MAX, i128::MIN, 0x0123_4567_89ab_cdef] {
+            let text = tower_id_text(id);
+            assert_eq!(text.len(), 22);
+            assert!(session_id(id).is_ok());
+            #[cfg(feature = "tower-sessions-015")]
+            assert_eq!(text, core015::session::Id(id).to_string());
+            #[cfg(feature = "tower-sessions-014")]
+            assert_eq!(text, core014::session::Id(id).to_string());
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! `demo-actix`: the demo's JSON API on actix-web + actix-session, on redis-sessions.
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = demo::Config::parse();
+    actix_web::rt::System::new().block_on(async move {
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        println!(
+            "demo-actix: JSON API on http://{}/api/",
+            listener.local_addr()?
+        );
+        demo::run_actix(listener, config, async {
+            let _ = actix_web::rt::signal::ctrl_c().await;
+        })
+        .await
+    })
+}

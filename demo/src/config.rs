@@ -1,0 +1,59 @@
+use std::net::SocketAddr;
+
+/// Command-line flags, each with an environment fallback.
+#[derive(clap::Parser, Clone)]
+#[command(version, about = "redis-sessions demo web app")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Redis URL (`redis://[user:password@]host:port[/db]`); without it the app runs on the
+    /// in-memory backend.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Key prefix of the sessions in Redis.
+    #[arg(long, env = "SESSION_PREFIX", default_value = "sess:")]
+    pub prefix: String,
+    /// Server-side idle timeout in seconds: a session unused for this long expires. Every
+    /// request slides it in the same Redis command as the read.
+    #[arg(long, env = "IDLE_TIMEOUT", default_value_t = 1800)]
+    pub idle_timeout: u64,
+}
+
+impl Config {
+    /// A configuration for tests: in-memory or `redis_url`, prefix `sess:`, 30 min idle.
+    pub fn new(redis_url: Option<String>) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            redis_url,
+            prefix: "sess:".into(),
+            idle_timeout: 1800,
+        }
+    }
+
+    /// The Redis URL without its password, for logs and the page.
+    pub fn redacted_url(&self) -> String {
+        let Some(url) = &self.redis_url else {
+            return "-".into();
+        };
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+            }
+            _ => url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials() {
+        let mut c = Config::new(Some("redis://user:secret@127.0.0.1:6379/0".into()));
+        assert_eq!(c.redacted_url(), "redis://***@127.0.0.1:6379/0");
+        c.redis_url = Some("redis://127.0.0.1:6379".into());
+        assert_eq!(c.redacted_url(), "redis://127.0.0.1:6379");
+    }
+}

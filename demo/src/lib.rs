@@ -1,0 +1,101 @@
+//! The redis-sessions demo: an axum + tower-sessions 0.15 web app on our store
+//! ([`run`]), and the same JSON API on actix-web + actix-session ([`run_actix`]).
+//!
+//! Both bind whatever listener they are given, so tests use port 0, and stop when `shutdown`
+//! completes. Without a Redis URL they run on the in-memory backend and say so.
+
+mod actix_app;
+mod axum_app;
+mod config;
+mod page;
+
+use std::time::Duration;
+
+use redis_sessions::{Backend, MemoryBackend, RedisBackend, RedisStore};
+
+pub use actix_app::run_actix;
+pub use axum_app::run;
+pub use config::Config;
+
+/// Session fields the demo uses.
+pub(crate) const USER: &str = "user";
+pub(crate) const COUNTER: &str = "counter";
+
+/// Longest user name accepted at login.
+pub(crate) const MAX_USER_LEN: usize = 64;
+
+/// A user name from a login form or JSON body: trimmed, 1 to 64 characters, no control
+/// characters.
+pub(crate) fn valid_user(name: &str) -> Option<String> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_USER_LEN
+        && !name.chars().any(char::is_control);
+    ok.then(|| name.to_owned())
+}
+
+/// Which backend the app runs on, for the page and the first log line.
+#[derive(Clone, Debug)]
+pub(crate) struct BackendLabel(pub(crate) String);
+
+/// The store the app runs on, opened from the configuration.
+pub(crate) enum Opened {
+    /// `--redis-url` given.
+    Redis(RedisStore<RedisBackend>, BackendLabel),
+    /// No Redis URL: the embedded in-memory backend.
+    Memory(RedisStore<MemoryBackend>, BackendLabel),
+}
+
+/// Opens the store for `config` and logs which backend it is as the first line.
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
+    let idle = Duration::from_secs(config.idle_timeout);
+    match &config.redis_url {
+        Some(url) => {
+            let backend = RedisBackend::connect(url).await.map_err(|e| {
+                anyhow::anyhow!("cannot connect to Redis at {}: {e}", config.redacted_url())
+            })?;
+            let label = BackendLabel(format!("Redis at {}", config.redacted_url()));
+            tracing::info!(backend = %label.0, prefix = %config.prefix, idle_timeout_s = config.idle_timeout, "session store: Redis");
+            Ok(Opened::Redis(store(backend, config, idle), label))
+        }
+        None => {
+            tracing::warn!(
+                "session store: IN-MEMORY backend (no --redis-url / REDIS_URL given): sessions vanish on restart"
+            );
+            let label = BackendLabel(
+                "in-memory (no --redis-url / REDIS_URL given: sessions vanish on restart)".into(),
+            );
+            Ok(Opened::Memory(
+                store(MemoryBackend::new(), config, idle),
+                label,
+            ))
+        }
+    }
+}
+
+fn store<B: Backend>(backend: B, config: &Config, idle: Duration) -> RedisStore<B> {
+    RedisStore::builder(backend)
+        .prefix(config.prefix.clone())
+        .idle_timeout(idle)
+        .build()
+}
+
+/// Resolves when the process receives Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

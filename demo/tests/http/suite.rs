@@ -1,0 +1,226 @@
+//! The cases, each run against both apps.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::client::Client;
+use crate::servers::{command_calls, start, Kind};
+
+const IDLE_TIMEOUT_S: u64 = 600;
+
+async fn logged_in(kind: Kind) -> (crate::servers::Running, Client) {
+    let app = start(kind, IDLE_TIMEOUT_S).await;
+    let mut client = Client::new(app.addr);
+    let r = client
+        .post("/api/login", Some(json!({"user": "ada"})))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), json!({"user": "ada", "counter": 0}));
+    assert!(
+        client.cookie.is_some(),
+        "login sets a session cookie: {r:?}"
+    );
+    (app, client)
+}
+
+pub async fn login_increment_me_logout(kind: Kind) {
+    let (app, mut client) = logged_in(kind).await;
+    for n in 1..=2 {
+        let r = client.post("/api/increment", None).await;
+        assert_eq!(r.json(), json!({"counter": n}), "{r:?}");
+    }
+    let r = client.get("/api/me").await;
+    assert_eq!(r.json(), json!({"user": "ada", "counter": 2}));
+
+    // One session in Redis, under the prefix, with a TTL within the idle timeout.
+    let keys = app.redis.scan_keys("*");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("sess:"), "{keys:?}");
+    let ttl = app.redis.cmd(&["PTTL", &keys[0]]).int().unwrap();
+    assert!(ttl > 0 && ttl <= (IDLE_TIMEOUT_S * 1000) as i64, "{ttl}");
+
+    let r = client.post("/api/logout", None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        app.redis.scan_keys("*").is_empty(),
+        "logout deletes the session"
+    );
+    assert_eq!(client.get("/api/me").await.status, 401);
+}
+
+pub async fn without_a_session_the_api_says_401(kind: Kind) {
+    let app = start(kind, IDLE_TIMEOUT_S).await;
+    let mut client = Client::new(app.addr);
+    assert_eq!(client.get("/api/me").await.status, 401);
+    assert_eq!(client.post("/api/increment", None).await.status, 401);
+    let r = client.post("/api/login", Some(json!({"user": ""}))).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        app.redis.scan_keys("*").is_empty(),
+        "nothing stored for anonymous requests"
+    );
+}
+
+pub async fn me_costs_exactly_one_redis_command(kind: Kind) {
+    let (app, mut client) = logged_in(kind).await;
+    let key = app.redis.scan_keys("sess:*").remove(0);
+    app.redis.cmd(&["PEXPIRE", &key, "5000"]);
+    app.redis.cmd(&["CONFIG", "RESETSTAT"]);
+    let r = client.get("/api/me").await;
+    assert_eq!(r.status, 200);
+    let calls = command_calls(&app.redis);
+    let total: u64 = calls.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 1, "{calls:?}");
+    assert_eq!(calls, vec![("getex".to_owned(), 1)]);
+    // That one command slid the idle timeout (5 s before, about 600 s now).
+    let ttl = app.redis.cmd(&["PTTL", &key]).int().unwrap();
+    assert!(ttl > 500_000, "{ttl}");
+}
+
+pub async fn logout_wins_over_inflight_increments(kind: Kind) {
+    for round in 0..3 {
+        let (app, client) = logged_in(kind).await;
+        let increments: Vec<_> = (0..16)
+            .map(|_| {
+                let mut c = client.clone();
+                tokio::spawn(async move { c.post("/api/increment", None).await.status })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(round * 3)).await;
+        let mut logout = client.clone();
+        assert_eq!(logout.post("/api/logout", None).await.status, 200);
+        for task in increments {
+            let status = task.await.unwrap();
+            assert!(status == 200 || status == 401, "round {round}: {status}");
+        }
+        assert!(
+            app.redis.scan_keys("*").is_empty(),
+            "round {round}: an increment resurrected the session"
+        );
+        let mut after = client.clone();
+        assert_eq!(after.get("/api/me").await.status, 401);
+    }
+}
+
+pub async fn corrupt_value_loads_as_no_session(kind: Kind) {
+    let (app, mut client) = logged_in(kind).await;
+    let key = app.redis.scan_keys("sess:*").remove(0);
+    app.redis
+        .cmd(&["SET", &key, "{\"user\":\"ada\",\"count", "KEEPTTL"]);
+    let r = client.get("/api/me").await;
+    assert_eq!(
+        r.status, 401,
+        "documented: a corrupt session is no session: {r:?}"
+    );
+    assert!(!r.body.contains("panicked"), "{r:?}");
+    // The bad value is kept for inspection, and the user can log in again.
+    assert_eq!(
+        app.redis.cmd(&["GET", &key]).text().unwrap(),
+        "{\"user\":\"ada\",\"count"
+    );
+    let mut fresh = Client::new(app.addr);
+    assert_eq!(
+        fresh
+            .post("/api/login", Some(json!({"user": "bob"})))
+            .await
+            .status,
+        200
+    );
+}
+
+pub async fn redis_outage_is_a_clean_5xx_and_service_resumes(kind: Kind) {
+    let (mut app, mut client) = logged_in(kind).await;
+    app.redis.stop();
+    let r = client.get("/api/me").await;
+    assert!((500..600).contains(&r.status), "{r:?}");
+    assert!(
+        !r.body.contains("panicked") && !r.body.contains("sess:"),
+        "{r:?}"
+    );
+    app.redis.restart();
+    // The restarted Redis is empty (no persistence): log in again once it answers.
+    let mut status = 0;
+    for _ in 0..50 {
+        let mut c = Client::new(app.addr);
+        status = c
+            .post("/api/login", Some(json!({"user": "ada"})))
+            .await
+            .status;
+        if status == 200 {
+            client = c;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "service did not resume after Redis came back");
+    assert_eq!(
+        client.get("/api/me").await.json(),
+        json!({"user": "ada", "counter": 0})
+    );
+}
+
+macro_rules! http_suite {
+    ($($case:ident),* $(,)?) => {
+        mod axum {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(crate::servers::Kind::Axum).await; })*
+        }
+        mod actix {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(crate::servers::Kind::Actix).await; })*
+        }
+    };
+}
+
+http_suite!(
+    login_increment_me_logout,
+    without_a_session_the_api_says_401,
+    me_costs_exactly_one_redis_command,
+    logout_wins_over_inflight_increments,
+    corrupt_value_loads_as_no_session,
+    redis_outage_is_a_clean_5xx_and_service_resumes,
+);
+
+#[tokio::test]
+async fn the_axum_page_shows_user_counter_ttl_and_backend() {
+    let (app, mut client) = logged_in(Kind::Axum).await;
+    client.post("/api/increment", None).await;
+    let page = client.get("/").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"<strong id="user">ada</strong>"#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"<strong id="counter">1</strong>"#));
+    assert!(page.body.contains("Redis at redis://127.0.0.1:"));
+    assert!(page.body.contains(" s</dd>"), "remaining TTL shown");
+    drop(app);
+}
+
+#[tokio::test]
+async fn without_redis_the_demo_runs_in_memory_and_says_so() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(demo::run(
+        listener,
+        demo::Config::new(None),
+        std::future::pending(),
+    ));
+    let mut client = Client::new(addr);
+    assert_eq!(
+        client
+            .post("/api/login", Some(json!({"user": "ada"})))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        client.post("/api/increment", None).await.json(),
+        json!({"counter": 1})
+    );
+    let page = client.get("/").await;
+    assert!(page.body.contains("in-memory"), "{}", page.body);
+    server.abort();
+}
