@@ -38,6 +38,105 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # With axum and tower-sessions 0.15
+//!
+//! Enable the `tower-sessions-015` feature; the store is a `tower_sessions::SessionStore`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tower-sessions-015")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use axum::{routing::get, Router};
+//! use redis_sessions::{RedisBackend, RedisStore};
+//! use tower_sessions::{Expiry, Session, SessionManagerLayer};
+//!
+//! let store = RedisStore::builder(RedisBackend::connect("redis://127.0.0.1:6379").await?)
+//!     .idle_timeout(Duration::from_secs(30 * 60)) // server-side idle timeout, slid by GETEX
+//!     .build();
+//! let layer = SessionManagerLayer::new(store).with_expiry(Expiry::OnSessionEnd);
+//! let app: Router = Router::new()
+//!     .route("/", get(|session: Session| async move {
+//!         let n: u64 = session.get("n").await.ok().flatten().unwrap_or(0);
+//!         session.insert("n", n + 1).await.ok();
+//!         format!("visit {}", n + 1)
+//!     }))
+//!     .layer(layer);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # With tower-sessions 0.14 (axum-login)
+//!
+//! Enable `tower-sessions-014` instead (or as well: both impls coexist). The code is the same
+//! with `tower-sessions = "0.14"`; axum-login's `AuthManagerLayerBuilder::new(backend, layer)`
+//! takes the same `SessionManagerLayer`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tower-sessions-014")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use redis_sessions::{RedisBackend, RedisStore};
+//! let store = RedisStore::new(RedisBackend::connect("redis://127.0.0.1:6379").await?);
+//! fn takes_a_014_store(_: impl tower_sessions_core_014::SessionStore + Clone) {}
+//! takes_a_014_store(store); // tower_sessions::SessionManagerLayer::new(store) in 0.14
+//! # Ok(()) }
+//! ```
+//!
+//! # With actix-web and actix-session 0.11
+//!
+//! Enable `actix`; the store is an `actix_session::storage::SessionStore`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "actix")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use actix_session::{Session, SessionMiddleware};
+//! use actix_web::{cookie::Key, web, App, HttpServer};
+//! use redis_sessions::{RedisBackend, RedisStore};
+//!
+//! let store = RedisStore::new(RedisBackend::connect("redis://127.0.0.1:6379").await?);
+//! let key = Key::generate(); // load a persistent 64-byte key in production
+//! HttpServer::new(move || {
+//!     App::new()
+//!         .wrap(SessionMiddleware::new(store.clone(), key.clone()))
+//!         .route("/", web::get().to(|session: Session| async move {
+//!             let n: u64 = session.get("n").ok().flatten().unwrap_or(0);
+//!             session.insert("n", n + 1).ok();
+//!             format!("visit {}", n + 1)
+//!         }))
+//! })
+//! .bind("127.0.0.1:8080")?
+//! .run()
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Sliding expiry without rewrites
+//!
+//! Recommended setup: a browser-session cookie (`Expiry::OnSessionEnd`) plus the store's
+//! [`idle_timeout`](StoreBuilder::idle_timeout). A request that only reads the session costs one
+//! command, `GETEX key PX idle`, which slides the idle timeout without rewriting the value; a
+//! request that changes it costs one `SET XX PX`. tower-sessions' own way to slide an
+//! `OnInactivity` expiry, `with_always_save(true)`, costs a `GET` plus a full `SET` on every
+//! request. For an absolute lifetime as well, use `Expiry::AtDateTime` (or any explicit expiry):
+//! a session read after its explicit expiry is deleted and loads as none, however recently it
+//! was used.
+//!
+//! # Framework semantics
+//!
+//! - New sessions are written with `SET NX`: a colliding id is replaced by a fresh one, never
+//!   overwritten.
+//! - Saves of existing sessions are `SET XX`. When a concurrent logout (or expiry) removed the
+//!   session, nothing is written, a warning with the session's fingerprint is logged, and the
+//!   save returns `Ok`: the request completes, and the next request with that cookie has no
+//!   session ("logout wins"). An error would only turn a race into a 500 page.
+//! - A corrupt value loads as no session (logged with the fingerprint; the value is left in
+//!   Redis until its TTL ends), so the user gets a fresh session instead of an error page.
+//! - Redis down: a load or save fails with the framework's store error (tower-sessions answers
+//!   500, as does actix-session); the handler can map errors of `session.get` to a 503 as the
+//!   demo does. The connection reconnects by itself.
+//! - actix-session: keys are `prefix + id` with our ids, values one JSON object of the fields
+//!   (not JSON strings nested in JSON), and `update_ttl` is a `PEXPIRE`.
+//!
 //! # Options
 //!
 //! | builder method | default | meaning |
@@ -54,6 +153,7 @@
 //! | method | commands | result |
 //! |---|---|---|
 //! | [`get`](RedisStore::get) | `GET` | `None` when missing, expired or empty |
+//! | [`load`](RedisStore::load) | `GET`, or `GETEX PX` with an idle timeout | the adapters' read: corrupt loads as `None` |
 //! | [`get_and_refresh`](RedisStore::get_and_refresh) | `GETEX PX` | read + sliding expiry in one command |
 //! | [`set`](RedisStore::set) | `SET PX` (plain `SET` with `disable_ttl`; `UNLINK` when TTL ≤ 0) | create or overwrite, as connect-redis |
 //! | [`create`](RedisStore::create) | `SET NX PX` | [`Outcome::Exists`] on an id collision, never an overwrite |
@@ -106,6 +206,9 @@
 //! |---|---|---|
 //! | `redis` | yes | [`RedisBackend`] on redis-rs 1.x (`ConnectionManager`, `MultiplexedConnection`) |
 //! | `msgpack` | no | the `MsgPack` serializer |
+//! | `tower-sessions-015` | no | `impl SessionStore` for tower-sessions(-core) 0.15 |
+//! | `tower-sessions-014` | no | `impl SessionStore` for tower-sessions(-core) 0.14 (axum-login) |
+//! | `actix` | no | `impl SessionStore` for actix-session 0.11 |
 //!
 //! # Layout
 //!
@@ -114,6 +217,7 @@
 //! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
 //! - `codec/`: sessions to bytes. The only place that touches payload bytes.
 //! - `backend/`: the [`Backend`] trait, `redis.rs` and `memory.rs`.
+//! - `adapters/`: `tower.rs` (both tower-sessions versions) and `actix.rs`; thin, no policy.
 //! - `session.rs`, `id.rs`, `error.rs`: the value types.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
