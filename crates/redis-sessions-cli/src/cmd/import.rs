@@ -5,10 +5,11 @@
 //! with its line number and skipped; the exit status then says some failed. A Redis failure
 //! stops the import.
 //!
-//! TTLs: a record's `ttl_ms` becomes the key's TTL. For a session without an explicit expiry
-//! the value is written unchanged with that TTL; a session with one (`cookie.expires`) gets
-//! its expiry moved to now + `ttl_ms`, because an explicit expiry wins over any TTL. A null
-//! `ttl_ms` writes the session without expiry.
+//! TTLs: a record's `ttl_ms` becomes the key's TTL. A session without an explicit expiry is
+//! written unchanged with that TTL. A session with one (`cookie.expires`) is written unchanged
+//! when its expiry is within a second of now + `ttl_ms` (the store then takes the TTL from it);
+//! otherwise its expiry is moved to now + `ttl_ms`, because an explicit expiry wins over any
+//! TTL. A null `ttl_ms` writes the session without expiry.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write as _};
@@ -25,6 +26,11 @@ use crate::{progress, Status};
 
 /// Largest accepted `ttl_ms`: 100 years (a larger one is a mistake, not a session).
 const MAX_TTL_MS: u64 = 100 * 365 * 86_400 * 1000;
+
+/// How far a session's own expiry may be from now + `ttl_ms` and still be kept as it is.
+/// connect-redis rounds TTLs up to whole seconds, so an exported TTL is up to a second longer
+/// than the expiry it came from; such a value is written back unchanged.
+const EXPIRY_SLACK: Duration = Duration::from_secs(1);
 
 /// Opens `file`, or standard input for none or `-`.
 pub(crate) fn open(file: Option<&Path>) -> anyhow::Result<Box<dyn BufRead>> {
@@ -144,12 +150,19 @@ async fn import_line(ctx: &Context, line: &[u8], overwrite: bool) -> Result<Outc
         Some(ms) if ms > MAX_TTL_MS => {
             return Err(LineError::Bad("ttl_ms is larger than 100 years".into()))
         }
-        Some(ms) if session.expires().is_some() => {
-            let expires = SystemTime::now() + Duration::from_millis(ms);
-            session.set_expires(Some(expires));
-            ctx.store.clone()
+        Some(ms) => {
+            let ttl = Duration::from_millis(ms);
+            match session.expires() {
+                None => ctx.store_with_ttl(ttl),
+                Some(expires) => {
+                    let target = SystemTime::now() + ttl;
+                    if distance(expires, target) > EXPIRY_SLACK {
+                        session.set_expires(Some(target));
+                    }
+                    ctx.store.clone()
+                }
+            }
         }
-        Some(ms) => ctx.store_with_ttl(Duration::from_millis(ms)),
     };
     let written = match overwrite {
         true => store.set(&id, &session).await,
@@ -159,4 +172,10 @@ async fn import_line(ctx: &Context, line: &[u8], overwrite: bool) -> Result<Outc
         Error::Encode(why) => LineError::Bad(format!("session could not be encoded: {why}")),
         e => LineError::Fatal(e),
     })
+}
+
+/// The time between `a` and `b`, whichever is first.
+fn distance(a: SystemTime, b: SystemTime) -> Duration {
+    a.duration_since(b)
+        .unwrap_or_else(|before| before.duration())
 }
