@@ -21,10 +21,12 @@ impl Run {
         }
     }
 
-    /// Asserts success and returns stdout.
+    /// Asserts success with nothing on stderr (no progress output when it is not a terminal)
+    /// and returns stdout.
     #[track_caller]
     pub fn ok(self) -> String {
         assert_eq!(self.code, 0, "stderr: {}", self.stderr);
+        assert_eq!(self.stderr, "", "nothing extra on a non-terminal stderr");
         self.stdout
     }
 
