@@ -3,7 +3,12 @@
 //! Each session is created only if absent (`SET NX`; an existing one is counted as skipped),
 //! or overwritten with `--overwrite`. A line that is not a valid record is reported on stderr
 //! with its line number and skipped; the exit status then says some failed. A Redis failure
-//! stops the import.
+//! stops the import (lines after the reported one may have been written; importing the file
+//! again skips them).
+//!
+//! Up to [`IN_FLIGHT`] writes are in flight on the multiplexed connection; results are settled
+//! and reported in line order, and two lines with the same id are never in flight together, so
+//! the file's order decides (with `--overwrite` the last line wins).
 //!
 //! TTLs: a record's `ttl_ms` becomes the key's TTL. A session without an explicit expiry is
 //! written unchanged with that TTL. A session with one (`cookie.expires`) is written unchanged
@@ -11,18 +16,27 @@
 //! otherwise its expiry is moved to now + `ttl_ms`, because an explicit expiry wins over any
 //! TTL. A null `ttl_ms` writes the session without expiry.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use redis_sessions::{Error, Outcome, SessionId};
+use futures_util::future::{self, LocalBoxFuture};
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt as _, StreamExt as _};
+use indicatif::ProgressBar;
+use redis_sessions::{Error, Outcome, RedisStore, Session, SessionId};
 use serde_json::error::Category;
 
+use crate::connect::Conn;
 use crate::context::Context;
 use crate::record::In;
 use crate::{progress, Status};
+
+/// Writes in flight at once.
+const IN_FLIGHT: usize = 64;
 
 /// Largest accepted `ttl_ms`: 100 years (a larger one is a mistake, not a session).
 const MAX_TTL_MS: u64 = 100 * 365 * 86_400 * 1000;
@@ -43,17 +57,6 @@ pub(crate) fn open(file: Option<&Path>) -> anyhow::Result<Box<dyn BufRead>> {
     })
 }
 
-/// What happened to the lines.
-#[derive(Debug, Default)]
-struct Counts {
-    imported: u64,
-    /// Already present (without `--overwrite`).
-    skipped: u64,
-    /// The session's expiry had passed: nothing written.
-    expired: u64,
-    failed: u64,
-}
-
 /// Why a line was not imported.
 enum LineError {
     /// The line is not a valid record: report it and go on.
@@ -62,54 +65,100 @@ enum LineError {
     Fatal(Error),
 }
 
+/// A valid record, ready to write.
+struct Prepared {
+    id: SessionId,
+    session: Session,
+    /// The store whose TTL rule gives the record's TTL.
+    store: RedisStore<Conn>,
+}
+
+/// A line's result: its number, its id when it had a valid one, and what happened.
+type Done = (u64, Option<SessionId>, Result<Outcome, LineError>);
+
+/// Counts and reports results in line order.
+#[derive(Default)]
+struct Tally {
+    imported: u64,
+    /// Already present (without `--overwrite`).
+    skipped: u64,
+    /// The session's expiry had passed: nothing written.
+    expired: u64,
+    failed: u64,
+    /// Ids of the writes in flight.
+    in_flight: HashSet<SessionId>,
+}
+
+impl Tally {
+    fn settle(&mut self, (number, id, result): Done, bar: &ProgressBar) -> anyhow::Result<()> {
+        if let Some(id) = id {
+            self.in_flight.remove(&id);
+        }
+        match result {
+            Ok(Outcome::Exists) => self.skipped += 1,
+            Ok(Outcome::Expired) => self.expired += 1,
+            Ok(_) => {
+                self.imported += 1;
+                bar.inc(1);
+            }
+            Err(LineError::Bad(why)) => {
+                bar.suspend(|| eprintln!("error: line {number}: {why}"));
+                self.failed += 1;
+            }
+            Err(LineError::Fatal(e)) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("import stopped at line {number}"))
+                )
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(crate) async fn run(
     ctx: &Context,
     mut input: Box<dyn BufRead>,
     overwrite: bool,
 ) -> anyhow::Result<Status> {
     let bar = progress::counter("imported");
-    let mut counts = Counts::default();
-    let mut line = Vec::new();
-    let mut number = 0u64;
+    let mut tally = Tally::default();
+    let mut pending: FuturesOrdered<LocalBoxFuture<'_, Done>> = FuturesOrdered::new();
+    let mut reader = Lines::default();
     loop {
-        line.clear();
-        number += 1;
-        let read = input
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read line {number}"))?;
-        if read == 0 {
+        if pending.len() < IN_FLIGHT {
+            if let Some((number, line)) = reader.next(&mut input)? {
+                let task = match prepare(ctx, line) {
+                    Ok(prepared) => {
+                        while tally.in_flight.contains(&prepared.id) {
+                            let Some(done) = pending.next().await else {
+                                break;
+                            };
+                            tally.settle(done, &bar)?;
+                        }
+                        tally.in_flight.insert(prepared.id.clone());
+                        write(number, prepared, overwrite).boxed_local()
+                    }
+                    Err(why) => {
+                        future::ready((number, None, Err(LineError::Bad(why)))).boxed_local()
+                    }
+                };
+                pending.push_back(task);
+                continue;
+            }
+        }
+        let Some(done) = pending.next().await else {
             break;
-        }
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
-        match import_line(ctx, &line, overwrite).await {
-            Ok(Outcome::Exists) => counts.skipped += 1,
-            Ok(Outcome::Expired) => counts.expired += 1,
-            Ok(_) => {
-                counts.imported += 1;
-                bar.inc(1);
-            }
-            Err(LineError::Bad(why)) => {
-                bar.suspend(|| eprintln!("error: line {number}: {why}"));
-                counts.failed += 1;
-            }
-            Err(LineError::Fatal(e)) => {
-                bar.finish_and_clear();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "import stopped at line {number} ({} imported before)",
-                    counts.imported
-                )));
-            }
-        }
+        };
+        tally.settle(done, &bar)?;
     }
     bar.finish_and_clear();
-    let Counts {
+    let Tally {
         imported,
         skipped,
         expired,
         failed,
-    } = counts;
+        ..
+    } = tally;
     let mut out = super::stdout();
     if ctx.json {
         let report = serde_json::json!({
@@ -130,26 +179,47 @@ pub(crate) async fn run(
     })
 }
 
-async fn import_line(ctx: &Context, line: &[u8], overwrite: bool) -> Result<Outcome, LineError> {
-    let In { id, ttl_ms, value } = serde_json::from_slice(line).map_err(|e| {
-        LineError::Bad(match e.classify() {
-            Category::Data => format!(
-                "not an export record at column {}: expected {{\"id\": string, \"ttl_ms\": number or null, \"value\": object}}",
-                e.column()
-            ),
-            Category::Syntax | Category::Eof | Category::Io => {
-                format!("invalid JSON at column {}", e.column())
+/// Numbered non-blank lines, as bytes (a line that is not UTF-8 is reported as invalid JSON).
+#[derive(Default)]
+struct Lines {
+    number: u64,
+    eof: bool,
+}
+
+impl Lines {
+    fn next(&mut self, input: &mut dyn BufRead) -> anyhow::Result<Option<(u64, Vec<u8>)>> {
+        while !self.eof {
+            self.number += 1;
+            let mut line = Vec::new();
+            let read = input
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("cannot read line {}", self.number))?;
+            self.eof = read == 0;
+            if !line.trim_ascii().is_empty() {
+                return Ok(Some((self.number, line)));
             }
-        })
+        }
+        Ok(None)
+    }
+}
+
+/// Parses and checks a line, and picks the store that gives it its TTL. The error names the
+/// problem and the column, never the line's contents.
+fn prepare(ctx: &Context, line: Vec<u8>) -> Result<Prepared, String> {
+    let In { id, ttl_ms, value } = serde_json::from_slice(&line).map_err(|e| match e.classify() {
+        Category::Data => format!(
+            "not an export record at column {}: expected {{\"id\": string, \"ttl_ms\": number or null, \"value\": object}}",
+            e.column()
+        ),
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!("invalid JSON at column {}", e.column())
+        }
     })?;
-    let id =
-        SessionId::parse(&id).map_err(|e| LineError::Bad(format!("invalid session id: {e}")))?;
+    let id = SessionId::parse(&id).map_err(|e| format!("invalid session id: {e}"))?;
     let mut session = value;
     let store = match ttl_ms {
         None => ctx.store_without_ttl(),
-        Some(ms) if ms > MAX_TTL_MS => {
-            return Err(LineError::Bad("ttl_ms is larger than 100 years".into()))
-        }
+        Some(ms) if ms > MAX_TTL_MS => return Err("ttl_ms is larger than 100 years".into()),
         Some(ms) => {
             let ttl = Duration::from_millis(ms);
             match session.expires() {
@@ -164,14 +234,21 @@ async fn import_line(ctx: &Context, line: &[u8], overwrite: bool) -> Result<Outc
             }
         }
     };
+    Ok(Prepared { id, session, store })
+}
+
+/// Writes one prepared record: create, or set with `--overwrite`.
+async fn write(number: u64, prepared: Prepared, overwrite: bool) -> Done {
+    let Prepared { id, session, store } = prepared;
     let written = match overwrite {
         true => store.set(&id, &session).await,
         false => store.create(&id, &session).await,
     };
-    written.map_err(|e| match e {
+    let result = written.map_err(|e| match e {
         Error::Encode(why) => LineError::Bad(format!("session could not be encoded: {why}")),
         e => LineError::Fatal(e),
-    })
+    });
+    (number, Some(id), result)
 }
 
 /// The time between `a` and `b`, whichever is first.

@@ -262,3 +262,85 @@ fn import_with_a_passed_expiry_writes_nothing() {
     );
     assert!(keys(&server).is_empty());
 }
+
+#[test]
+fn duplicate_ids_in_one_import_follow_the_file_order() {
+    let server = RedisServer::start();
+    let line = |v: u32| serde_json::json!({"id": id(1), "ttl_ms": null, "value": {"v": v}});
+    let input = (1..=5)
+        .map(|v| line(v).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let key = format!("sess:{}", id(1));
+
+    let first = run_stdin(&server, &["import"], &input).ok();
+    assert_eq!(
+        first,
+        "imported 1, skipped 4 (exist), expired 0, failed 0\n"
+    );
+    assert_eq!(json(&get(&server, &key).unwrap())["v"], 1);
+
+    let last = run_stdin(&server, &["import", "--overwrite"], &input).ok();
+    assert_eq!(last, "imported 5, skipped 0 (exist), expired 0, failed 0\n");
+    assert_eq!(json(&get(&server, &key).unwrap())["v"], 5);
+}
+
+#[test]
+fn thousands_of_sessions_page_batch_and_round_trip() {
+    let server = RedisServer::start();
+    let total = 2_500u32;
+    let input: String = (0..total)
+        .map(|n| {
+            let ttl = if n % 3 == 0 {
+                None
+            } else {
+                Some(600_000 + u64::from(n))
+            };
+            format!(
+                "{}\n",
+                serde_json::json!({"id": id(n), "ttl_ms": ttl, "value": {"n": n}})
+            )
+        })
+        .collect();
+    let small = ["--scan-count", "7"];
+    let with = |args: &[&'static str]| [&small[..], args].concat();
+
+    let imported = run_stdin(&server, &with(&["import"]), &input).ok();
+    assert_eq!(
+        imported,
+        format!("imported {total}, skipped 0 (exist), expired 0, failed 0\n")
+    );
+    assert_eq!(run(&server, &with(&["count"])).ok(), format!("{total}\n"));
+    let ids = run(&server, &with(&["ids"])).ok();
+    let unique: std::collections::HashSet<&str> = ids.lines().collect();
+    assert_eq!(
+        (ids.lines().count(), unique.len()),
+        (total as usize, total as usize)
+    );
+
+    let exported = run(&server, &with(&["export"])).ok();
+    let records = records(&exported);
+    assert_eq!(records.len(), total as usize);
+    for n in [0, 1, 1234, total - 1] {
+        let record = &records[&id(n)];
+        assert_eq!(record["value"]["n"], n);
+        assert_eq!(record["ttl_ms"].is_null(), n % 3 == 0);
+    }
+
+    let stats = json(&run(&server, &with(&["--json", "stats", "--sample", "100"])).ok());
+    assert_eq!(stats["sessions"], total);
+    assert_eq!(stats["sampled"], 100);
+    assert_eq!(stats["ttl"]["under_1h"], total - total.div_ceil(3));
+
+    assert_eq!(
+        run(&server, &with(&["clear", "--yes"])).ok(),
+        format!("deleted {total} sessions\n")
+    );
+    assert!(keys(&server).is_empty());
+    let again = run_stdin(&server, &with(&["import"]), &exported).ok();
+    assert_eq!(
+        again,
+        format!("imported {total}, skipped 0 (exist), expired 0, failed 0\n")
+    );
+    assert_eq!(keys(&server).len(), total as usize);
+}
