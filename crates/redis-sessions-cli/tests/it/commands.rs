@@ -232,3 +232,51 @@ fn stats_reports_count_sizes_and_ttl_buckets() {
         assert!(table.contains(row), "{row} in {table}");
     }
 }
+
+/// Runs `clear` with stdin and stderr on a pseudo-terminal (util-linux `script`), typing
+/// `answer`; returns the exit code and what the terminal showed.
+fn clear_on_a_terminal(server: &RedisServer, answer: &str) -> (i32, String) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    let line = format!(
+        "'{}' --url '{}' clear",
+        env!("CARGO_BIN_EXE_redis-sessions"),
+        server.url()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` (Debian: bsdutils) runs the CLI on a terminal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap(), screen)
+}
+
+#[test]
+fn clear_on_a_terminal_asks_first() {
+    let server = seeded();
+    let (code, screen) = clear_on_a_terminal(&server, "n\n");
+    assert_eq!(code, 1, "{screen}");
+    assert!(
+        screen.contains("Delete all 3 sessions under prefix \"sess:\"? [y/N]"),
+        "{screen}"
+    );
+    assert!(screen.contains("aborted: nothing was deleted"), "{screen}");
+    assert_eq!(run(&server, &["count"]).ok(), "3\n");
+
+    let (code, screen) = clear_on_a_terminal(&server, "y\n");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("deleted 3 sessions"), "{screen}");
+    assert_eq!(keys(&server), vec!["other:x", "sess:admin:1"]);
+}
