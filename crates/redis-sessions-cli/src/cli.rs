@@ -1,0 +1,84 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use redis_sessions::{DEFAULT_PREFIX, DEFAULT_SCAN_COUNT};
+
+/// Administer sessions stored by redis-sessions (or connect-redis) in Redis.
+#[derive(Debug, Parser)]
+#[command(name = "redis-sessions", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub(crate) global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Redis URL, e.g. redis://user:password@host:6379/0 (rediss:// for TLS).
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379",
+        global = true
+    )]
+    pub(crate) url: String,
+    /// Key prefix of the sessions.
+    #[arg(long, default_value = DEFAULT_PREFIX, global = true)]
+    pub(crate) prefix: String,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// SCAN COUNT hint and batch size of MGET/UNLINK.
+    #[arg(long, default_value_t = DEFAULT_SCAN_COUNT, global = true)]
+    pub(crate) scan_count: u32,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Print the number of sessions under the prefix.
+    Count,
+    /// Print every session id under the prefix, one per line.
+    Ids,
+    /// Print sessions (decoded, pretty JSON) with their remaining TTL.
+    Show {
+        /// Session ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete sessions; prints how many existed.
+    Rm {
+        /// Session ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete every session under the prefix (asks first; --yes when stdin is not a terminal).
+    Clear {
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Write every session as JSON Lines: {"id", "ttl_ms", "value"}.
+    Export,
+    /// Read sessions in the export format and write them with their remaining TTL.
+    Import {
+        /// File to read; standard input when absent or "-".
+        file: Option<PathBuf>,
+        /// Overwrite sessions that already exist (default: skip them).
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Print the session count, value sizes and the TTL distribution.
+    Stats {
+        /// How many sessions to measure with MEMORY USAGE.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
+    },
+}

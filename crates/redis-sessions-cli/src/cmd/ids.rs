@@ -1,0 +1,27 @@
+//! `ids`: every session id under the prefix, one per line, streamed page by page.
+
+use std::io::Write as _;
+use std::pin::pin;
+
+use futures_util::TryStreamExt as _;
+
+use crate::context::Context;
+use crate::{progress, Status};
+
+pub(crate) async fn run(ctx: &Context) -> anyhow::Result<Status> {
+    let bar = progress::counter("listed");
+    let mut ids = pin!(ctx.store.ids_stream());
+    let mut out = super::stdout();
+    while let Some(id) = ids.try_next().await? {
+        if ctx.json {
+            serde_json::to_writer(&mut out, id.as_str())?;
+            out.write_all(b"\n")?;
+        } else {
+            writeln!(out, "{}", id.as_str())?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    out.flush()?;
+    Ok(Status::Ok)
+}

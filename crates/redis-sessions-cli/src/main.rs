@@ -1,0 +1,101 @@
+//! `redis-sessions`: the admin CLI of the redis-sessions session store.
+//!
+//! It reads and changes sessions under one key prefix with the library's own store, so every
+//! rule of the library holds here too: glob-escaped scans that re-check each key, batched
+//! deletes, no `KEYS`/`FLUSHDB`, and a refusal to `clear` with an empty prefix.
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | error: Redis unreachable, bad id, missing session, refused `clear`, ... (one `error:` line on stderr) |
+//! | 2 | usage error (unknown command or option) |
+//! | 3 | finished, but some items failed: undecodable values in `export`, bad lines in `import` |
+//!
+//! # Layout
+//!
+//! - `cli.rs`: the command line (clap).
+//! - `connect.rs`: the URL to a backend; the one place that knows deployment forms.
+//! - `context.rs`: the store(s) a command works with, and the output mode.
+//! - `record.rs`: the JSON Lines record of `export`, `import` and `show --json`.
+//! - `progress.rs`: spinners on stderr, only when stderr is a terminal.
+//! - `cmd/`: one file per command.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod cli;
+mod cmd;
+mod connect;
+mod context;
+mod progress;
+mod record;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+/// How a command that did not fail outright ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Everything succeeded.
+    Ok,
+    /// The command ran to the end, but some items failed (reported on stderr).
+    Partial,
+}
+
+/// Exit code of a fatal error.
+const EXIT_ERROR: u8 = 1;
+/// Exit code when some items failed (see [`Status::Partial`]).
+const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(Status::Ok) => ExitCode::SUCCESS,
+        Ok(Status::Partial) => ExitCode::from(EXIT_PARTIAL),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints `error: ...` as one line and returns the error exit code.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", one_line(e));
+    ExitCode::from(EXIT_ERROR)
+}
+
+/// The error and its causes on one line, `outer: inner: root`, without repeating a cause that
+/// an outer message already contains (library errors often print their source themselves).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(text.as_str()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace(['\n', '\r'], " ")
+}
+
+/// Output closed early (`redis-sessions ids | head`): not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

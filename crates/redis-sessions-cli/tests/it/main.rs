@@ -1,0 +1,15 @@
+//! Integration tests: the built `redis-sessions` binary against real `redis-server` processes,
+//! one server per test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
+mod commands;
+mod errors;
+mod prefixes;
+mod support;
+mod transfer;

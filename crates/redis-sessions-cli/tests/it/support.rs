@@ -1,0 +1,140 @@
+//! Running the binary and seeding sessions with raw commands.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use redis_harness::{RedisServer, Reply};
+
+/// The result of one run of the CLI.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().expect("exited, not killed"),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    /// Asserts success with nothing on stderr (no progress output when it is not a terminal)
+    /// and returns stdout.
+    #[track_caller]
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "stderr: {}", self.stderr);
+        assert_eq!(self.stderr, "", "nothing extra on a non-terminal stderr");
+        self.stdout
+    }
+
+    /// Asserts exactly one stderr line, `error: ...`, and no panic; returns it.
+    #[track_caller]
+    pub fn one_error(&self) -> &str {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "stderr: {}", self.stderr);
+        assert!(lines[0].starts_with("error: "), "stderr: {}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        lines[0]
+    }
+}
+
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_redis-sessions"));
+    cmd.env_remove("REDIS_URL")
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs the CLI against `url` with stdin closed (`/dev/null`, not a terminal).
+pub fn run_url(url: &str, args: &[&str]) -> Run {
+    let output = command(url, args).stdin(Stdio::null()).output().unwrap();
+    Run::from(output)
+}
+
+/// Runs the CLI against `server` with stdin closed.
+pub fn run(server: &RedisServer, args: &[&str]) -> Run {
+    run_url(&server.url(), args)
+}
+
+/// Runs the CLI against `server` with `input` on stdin.
+pub fn run_stdin(server: &RedisServer, args: &[&str], input: &str) -> Run {
+    let mut child = command(&server.url(), args)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+/// A valid session id, distinct per `n`.
+pub fn id(n: u32) -> String {
+    format!("session-{n:0>16}")
+}
+
+/// `SET key value [PX ttl_ms]`.
+pub fn put(server: &RedisServer, key: &str, value: &str, ttl_ms: Option<u64>) {
+    let reply = match ttl_ms {
+        Some(ms) => server.cmd(&["SET", key, value, "PX", &ms.to_string()]),
+        None => server.cmd(&["SET", key, value]),
+    };
+    assert_eq!(reply, Reply::Status("OK".into()));
+}
+
+/// The value at `key`, if any.
+pub fn get(server: &RedisServer, key: &str) -> Option<String> {
+    match server.cmd(&["GET", key]) {
+        Reply::Bulk(Some(bytes)) => Some(String::from_utf8(bytes).unwrap()),
+        Reply::Bulk(None) => None,
+        other => panic!("GET {key}: {other:?}"),
+    }
+}
+
+/// `PTTL key`.
+pub fn pttl(server: &RedisServer, key: &str) -> i64 {
+    server.cmd(&["PTTL", key]).int().unwrap()
+}
+
+/// Every key of the database, sorted.
+pub fn keys(server: &RedisServer) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut cursor = "0".to_owned();
+    loop {
+        let Reply::Array(Some(reply)) = server.cmd(&["SCAN", &cursor, "COUNT", "1000"]) else {
+            panic!("SCAN failed");
+        };
+        cursor = reply[0].text().unwrap();
+        let Reply::Array(Some(page)) = &reply[1] else {
+            panic!("SCAN page");
+        };
+        keys.extend(page.iter().map(|k| k.text().unwrap()));
+        if cursor == "0" {
+            break;
+        }
+    }
+    keys.sort();
+    keys
+}
+
+/// Parses JSON.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Sorted lines.
+pub fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
