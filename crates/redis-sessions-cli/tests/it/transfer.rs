@@ -143,24 +143,11 @@ fn export_clear_import_round_trip_keeps_values_and_ttls() {
     assert_eq!(value, json(&rolled));
 }
 
-/// `ms` since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (civil-from-days, proleptic Gregorian).
+/// `ms` since the epoch as express-session writes `cookie.expires` (the library's own format).
 fn format_iso(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let (hour, minute, second) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:03}Z",
-        ms % 1000
-    )
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let value = serde_json::to_value(redis_sessions::Session::new().with_expiry(at)).unwrap();
+    value["cookie"]["expires"].as_str().unwrap().to_owned()
 }
 
 #[test]

@@ -609,4 +609,4 @@ macro_rules! suite {
     };
 }
 
-suite!(memory, redis);
+suite!(memory, redis, redis_multiplexed);

@@ -20,6 +20,20 @@ pub async fn redis() -> (RedisBackend, Guard) {
     (backend, Some(server))
 }
 
+/// A plain `MultiplexedConnection` (no reconnects) with explicit timeouts.
+pub async fn redis_multiplexed() -> (RedisBackend<redis::aio::MultiplexedConnection>, Guard) {
+    let server = RedisServer::start();
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_millis(500)));
+    let conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    (RedisBackend::new(conn), Some(server))
+}
+
 pub fn id() -> SessionId {
     SessionId::generate().unwrap()
 }
