@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use crate::{Backend, Error, RedisStore, Session, SessionId};
 
-/// The parts of a tower-sessions `Record`, identical in 0.14 and 0.15.
+/// The parts of a loaded tower-sessions `Record`, identical in 0.14 and 0.15.
 struct Parts {
     id: i128,
     data: HashMap<String, Value>,
@@ -59,20 +59,19 @@ fn session_id(id: i128) -> Result<SessionId, Error> {
     Ok(SessionId::parse(&tower_id_text(id))?)
 }
 
-fn to_session(parts: &Parts) -> Session {
-    let data = parts
-        .data
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Session::from_map(data).with_expiry(SystemTime::from(parts.expiry))
+fn to_session(data: &HashMap<String, Value>, expiry: OffsetDateTime) -> Session {
+    let data = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    Session::from_map(data).with_expiry(SystemTime::from(expiry))
 }
 
-async fn create<B: Backend>(store: &RedisStore<B>, parts: &Parts) -> Result<i128, TowerError> {
-    let session = to_session(parts);
-    let mut first = Some(parts.id);
+async fn create<B: Backend>(
+    store: &RedisStore<B>,
+    first_id: i128,
+    session: &Session,
+) -> Result<i128, TowerError> {
+    let mut first = Some(first_id);
     let (id, _outcome) = store
-        .create_unique(&session, || {
+        .create_unique(session, || {
             let id = match first.take() {
                 Some(id) => id,
                 None => random_i128()?,
@@ -90,13 +89,14 @@ fn random_i128() -> Result<i128, Error> {
     Ok(i128::from_le_bytes(bytes))
 }
 
-async fn save<B: Backend>(store: &RedisStore<B>, parts: &Parts) -> Result<(), TowerError> {
-    let id = session_id(parts.id).map_err(to_tower_error)?;
+async fn save<B: Backend>(
+    store: &RedisStore<B>,
+    id: i128,
+    session: &Session,
+) -> Result<(), TowerError> {
+    let id = session_id(id).map_err(to_tower_error)?;
     // `Gone` is "logout wins": logged by the store, nothing written, not an error (see above).
-    let _gone_or_written = store
-        .update(&id, &to_session(parts))
-        .await
-        .map_err(to_tower_error)?;
+    let _gone_or_written = store.update(&id, session).await.map_err(to_tower_error)?;
     Ok(())
 }
 
@@ -137,14 +137,8 @@ macro_rules! impl_session_store {
                 &self,
                 record: &mut $core::session::Record,
             ) -> $core::session_store::Result<()> {
-                let parts = Parts {
-                    id: record.id.0,
-                    data: std::mem::take(&mut record.data),
-                    expiry: record.expiry_date,
-                };
-                let created = create(self, &parts).await;
-                record.data = parts.data;
-                record.id = $core::session::Id(created?);
+                let session = to_session(&record.data, record.expiry_date);
+                record.id = $core::session::Id(create(self, record.id.0, &session).await?);
                 Ok(())
             }
 
@@ -152,12 +146,8 @@ macro_rules! impl_session_store {
                 &self,
                 record: &$core::session::Record,
             ) -> $core::session_store::Result<()> {
-                let parts = Parts {
-                    id: record.id.0,
-                    data: record.data.clone(),
-                    expiry: record.expiry_date,
-                };
-                Ok(save(self, &parts).await?)
+                let session = to_session(&record.data, record.expiry_date);
+                Ok(save(self, record.id.0, &session).await?)
             }
 
             async fn load(
