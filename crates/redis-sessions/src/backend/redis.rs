@@ -171,8 +171,9 @@ where
                 cmd.arg("XX");
             }
         }
-        let reply: Option<String> = self.query(&cmd).await?;
-        Ok(reply.is_some())
+        // `OK`, or nil when the NX/XX condition failed; no need to allocate the text.
+        let reply: redis::Value = self.query(&cmd).await?;
+        Ok(!matches!(reply, redis::Value::Nil))
     }
 
     async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
