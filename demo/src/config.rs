@@ -33,15 +33,9 @@ impl Config {
 
     /// The Redis URL without its password, for logs and the page.
     pub fn redacted_url(&self) -> String {
-        let Some(url) = &self.redis_url else {
-            return "-".into();
-        };
-        match (url.find("://"), url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-            }
-            _ => url.clone(),
-        }
+        self.redis_url
+            .as_deref()
+            .map_or_else(|| "-".into(), redis_sessions::redact_url)
     }
 }
 
@@ -52,7 +46,7 @@ mod tests {
     #[test]
     fn redacts_credentials() {
         let mut c = Config::new(Some("redis://user:secret@127.0.0.1:6379/0".into()));
-        assert_eq!(c.redacted_url(), "redis://***@127.0.0.1:6379/0");
+        assert_eq!(c.redacted_url(), "redis://user:***@127.0.0.1:6379/0");
         c.redis_url = Some("redis://127.0.0.1:6379".into());
         assert_eq!(c.redacted_url(), "redis://127.0.0.1:6379");
     }

@@ -229,6 +229,7 @@ pub mod codec;
 mod error;
 mod id;
 mod keyspace;
+mod redact;
 mod session;
 mod store;
 mod timefmt;
@@ -242,6 +243,7 @@ pub use codec::{Json, Serializer};
 pub use error::{BackendError, BackendErrorKind, CodecError, Error, Result};
 pub use id::{Fingerprint, InvalidId, SessionId, MAX_ID_LEN, MIN_ID_LEN};
 pub use keyspace::{escape_glob, Keyspace};
+pub use redact::redact_url;
 pub use session::Session;
 pub use store::{
     Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL,
