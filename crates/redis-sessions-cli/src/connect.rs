@@ -11,8 +11,5 @@ pub(crate) type Conn = RedisBackend;
 pub(crate) async fn connect(url: &str) -> anyhow::Result<Conn> {
     RedisBackend::connect(url)
         .await
-        .with_context(|| format!("cannot connect to {}", redact(url)))
+        .with_context(|| format!("cannot connect to {}", redis_sessions::redact_url(url)))
 }
-
-/// `url` with its password replaced by `***`, for error messages.
-pub(crate) use redis_sessions::redact_url as redact;
