@@ -119,7 +119,9 @@
 //! `OnInactivity` expiry, `with_always_save(true)`, costs a `GET` plus a full `SET` on every
 //! request. For an absolute lifetime as well, use `Expiry::AtDateTime` (or any explicit expiry):
 //! a session read after its explicit expiry is deleted and loads as none, however recently it
-//! was used.
+//! was used. Because the session's expiry is always such an absolute bound, do not combine
+//! `idle_timeout` with `Expiry::OnInactivity`: reads would slide the TTL, but the session would
+//! still end one inactivity period after its last write.
 //!
 //! # Framework semantics
 //!
