@@ -610,3 +610,7 @@ macro_rules! suite {
 }
 
 suite!(memory, redis);
+#[cfg(feature = "cluster")]
+suite!(cluster);
+#[cfg(feature = "sentinel")]
+suite!(sentinel);

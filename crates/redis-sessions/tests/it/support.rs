@@ -20,6 +20,37 @@ pub async fn redis() -> (RedisBackend, Guard) {
     (backend, Some(server))
 }
 
+/// A backend on its own 3-primary cluster; the cluster lives as long as the guard.
+#[cfg(feature = "cluster")]
+pub async fn cluster() -> (redis_sessions::ClusterBackend, redis_harness::RedisCluster) {
+    let cluster = tokio::task::spawn_blocking(redis_harness::RedisCluster::start)
+        .await
+        .unwrap();
+    let backend = redis_sessions::ClusterBackend::connect(&cluster.urls())
+        .await
+        .unwrap_or_else(|e| panic!("connect to the test cluster: {e}"));
+    (backend, cluster)
+}
+
+/// A backend on its own Sentinel group; the group lives as long as the guard.
+#[cfg(feature = "sentinel")]
+pub async fn sentinel() -> (
+    redis_sessions::SentinelBackend,
+    redis_harness::RedisSentinelGroup,
+) {
+    let group = tokio::task::spawn_blocking(redis_harness::RedisSentinelGroup::start)
+        .await
+        .unwrap();
+    let sentinels = group
+        .sentinel_ports()
+        .into_iter()
+        .map(|p| format!("127.0.0.1:{p}"));
+    let backend = redis_sessions::SentinelBackend::connect(sentinels, group.master_name())
+        .await
+        .unwrap_or_else(|e| panic!("connect through the test sentinels: {e}"));
+    (backend, group)
+}
+
 pub fn id() -> SessionId {
     SessionId::generate().unwrap()
 }
