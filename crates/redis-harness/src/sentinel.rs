@@ -267,6 +267,13 @@ impl RedisSentinelGroup {
             .unwrap_or_else(|e| panic!("command {:?} on {port}: {e}", args.first()))
     }
 
+    /// Kills the data server at `port` (primary or replica), as a crash would.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(server) = self.servers.iter_mut().find(|s| s.port() == port) {
+            server.stop();
+        }
+    }
+
     /// `SENTINEL FAILOVER`, then waits until every sentinel reports the new primary and it
     /// answers `ROLE` as master. Returns the new primary's port.
     ///

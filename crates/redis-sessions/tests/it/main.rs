@@ -8,6 +8,10 @@
     reason = "tests fail by panicking"
 )]
 
+#[cfg(feature = "cluster")]
+mod cluster_only;
 mod conformance;
 mod redis_only;
+#[cfg(feature = "sentinel")]
+mod sentinel_only;
 mod support;
