@@ -286,6 +286,15 @@ impl RedisSentinelGroup {
             &["SENTINEL", "FAILOVER", MASTER_NAME],
         );
         assert_eq!(reply, Some(Reply::Status("OK".into())), "SENTINEL FAILOVER");
+        self.wait_new_primary(old)
+    }
+
+    /// Waits until every sentinel reports a primary other than `old` and it answers `ROLE` as
+    /// master (after [`RedisSentinelGroup::kill`] of the primary, for example). Returns its port.
+    ///
+    /// # Panics
+    /// When that does not happen within 60 s.
+    pub fn wait_new_primary(&self, old: u16) -> u16 {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         loop {
             let views: Vec<Option<u16>> = self

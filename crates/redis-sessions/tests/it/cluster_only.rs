@@ -12,7 +12,7 @@ use redis_sessions::{
     Backend, ClusterBackend, ClusterConfig, KeyTtl, RedisStore, SessionId, SetMode,
 };
 
-use crate::support::{cluster, id, session};
+use crate::support::{cluster_backend as cluster, id, session};
 
 /// `WAIT 1 1000` on the primary at `port`: how many replicas acknowledged every earlier write
 /// sent on the backend's connection to that node.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use redis_sessions::{RedisStore, SentinelBackend, SessionId};
 
-use crate::support::{id, sentinel, session};
+use crate::support::{id, sentinel_backend as sentinel, session};
 
 /// `WAIT 1 1000` on the connection of generation `generation`, if that is still the one in use.
 async fn acknowledged(backend: &SentinelBackend, generation: u64) -> bool {
@@ -153,9 +153,19 @@ async fn a_killed_primary_is_replaced_and_the_store_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("killed sentinel primary: {failed} failed reads before recovery");
-    assert_eq!(recovered, group.primary_port());
+    let group = tokio::task::spawn_blocking(move || {
+        let new = group.wait_new_primary(old);
+        assert_eq!(
+            recovered, new,
+            "the store uses the primary the sentinels agree on"
+        );
+        group
+    })
+    .await
+    .unwrap();
     for (n, id) in ids.iter().enumerate() {
         assert_eq!(store.get(id).await.unwrap(), Some(session(n as i64)));
     }
     assert!(store.set(&id(), &session(1)).await.unwrap().is_written());
+    drop(group);
 }

@@ -22,7 +22,7 @@ pub async fn redis() -> (RedisBackend, Guard) {
 
 /// A backend on its own 3-primary cluster; the cluster lives as long as the guard.
 #[cfg(feature = "cluster")]
-pub async fn cluster() -> (redis_sessions::ClusterBackend, redis_harness::RedisCluster) {
+pub async fn cluster_backend() -> (redis_sessions::ClusterBackend, redis_harness::RedisCluster) {
     let cluster = tokio::task::spawn_blocking(redis_harness::RedisCluster::start)
         .await
         .unwrap();
@@ -34,7 +34,7 @@ pub async fn cluster() -> (redis_sessions::ClusterBackend, redis_harness::RedisC
 
 /// A backend on its own Sentinel group; the group lives as long as the guard.
 #[cfg(feature = "sentinel")]
-pub async fn sentinel() -> (
+pub async fn sentinel_backend() -> (
     redis_sessions::SentinelBackend,
     redis_harness::RedisSentinelGroup,
 ) {
@@ -48,6 +48,36 @@ pub async fn sentinel() -> (
     let backend = redis_sessions::SentinelBackend::connect(sentinels, group.master_name())
         .await
         .unwrap_or_else(|e| panic!("connect through the test sentinels: {e}"));
+    (backend, group)
+}
+
+/// The conformance suite's cluster backend: `connect` with the cluster's
+/// `redis+cluster://` URL, so the URL form and `AnyBackend` are what the suite runs on.
+#[cfg(feature = "cluster")]
+pub async fn cluster() -> (redis_sessions::AnyBackend, redis_harness::RedisCluster) {
+    let cluster = tokio::task::spawn_blocking(redis_harness::RedisCluster::start)
+        .await
+        .unwrap();
+    let backend = redis_sessions::connect(&cluster.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", cluster.url()));
+    assert!(matches!(backend, redis_sessions::AnyBackend::Cluster(_)));
+    (backend, cluster)
+}
+
+/// The conformance suite's sentinel backend, through a `redis+sentinel://` URL.
+#[cfg(feature = "sentinel")]
+pub async fn sentinel() -> (
+    redis_sessions::AnyBackend,
+    redis_harness::RedisSentinelGroup,
+) {
+    let group = tokio::task::spawn_blocking(redis_harness::RedisSentinelGroup::start)
+        .await
+        .unwrap();
+    let backend = redis_sessions::connect(&group.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", group.url()));
+    assert!(matches!(backend, redis_sessions::AnyBackend::Sentinel(_)));
     (backend, group)
 }
 
