@@ -141,7 +141,8 @@
 //!   go through one private `write` function.
 //! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
 //! - `codec/`: sessions to bytes. The only place that touches payload bytes.
-//! - `backend/`: the [`Backend`] trait, `redis.rs`, `cluster.rs`, `sentinel.rs` and `memory.rs`.
+//! - `backend/`: the [`Backend`] trait, `redis.rs`, `cluster.rs`, `sentinel/` (the backend;
+//!   `resolve.rs` asks the sentinels) and `memory.rs`.
 //! - `deployment.rs`: [`Deployment`] URLs, [`connect`] and [`AnyBackend`].
 //! - `session.rs`, `id.rs`, `error.rs`: the value types.
 #![forbid(unsafe_code)]
