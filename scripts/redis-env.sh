@@ -2,7 +2,8 @@
 # After `start_private_redis`, REDIS_URL points at it; it stops when the calling script exits.
 
 ensure_redis_server() {
-  if ! command -v redis-server >/dev/null 2>&1; then
+  # redis-cli (redis-tools, a dependency of the package) builds the test clusters.
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
     echo "==> installing redis-server (Debian package)" >&2
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -7,8 +7,9 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
-    /// Redis URL (`redis://[user:password@]host:port[/db]`); without it the app runs on the
-    /// in-memory backend.
+    /// Redis URL: `redis://[user:password@]host:port[/db]`, `rediss://...`,
+    /// `redis+cluster://h1:p1,h2:p2` or `redis+sentinel://s1:p1,s2:p2/master`; without it the app
+    /// runs on the in-memory backend.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
     /// Key prefix of the sessions in Redis.

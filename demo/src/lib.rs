@@ -11,7 +11,7 @@ mod page;
 
 use std::time::Duration;
 
-use redis_sessions::{Backend, MemoryBackend, RedisBackend, RedisStore};
+use redis_sessions::{AnyBackend, Backend, MemoryBackend, RedisStore};
 
 pub use actix_app::run_actix;
 pub use axum_app::run;
@@ -41,7 +41,7 @@ pub(crate) struct BackendLabel(pub(crate) String);
 /// The store the app runs on, opened from the configuration.
 pub(crate) enum Opened {
     /// `--redis-url` given.
-    Redis(RedisStore<RedisBackend>, BackendLabel),
+    Redis(RedisStore<AnyBackend>, BackendLabel),
     /// No Redis URL: the embedded in-memory backend.
     Memory(RedisStore<MemoryBackend>, BackendLabel),
 }
@@ -51,10 +51,14 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     let idle = Duration::from_secs(config.idle_timeout);
     match &config.redis_url {
         Some(url) => {
-            let backend = RedisBackend::connect(url).await.map_err(|e| {
+            let backend = redis_sessions::connect(url).await.map_err(|e| {
                 anyhow::anyhow!("cannot connect to Redis at {}: {e}", config.redacted_url())
             })?;
-            let label = BackendLabel(format!("Redis at {}", config.redacted_url()));
+            let label = BackendLabel(format!(
+                "{} at {}",
+                topology(&backend),
+                config.redacted_url()
+            ));
             tracing::info!(backend = %label.0, prefix = %config.prefix, idle_timeout_s = config.idle_timeout, "session store: Redis");
             Ok(Opened::Redis(store(backend, config, idle), label))
         }
@@ -70,6 +74,15 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
                 label,
             ))
         }
+    }
+}
+
+/// What kind of deployment the URL named, for the page.
+fn topology(backend: &AnyBackend) -> &'static str {
+    match backend {
+        AnyBackend::Cluster(_) => "Redis Cluster",
+        AnyBackend::Sentinel(_) => "Redis Sentinel",
+        _ => "Redis",
     }
 }
 

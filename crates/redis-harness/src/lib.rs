@@ -11,8 +11,12 @@
     reason = "test support: a fixture that cannot start must fail the test loudly"
 )]
 
+mod cluster;
 mod resp;
+mod sentinel;
 mod server;
 
+pub use cluster::{ClusterNode, RedisCluster};
 pub use resp::{Connection, Reply};
-pub use server::{HarnessError, RedisServer};
+pub use sentinel::RedisSentinelGroup;
+pub use server::{parse_command_calls, HarnessError, RedisServer};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::resp::{Connection, Reply};
 
 /// How to get `redis-server` when it is missing.
-const INSTALL_HINT: &str = "redis-server was not found on PATH. Install it with \
+pub(crate) const INSTALL_HINT: &str = "redis-server was not found on PATH. Install it with \
 `apt-get update && apt-get install -y redis-server` (Debian/Ubuntu), or run `bash scripts/test.sh`, \
 which installs it, or set REDIS_SERVER_BIN to its path";
 
@@ -53,7 +53,7 @@ pub struct RedisServer {
     extra: Vec<String>,
 }
 
-fn binary() -> String {
+pub(crate) fn binary() -> String {
     std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned())
 }
 
@@ -62,7 +62,7 @@ pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn temp_dir(tag: &str) -> std::io::Result<PathBuf> {
+pub(crate) fn temp_dir(tag: &str) -> std::io::Result<PathBuf> {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "redis-harness-{}-{}-{tag}",
@@ -89,21 +89,35 @@ impl RedisServer {
     pub fn try_start(extra: &[&str]) -> Result<RedisServer, HarnessError> {
         let mut last = None;
         for _ in 0..5 {
-            let port = free_port()?;
-            let mut server = RedisServer {
-                child: None,
-                port,
-                dir: temp_dir("standalone")?,
-                extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            };
-            match server.spawn() {
-                Ok(()) => return Ok(server),
+            match Self::start_on(free_port()?, extra, "standalone") {
+                Ok(server) => return Ok(server),
                 Err(e @ HarnessError::Missing(_)) => return Err(e),
                 // Most likely another process took the port between probe and bind: try again.
                 Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| HarnessError::NotReady("no attempt".into())))
+    }
+
+    /// Starts a server on `port` (cluster nodes need ports they choose themselves).
+    pub(crate) fn start_on(
+        port: u16,
+        extra: &[&str],
+        tag: &str,
+    ) -> Result<RedisServer, HarnessError> {
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir: temp_dir(tag)?,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// Whether the process is running (not stopped or killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     fn spawn(&mut self) -> Result<(), HarnessError> {
@@ -192,22 +206,12 @@ impl RedisServer {
     /// Calls per command since start or `CONFIG RESETSTAT`, from `INFO commandstats`, e.g.
     /// `("getex", 1)`. Subcommands appear as `config|resetstat`.
     pub fn command_calls(&self) -> Vec<(String, u64)> {
-        let info = self
-            .cmd(&["INFO", "commandstats"])
-            .text()
-            .unwrap_or_default();
-        info.lines()
-            .filter_map(|line| {
-                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = rest
-                    .strip_prefix("calls=")?
-                    .split(',')
-                    .next()?
-                    .parse()
-                    .ok()?;
-                Some((name.to_owned(), calls))
-            })
-            .collect()
+        parse_command_calls(
+            &self
+                .cmd(&["INFO", "commandstats"])
+                .text()
+                .unwrap_or_default(),
+        )
     }
 
     /// Calls of one command (see [`RedisServer::command_calls`]); 0 if never called.
@@ -268,6 +272,22 @@ impl RedisServer {
             }
         }
     }
+}
+
+/// Calls per command from the text of `INFO commandstats`.
+pub fn parse_command_calls(info: &str) -> Vec<(String, u64)> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
 }
 
 impl Drop for RedisServer {

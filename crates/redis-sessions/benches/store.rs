@@ -1,7 +1,12 @@
 //! Store vs the raw redis-rs client on the same connection: `get`/`GET`, `set`/`SET PX`,
 //! `touch`/`PEXPIRE`, at 1 and 64 concurrent tasks, with a ~150-byte session.
 //!
-//! Run with `cargo bench -p redis-sessions --bench store` (starts its own redis-server).
+//! With feature `cluster`, the same store operations also run on a 3-primary Redis Cluster
+//! next to the standalone server, in groups `topology/tasks=N`.
+//!
+//! Run with `cargo bench -p redis-sessions --bench store` (starts its own redis-server), or
+//! `cargo bench -p redis-sessions --features cluster --bench store -- topology` for the cluster
+//! comparison alone.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -131,7 +136,65 @@ fn bench(c: &mut Criterion) {
         });
         group.finish();
     }
+    #[cfg(feature = "cluster")]
+    topology::bench(c, &rt, &store, &ids);
     drop(server);
+}
+
+/// The store on a 3-primary cluster next to the store on one server.
+#[cfg(feature = "cluster")]
+mod topology {
+    use super::*;
+    use redis_harness::RedisCluster;
+    use redis_sessions::{Backend, ClusterBackend};
+
+    async fn round<B: Backend>(store: &RedisStore<B>, ids: &[SessionId], op: &str) {
+        let session = sample();
+        join_all(ids.iter().map(|id| {
+            let session = &session;
+            async move {
+                match op {
+                    "get" => assert!(store.get(id).await.unwrap().is_some()),
+                    "set" => assert!(store.set(id, session).await.unwrap().is_written()),
+                    _ => assert!(store.touch(id, session).await.unwrap().is_written()),
+                }
+            }
+        }))
+        .await;
+    }
+
+    pub fn bench(
+        c: &mut Criterion,
+        rt: &tokio::runtime::Runtime,
+        standalone: &RedisStore<RedisBackend>,
+        ids: &[SessionId],
+    ) {
+        let cluster = RedisCluster::start();
+        let backend = rt
+            .block_on(ClusterBackend::connect(&cluster.urls()))
+            .unwrap();
+        let clustered = RedisStore::builder(backend).ttl(TTL).build();
+        rt.block_on(async {
+            for id in ids {
+                assert!(clustered.set(id, &sample()).await.unwrap().is_written());
+            }
+        });
+        for tasks in [1usize, 64] {
+            let mut group = c.benchmark_group(format!("topology/tasks={tasks}"));
+            group.throughput(Throughput::Elements(tasks as u64));
+            let ids = &ids[..tasks];
+            for op in ["get", "set", "touch"] {
+                group.bench_function(BenchmarkId::new(op, "standalone"), |b| {
+                    b.to_async(rt).iter(|| round(standalone, ids, op))
+                });
+                group.bench_function(BenchmarkId::new(op, "cluster"), |b| {
+                    b.to_async(rt).iter(|| round(&clustered, ids, op))
+                });
+            }
+            group.finish();
+        }
+        drop(cluster);
+    }
 }
 
 criterion_group! {

@@ -211,6 +211,34 @@
 //! | `tower-sessions-015` | no | `impl SessionStore` for tower-sessions(-core) 0.15 |
 //! | `tower-sessions-014` | no | `impl SessionStore` for tower-sessions(-core) 0.14 (axum-login) |
 //! | `actix` | no | `impl SessionStore` for actix-session 0.11 |
+//! | `cluster` | no | `ClusterBackend`: Redis Cluster, `SCAN` over every primary, `redis+cluster://` URLs |
+//! | `sentinel` | no | `SentinelBackend`: follows failovers (`+switch-master`, `READONLY`), `redis+sentinel://` URLs |
+//!
+//! TLS: `rediss://` URLs are passed to redis-rs unchanged; enable one of redis-rs's TLS
+//! features (`tokio-rustls-comp` or `tokio-native-tls-comp`) in your own `Cargo.toml` to use them.
+//!
+//! # Deployments
+//!
+//! [`connect`] takes one URL for any topology and returns an [`AnyBackend`]:
+//!
+//! | URL | deployment |
+//! |---|---|
+//! | `redis://[user:password@]host:port[/db]` | one server ([`RedisBackend`]) |
+//! | `rediss://...` | one server over TLS |
+//! | `redis+cluster://[user:password@]host1:port1,host2:port2` | Redis Cluster, any nodes as seeds (`ClusterBackend`) |
+//! | `redis+sentinel://[user:password@]s1:port1,s2:port2/master-name[/db]` | the primary behind these sentinels (`SentinelBackend`) |
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+//! let store = redis_sessions::RedisStore::new(redis_sessions::connect(&url).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! On a cluster, keys are routed by slot, `MGET`/`UNLINK` are split per slot (never a
+//! `CROSSSLOT` error) and admin scans walk every primary with its own cursor. On Sentinel, the
+//! backend switches to the new primary when a sentinel announces it, and on `READONLY` or a
+//! connection error asks the sentinels again and retries the command once.
 //!
 //! # Layout
 //!
@@ -218,7 +246,9 @@
 //!   go through one private `write` function.
 //! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
 //! - `codec/`: sessions to bytes. The only place that touches payload bytes.
-//! - `backend/`: the [`Backend`] trait, `redis.rs` and `memory.rs`.
+//! - `backend/`: the [`Backend`] trait, `redis.rs`, `cluster.rs`, `sentinel/` (the backend;
+//!   `resolve.rs` asks the sentinels) and `memory.rs`.
+//! - `deployment.rs`: [`Deployment`] URLs, [`connect`] and [`AnyBackend`].
 //! - `adapters/`: `tower.rs` (both tower-sessions versions) and `actix.rs`; thin, no policy.
 //! - `session.rs`, `id.rs`, `error.rs`: the value types.
 #![forbid(unsafe_code)]
@@ -228,6 +258,8 @@
 pub mod adapters;
 pub mod backend;
 pub mod codec;
+#[cfg(feature = "redis")]
+mod deployment;
 mod error;
 mod id;
 mod keyspace;
@@ -237,11 +269,17 @@ mod store;
 mod timefmt;
 
 pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode};
+#[cfg(feature = "cluster")]
+pub use backend::{ClusterBackend, ClusterConfig};
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
+#[cfg(feature = "sentinel")]
+pub use backend::{SentinelBackend, SentinelConfig};
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPack;
 pub use codec::{Json, Serializer};
+#[cfg(feature = "redis")]
+pub use deployment::{connect, AnyBackend, Deployment};
 pub use error::{BackendError, BackendErrorKind, CodecError, Error, Result};
 pub use id::{Fingerprint, InvalidId, SessionId, MAX_ID_LEN, MIN_ID_LEN};
 pub use keyspace::{escape_glob, Keyspace};

@@ -1,8 +1,9 @@
-//! Starts the axum demo or the actix example on port 0 against a fresh redis-server.
+//! Starts the axum demo or the actix example on port 0 against a fresh redis-server or a fresh
+//! 3-primary Redis Cluster.
 
 use std::net::SocketAddr;
 
-use redis_harness::RedisServer;
+use redis_harness::{parse_command_calls, RedisCluster, RedisServer, Reply};
 use tokio::sync::oneshot;
 
 #[derive(Clone, Copy, Debug)]
@@ -11,10 +12,123 @@ pub enum Kind {
     Actix,
 }
 
+#[derive(Clone, Copy, Debug)]
+pub enum Topology {
+    Standalone,
+    Cluster,
+}
+
+/// The Redis side of a test, one server or a cluster, with what the cases inspect.
+pub enum Redis {
+    Server(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    fn url(&self) -> String {
+        match self {
+            Redis::Server(s) => s.url(),
+            Redis::Cluster(c) => c.url(),
+        }
+    }
+
+    /// Every key matching `pattern` (on a cluster: on every primary).
+    pub fn scan_keys(&self, pattern: &str) -> Vec<String> {
+        match self {
+            Redis::Server(s) => s.scan_keys(pattern),
+            Redis::Cluster(c) => c
+                .primary_ports()
+                .into_iter()
+                .flat_map(|port| scan_node(c, port, pattern))
+                .collect(),
+        }
+    }
+
+    /// A command about `key` (on a cluster: sent to the key's primary).
+    pub fn cmd(&self, key: &str, args: &[&str]) -> Reply {
+        match self {
+            Redis::Server(s) => s.cmd(args),
+            Redis::Cluster(c) => c.cmd(c.primary_for_key(key), args),
+        }
+    }
+
+    /// `CONFIG RESETSTAT` everywhere.
+    pub fn reset_stats(&self) {
+        match self {
+            Redis::Server(s) => {
+                s.cmd(&["CONFIG", "RESETSTAT"]);
+            }
+            Redis::Cluster(c) => {
+                for port in c.ports() {
+                    c.cmd(port, &["CONFIG", "RESETSTAT"]);
+                }
+            }
+        }
+    }
+
+    /// Data commands served since the last reset, summed over nodes; the test's own and the
+    /// cluster client's topology and health commands are left out.
+    pub fn data_command_calls(&self) -> Vec<(String, u64)> {
+        let infos: Vec<String> = match self {
+            Redis::Server(s) => vec![s.cmd(&["INFO", "commandstats"]).text().unwrap_or_default()],
+            // Primaries only: replicas count the replicated writes again.
+            Redis::Cluster(c) => c
+                .primary_ports()
+                .into_iter()
+                .map(|p| {
+                    c.cmd(p, &["INFO", "commandstats"])
+                        .text()
+                        .unwrap_or_default()
+                })
+                .collect(),
+        };
+        let mut calls: Vec<(String, u64)> = Vec::new();
+        for (name, n) in infos.iter().flat_map(|i| parse_command_calls(i)) {
+            let control = [
+                "config", "info", "cluster", "ping", "hello", "client", "readonly",
+            ];
+            if control.iter().any(|c| name.starts_with(c)) {
+                continue;
+            }
+            match calls.iter_mut().find(|(c, _)| *c == name) {
+                Some((_, total)) => *total += n,
+                None => calls.push((name, n)),
+            }
+        }
+        calls
+    }
+
+    /// The single server, for outage tests.
+    pub fn server(&mut self) -> &mut RedisServer {
+        match self {
+            Redis::Server(s) => s,
+            Redis::Cluster(_) => panic!("this case needs a single server"),
+        }
+    }
+}
+
+fn scan_node(cluster: &RedisCluster, port: u16, pattern: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut cursor = "0".to_owned();
+    loop {
+        let reply = cluster.cmd(port, &["SCAN", &cursor, "MATCH", pattern, "COUNT", "1000"]);
+        let Reply::Array(Some(parts)) = reply else {
+            panic!("SCAN reply: {reply:?}")
+        };
+        cursor = parts[0].text().unwrap();
+        if let Reply::Array(Some(page)) = &parts[1] {
+            keys.extend(page.iter().filter_map(Reply::text));
+        }
+        if cursor == "0" {
+            return keys;
+        }
+    }
+}
+
 /// A running app and its Redis; both stop on drop.
 pub struct Running {
     pub addr: SocketAddr,
-    pub redis: RedisServer,
+    pub redis: Redis,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -26,8 +140,15 @@ impl Drop for Running {
     }
 }
 
-pub async fn start(kind: Kind, idle_timeout: u64) -> Running {
-    let redis = RedisServer::start();
+pub async fn start(kind: Kind, topology: Topology, idle_timeout: u64) -> Running {
+    let redis = match topology {
+        Topology::Standalone => Redis::Server(RedisServer::start()),
+        Topology::Cluster => Redis::Cluster(
+            tokio::task::spawn_blocking(RedisCluster::start)
+                .await
+                .unwrap(),
+        ),
+    };
     let mut config = demo::Config::new(Some(redis.url()));
     config.idle_timeout = idle_timeout;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -57,13 +178,4 @@ pub async fn start(kind: Kind, idle_timeout: u64) -> Running {
         redis,
         stop: Some(stop),
     }
-}
-
-/// Calls per command, without the test's own CONFIG and INFO.
-pub fn command_calls(redis: &RedisServer) -> Vec<(String, u64)> {
-    redis
-        .command_calls()
-        .into_iter()
-        .filter(|(name, _)| !name.starts_with("config") && name != "info")
-        .collect()
 }

@@ -5,12 +5,12 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::client::Client;
-use crate::servers::{command_calls, start, Kind};
+use crate::servers::{start, Kind, Topology};
 
 const IDLE_TIMEOUT_S: u64 = 600;
 
-async fn logged_in(kind: Kind) -> (crate::servers::Running, Client) {
-    let app = start(kind, IDLE_TIMEOUT_S).await;
+async fn logged_in(kind: Kind, topology: Topology) -> (crate::servers::Running, Client) {
+    let app = start(kind, topology, IDLE_TIMEOUT_S).await;
     let mut client = Client::new(app.addr);
     let r = client
         .post("/api/login", Some(json!({"user": "ada"})))
@@ -24,8 +24,8 @@ async fn logged_in(kind: Kind) -> (crate::servers::Running, Client) {
     (app, client)
 }
 
-pub async fn login_increment_me_logout(kind: Kind) {
-    let (app, mut client) = logged_in(kind).await;
+pub async fn login_increment_me_logout(kind: Kind, topology: Topology) {
+    let (app, mut client) = logged_in(kind, topology).await;
     for n in 1..=2 {
         let r = client.post("/api/increment", None).await;
         assert_eq!(r.json(), json!({"counter": n}), "{r:?}");
@@ -37,7 +37,7 @@ pub async fn login_increment_me_logout(kind: Kind) {
     let keys = app.redis.scan_keys("*");
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with("sess:"), "{keys:?}");
-    let ttl = app.redis.cmd(&["PTTL", &keys[0]]).int().unwrap();
+    let ttl = app.redis.cmd(&keys[0], &["PTTL", &keys[0]]).int().unwrap();
     assert!(ttl > 0 && ttl <= (IDLE_TIMEOUT_S * 1000) as i64, "{ttl}");
 
     let r = client.post("/api/logout", None).await;
@@ -49,8 +49,8 @@ pub async fn login_increment_me_logout(kind: Kind) {
     assert_eq!(client.get("/api/me").await.status, 401);
 }
 
-pub async fn without_a_session_the_api_says_401(kind: Kind) {
-    let app = start(kind, IDLE_TIMEOUT_S).await;
+pub async fn without_a_session_the_api_says_401(kind: Kind, topology: Topology) {
+    let app = start(kind, topology, IDLE_TIMEOUT_S).await;
     let mut client = Client::new(app.addr);
     assert_eq!(client.get("/api/me").await.status, 401);
     assert_eq!(client.post("/api/increment", None).await.status, 401);
@@ -62,25 +62,25 @@ pub async fn without_a_session_the_api_says_401(kind: Kind) {
     );
 }
 
-pub async fn me_costs_exactly_one_redis_command(kind: Kind) {
-    let (app, mut client) = logged_in(kind).await;
+pub async fn me_costs_exactly_one_redis_command(kind: Kind, topology: Topology) {
+    let (app, mut client) = logged_in(kind, topology).await;
     let key = app.redis.scan_keys("sess:*").remove(0);
-    app.redis.cmd(&["PEXPIRE", &key, "5000"]);
-    app.redis.cmd(&["CONFIG", "RESETSTAT"]);
+    app.redis.cmd(&key, &["PEXPIRE", &key, "5000"]);
+    app.redis.reset_stats();
     let r = client.get("/api/me").await;
     assert_eq!(r.status, 200);
-    let calls = command_calls(&app.redis);
+    let calls = app.redis.data_command_calls();
     let total: u64 = calls.iter().map(|(_, n)| n).sum();
     assert_eq!(total, 1, "{calls:?}");
     assert_eq!(calls, vec![("getex".to_owned(), 1)]);
     // That one command slid the idle timeout (5 s before, about 600 s now).
-    let ttl = app.redis.cmd(&["PTTL", &key]).int().unwrap();
+    let ttl = app.redis.cmd(&key, &["PTTL", &key]).int().unwrap();
     assert!(ttl > 500_000, "{ttl}");
 }
 
-pub async fn logout_wins_over_inflight_increments(kind: Kind) {
+pub async fn logout_wins_over_inflight_increments(kind: Kind, topology: Topology) {
     for round in 0..3 {
-        let (app, client) = logged_in(kind).await;
+        let (app, client) = logged_in(kind, topology).await;
         let increments: Vec<_> = (0..16)
             .map(|_| {
                 let mut c = client.clone();
@@ -103,11 +103,11 @@ pub async fn logout_wins_over_inflight_increments(kind: Kind) {
     }
 }
 
-pub async fn corrupt_value_loads_as_no_session(kind: Kind) {
-    let (app, mut client) = logged_in(kind).await;
+pub async fn corrupt_value_loads_as_no_session(kind: Kind, topology: Topology) {
+    let (app, mut client) = logged_in(kind, topology).await;
     let key = app.redis.scan_keys("sess:*").remove(0);
     app.redis
-        .cmd(&["SET", &key, "{\"user\":\"ada\",\"count", "KEEPTTL"]);
+        .cmd(&key, &["SET", &key, "{\"user\":\"ada\",\"count", "KEEPTTL"]);
     let r = client.get("/api/me").await;
     assert_eq!(
         r.status, 401,
@@ -116,7 +116,7 @@ pub async fn corrupt_value_loads_as_no_session(kind: Kind) {
     assert!(!r.body.contains("panicked"), "{r:?}");
     // The bad value is kept for inspection, and the user can log in again.
     assert_eq!(
-        app.redis.cmd(&["GET", &key]).text().unwrap(),
+        app.redis.cmd(&key, &["GET", &key]).text().unwrap(),
         "{\"user\":\"ada\",\"count"
     );
     let mut fresh = Client::new(app.addr);
@@ -129,16 +129,16 @@ pub async fn corrupt_value_loads_as_no_session(kind: Kind) {
     );
 }
 
-pub async fn redis_outage_is_a_clean_5xx_and_service_resumes(kind: Kind) {
-    let (mut app, mut client) = logged_in(kind).await;
-    app.redis.stop();
+pub async fn redis_outage_is_a_clean_5xx_and_service_resumes(kind: Kind, topology: Topology) {
+    let (mut app, mut client) = logged_in(kind, topology).await;
+    app.redis.server().stop();
     let r = client.get("/api/me").await;
     assert!((500..600).contains(&r.status), "{r:?}");
     assert!(
         !r.body.contains("panicked") && !r.body.contains("sess:"),
         "{r:?}"
     );
-    app.redis.restart();
+    app.redis.server().restart();
     // The restarted Redis is empty (no persistence): log in again once it answers.
     let mut status = 0;
     for _ in 0..50 {
@@ -161,19 +161,16 @@ pub async fn redis_outage_is_a_clean_5xx_and_service_resumes(kind: Kind) {
 }
 
 macro_rules! http_suite {
-    ($($case:ident),* $(,)?) => {
-        mod axum {
+    ($module:ident, $kind:ident, $topology:ident: $($case:ident),* $(,)?) => {
+        mod $module {
+            use crate::servers::{Kind, Topology};
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(crate::servers::Kind::Axum).await; })*
-        }
-        mod actix {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(crate::servers::Kind::Actix).await; })*
+            async fn $case() { super::$case(Kind::$kind, Topology::$topology).await; })*
         }
     };
 }
 
-http_suite!(
+http_suite!(axum, Axum, Standalone:
     login_increment_me_logout,
     without_a_session_the_api_says_401,
     me_costs_exactly_one_redis_command,
@@ -182,9 +179,27 @@ http_suite!(
     redis_outage_is_a_clean_5xx_and_service_resumes,
 );
 
+http_suite!(actix, Actix, Standalone:
+    login_increment_me_logout,
+    without_a_session_the_api_says_401,
+    me_costs_exactly_one_redis_command,
+    logout_wins_over_inflight_increments,
+    corrupt_value_loads_as_no_session,
+    redis_outage_is_a_clean_5xx_and_service_resumes,
+);
+
+// The demo on a 3-primary cluster (`redis+cluster://` URL); the outage case needs one server.
+http_suite!(axum_cluster, Axum, Cluster:
+    login_increment_me_logout,
+    without_a_session_the_api_says_401,
+    me_costs_exactly_one_redis_command,
+    logout_wins_over_inflight_increments,
+    corrupt_value_loads_as_no_session,
+);
+
 #[tokio::test]
 async fn the_axum_page_shows_user_counter_ttl_and_backend() {
-    let (app, mut client) = logged_in(Kind::Axum).await;
+    let (app, mut client) = logged_in(Kind::Axum, Topology::Standalone).await;
     client.post("/api/increment", None).await;
     let page = client.get("/").await;
     assert_eq!(page.status, 200);

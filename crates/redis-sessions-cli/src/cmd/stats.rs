@@ -69,7 +69,6 @@ impl Buckets {
 
 pub(crate) async fn run(ctx: &Context, sample: usize) -> anyhow::Result<Status> {
     let store = &ctx.store;
-    let conn = store.backend().connection();
     let mut measured = pin!(store
         .ids_stream()
         .enumerate()
@@ -77,7 +76,7 @@ pub(crate) async fn run(ctx: &Context, sample: usize) -> anyhow::Result<Status> 
             let id = id?;
             let ttl = store.ttl(&id).await?;
             let bytes = match n < sample && ttl != KeyTtl::Missing {
-                true => memory_usage(conn.clone(), store, &id).await?,
+                true => memory_usage(store, &id).await?,
                 false => None,
             };
             Ok::<_, anyhow::Error>((ttl, bytes))
@@ -115,16 +114,15 @@ pub(crate) async fn run(ctx: &Context, sample: usize) -> anyhow::Result<Status> 
     Ok(Status::Ok)
 }
 
-/// `MEMORY USAGE key`, `None` when the key is gone.
+/// `MEMORY USAGE key`, `None` when the key is gone (on a cluster, asked of the key's node).
 async fn memory_usage(
-    mut conn: redis::aio::ConnectionManager,
     store: &redis_sessions::RedisStore<crate::connect::Conn>,
     id: &SessionId,
 ) -> anyhow::Result<Option<u64>> {
-    redis::cmd("MEMORY")
-        .arg("USAGE")
-        .arg(store.keyspace().key(id))
-        .query_async(&mut conn)
+    let key = store.keyspace().key(id);
+    store
+        .backend()
+        .command(redis::cmd("MEMORY").arg("USAGE").arg(key))
         .await
         .context("MEMORY USAGE failed")
 }

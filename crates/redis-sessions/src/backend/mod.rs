@@ -1,20 +1,29 @@
-//! The few Redis operations the store needs, as a trait with two implementations:
-//! [`RedisBackend`] (redis-rs) and [`MemoryBackend`] (in-process, with real expiry).
+//! The few Redis operations the store needs, as a trait with implementations for one server
+//! (`RedisBackend`, redis-rs), Redis Cluster (`ClusterBackend`, feature `cluster`), Sentinel
+//! (`SentinelBackend`, feature `sentinel`) and [`MemoryBackend`] (in-process, with real expiry).
 //!
 //! Implement [`Backend`] to use another client. Each method maps to one Redis command; the
 //! comments say which, and the in-memory backend follows the same semantics.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod glob;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sentinel")]
+mod sentinel;
 
 use std::future::Future;
 use std::time::Duration;
 
+#[cfg(feature = "cluster")]
+pub use self::cluster::{ClusterBackend, ClusterConfig};
 pub use self::memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisConfig};
+#[cfg(feature = "sentinel")]
+pub use self::sentinel::{SentinelBackend, SentinelConfig};
 use crate::error::BackendError;
 
 /// Result of a backend call.

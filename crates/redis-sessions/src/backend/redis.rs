@@ -109,7 +109,12 @@ where
         &self.conn
     }
 
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> BackendResult<T> {
+    /// Sends one command of your own (for example `MEMORY USAGE key` or `WAIT`), bounded by the
+    /// connection's timeouts.
+    ///
+    /// # Errors
+    /// Redis fails or the reply does not convert into `T`.
+    pub async fn command<T: FromRedisValue>(&self, cmd: &Cmd) -> BackendResult<T> {
         let mut conn = self.conn.clone();
         cmd.query_async(&mut conn).await.map_err(map_error)
     }
@@ -142,11 +147,11 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {
-        self.query(redis::cmd("GET").arg(key)).await
+        self.command(redis::cmd("GET").arg(key)).await
     }
 
     async fn get_ex(&self, key: &str, ttl: Duration) -> BackendResult<Option<Vec<u8>>> {
-        self.query(redis::cmd("GETEX").arg(key).arg("PX").arg(millis(ttl)))
+        self.command(redis::cmd("GETEX").arg(key).arg("PX").arg(millis(ttl)))
             .await
     }
 
@@ -172,17 +177,17 @@ where
             }
         }
         // `OK`, or nil when the NX/XX condition failed; no need to allocate the text.
-        let reply: redis::Value = self.query(&cmd).await?;
+        let reply: redis::Value = self.command(&cmd).await?;
         Ok(!matches!(reply, redis::Value::Nil))
     }
 
     async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
-        self.query(redis::cmd("PEXPIRE").arg(key).arg(millis(ttl)))
+        self.command(redis::cmd("PEXPIRE").arg(key).arg(millis(ttl)))
             .await
     }
 
     async fn pttl(&self, key: &str) -> BackendResult<KeyTtl> {
-        let ms: i64 = self.query(redis::cmd("PTTL").arg(key)).await?;
+        let ms: i64 = self.command(redis::cmd("PTTL").arg(key)).await?;
         Ok(match ms {
             -2 => KeyTtl::Missing,
             -1 => KeyTtl::Persistent,
@@ -194,19 +199,19 @@ where
         if keys.is_empty() {
             return Ok(0);
         }
-        self.query(redis::cmd("UNLINK").arg(keys)).await
+        self.command(redis::cmd("UNLINK").arg(keys)).await
     }
 
     async fn mget(&self, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.query(redis::cmd("MGET").arg(keys)).await
+        self.command(redis::cmd("MGET").arg(keys)).await
     }
 
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         let (next, keys): (u64, Vec<Vec<u8>>) = self
-            .query(
+            .command(
                 redis::cmd("SCAN")
                     .arg(cursor.position)
                     .arg("MATCH")

@@ -610,3 +610,7 @@ macro_rules! suite {
 }
 
 suite!(memory, redis, redis_multiplexed);
+#[cfg(feature = "cluster")]
+suite!(cluster);
+#[cfg(feature = "sentinel")]
+suite!(sentinel);

@@ -14,6 +14,10 @@
     feature = "actix"
 ))]
 mod adapters;
+#[cfg(feature = "cluster")]
+mod cluster_only;
 mod conformance;
 mod redis_only;
+#[cfg(feature = "sentinel")]
+mod sentinel_only;
 mod support;

@@ -34,6 +34,67 @@ pub async fn redis_multiplexed() -> (RedisBackend<redis::aio::MultiplexedConnect
     (RedisBackend::new(conn), Some(server))
 }
 
+/// A backend on its own 3-primary cluster; the cluster lives as long as the guard.
+#[cfg(feature = "cluster")]
+pub async fn cluster_backend() -> (redis_sessions::ClusterBackend, redis_harness::RedisCluster) {
+    let cluster = tokio::task::spawn_blocking(redis_harness::RedisCluster::start)
+        .await
+        .unwrap();
+    let backend = redis_sessions::ClusterBackend::connect(&cluster.urls())
+        .await
+        .unwrap_or_else(|e| panic!("connect to the test cluster: {e}"));
+    (backend, cluster)
+}
+
+/// A backend on its own Sentinel group; the group lives as long as the guard.
+#[cfg(feature = "sentinel")]
+pub async fn sentinel_backend() -> (
+    redis_sessions::SentinelBackend,
+    redis_harness::RedisSentinelGroup,
+) {
+    let group = tokio::task::spawn_blocking(redis_harness::RedisSentinelGroup::start)
+        .await
+        .unwrap();
+    let sentinels = group
+        .sentinel_ports()
+        .into_iter()
+        .map(|p| format!("127.0.0.1:{p}"));
+    let backend = redis_sessions::SentinelBackend::connect(sentinels, group.master_name())
+        .await
+        .unwrap_or_else(|e| panic!("connect through the test sentinels: {e}"));
+    (backend, group)
+}
+
+/// The conformance suite's cluster backend: `connect` with the cluster's
+/// `redis+cluster://` URL, so the URL form and `AnyBackend` are what the suite runs on.
+#[cfg(feature = "cluster")]
+pub async fn cluster() -> (redis_sessions::AnyBackend, redis_harness::RedisCluster) {
+    let cluster = tokio::task::spawn_blocking(redis_harness::RedisCluster::start)
+        .await
+        .unwrap();
+    let backend = redis_sessions::connect(&cluster.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", cluster.url()));
+    assert!(matches!(backend, redis_sessions::AnyBackend::Cluster(_)));
+    (backend, cluster)
+}
+
+/// The conformance suite's sentinel backend, through a `redis+sentinel://` URL.
+#[cfg(feature = "sentinel")]
+pub async fn sentinel() -> (
+    redis_sessions::AnyBackend,
+    redis_harness::RedisSentinelGroup,
+) {
+    let group = tokio::task::spawn_blocking(redis_harness::RedisSentinelGroup::start)
+        .await
+        .unwrap();
+    let backend = redis_sessions::connect(&group.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", group.url()));
+    assert!(matches!(backend, redis_sessions::AnyBackend::Sentinel(_)));
+    (backend, group)
+}
+
 pub fn id() -> SessionId {
     SessionId::generate().unwrap()
 }

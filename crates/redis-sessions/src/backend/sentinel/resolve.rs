@@ -1,0 +1,183 @@
+//! Finding the primary: [`SentinelConfig`], asking the sentinels, and checking the answer.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo,
+    Value,
+};
+
+use crate::backend::redis::map_error;
+use crate::backend::BackendResult;
+use crate::error::{BackendError, BackendErrorKind};
+
+/// How a [`SentinelBackend`](super::SentinelBackend) finds and talks to the primary.
+#[derive(Clone)]
+pub struct SentinelConfig {
+    /// Sentinel addresses, `host:port`; asked in order until one names a reachable primary.
+    pub sentinels: Vec<String>,
+    /// The monitored primary's name (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// Username for the primary (ACL), if any.
+    pub username: Option<String>,
+    /// Password for the primary, if any.
+    pub password: Option<String>,
+    /// Database number on the primary (default 0).
+    pub db: i64,
+    /// Username for the sentinels, if they require one.
+    pub sentinel_username: Option<String>,
+    /// Password for the sentinels, if they require one.
+    pub sentinel_password: Option<String>,
+    /// Time allowed to connect to a sentinel or the primary (default 1 s).
+    pub connect_timeout: Duration,
+    /// Time allowed for one reply (default 500 ms).
+    pub response_timeout: Duration,
+}
+
+impl std::fmt::Debug for SentinelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelConfig")
+            .field("sentinels", &self.sentinels)
+            .field("master_name", &self.master_name)
+            .field("db", &self.db)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SentinelConfig {
+    /// Settings for `master_name` behind `sentinels` (`host:port` each), without auth, with
+    /// 1 s connect and 500 ms reply timeouts.
+    pub fn new<S: Into<String>>(
+        sentinels: impl IntoIterator<Item = S>,
+        master_name: impl Into<String>,
+    ) -> Self {
+        SentinelConfig {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master_name: master_name.into(),
+            username: None,
+            password: None,
+            db: 0,
+            sentinel_username: None,
+            sentinel_password: None,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_millis(500),
+        }
+    }
+
+    fn async_config(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+    }
+
+    pub(super) fn sentinel_client(&self, addr: &str) -> BackendResult<redis::Client> {
+        let (host, port) = split_addr(addr)?;
+        let mut redis = RedisConnectionInfo::default();
+        if let Some(user) = &self.sentinel_username {
+            redis = redis.set_username(user);
+        }
+        if let Some(password) = &self.sentinel_password {
+            redis = redis.set_password(password);
+        }
+        client(host, port, redis)
+    }
+
+    fn primary_client(&self, host: &str, port: u16) -> BackendResult<redis::Client> {
+        let mut redis = RedisConnectionInfo::default().set_db(self.db);
+        if let Some(user) = &self.username {
+            redis = redis.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            redis = redis.set_password(password);
+        }
+        client(host.to_owned(), port, redis)
+    }
+}
+
+fn client(host: String, port: u16, redis: RedisConnectionInfo) -> BackendResult<redis::Client> {
+    let info = ConnectionAddr::Tcp(host, port)
+        .into_connection_info()
+        .map_err(map_error)?
+        .set_redis_settings(redis);
+    redis::Client::open(info).map_err(map_error)
+}
+
+fn split_addr(addr: &str) -> BackendResult<(String, u16)> {
+    let addr = addr.strip_prefix("redis://").unwrap_or(addr);
+    addr.rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_owned(), p.parse().ok()?)))
+        .ok_or_else(|| {
+            BackendError::new(
+                BackendErrorKind::Other,
+                format!("sentinel address {addr:?} is not host:port"),
+            )
+        })
+}
+
+pub(super) fn unavailable(message: String) -> BackendError {
+    BackendError::new(BackendErrorKind::Unavailable, message)
+}
+
+/// Connects to `host:port` and checks that it is a primary (`ROLE`).
+pub(super) async fn connect_primary(
+    config: &SentinelConfig,
+    host: &str,
+    port: u16,
+) -> BackendResult<MultiplexedConnection> {
+    let client = config.primary_client(host, port)?;
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config.async_config())
+        .await
+        .map_err(map_error)?;
+    let role: Vec<Value> = redis::cmd("ROLE")
+        .query_async(&mut conn)
+        .await
+        .map_err(map_error)?;
+    match role.first().map(String::from_redis_value_ref) {
+        Some(Ok(role)) if role == "master" => Ok(conn),
+        _ => Err(BackendError::new(
+            BackendErrorKind::ReadOnly,
+            format!("{host}:{port} is not a primary"),
+        )),
+    }
+}
+
+/// Asks each sentinel in turn for the primary and connects to the first one that is a primary.
+pub(super) async fn resolve(
+    config: &SentinelConfig,
+) -> BackendResult<(String, u16, MultiplexedConnection)> {
+    let mut last = None;
+    for sentinel in &config.sentinels {
+        let addr = async {
+            let client = config.sentinel_client(sentinel)?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config.async_config())
+                .await
+                .map_err(map_error)?;
+            let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&config.master_name)
+                .query_async(&mut conn)
+                .await
+                .map_err(map_error)?;
+            addr.ok_or_else(|| {
+                unavailable(format!(
+                    "sentinel {sentinel} does not know master {:?}",
+                    config.master_name
+                ))
+            })
+        }
+        .await;
+        match addr {
+            Ok((host, port)) => match connect_primary(config, &host, port).await {
+                Ok(conn) => return Ok((host, port, conn)),
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| unavailable("no sentinel address configured".into())))
+}

@@ -1,0 +1,378 @@
+//! One URL names any deployment: [`connect`] parses it into a [`Deployment`] and returns an
+//! [`AnyBackend`], so an application (or the CLI and demo) needs no code per topology.
+
+use std::fmt;
+use std::time::Duration;
+
+#[cfg(feature = "cluster")]
+use crate::backend::ClusterBackend;
+use crate::backend::{Backend, BackendResult, KeyTtl, RedisBackend, ScanCursor, ScanPage, SetMode};
+#[cfg(feature = "sentinel")]
+use crate::backend::{SentinelBackend, SentinelConfig};
+use crate::error::{BackendError, BackendErrorKind};
+
+/// A Redis deployment, parsed from a URL by [`Deployment::parse`].
+///
+/// | form | meaning |
+/// |---|---|
+/// | `redis://[user:password@]host:port[/db]` | one server |
+/// | `rediss://...` | one server over TLS (needs a redis-rs TLS feature in your build) |
+/// | `redis+cluster://[user:password@]host1:port1,host2:port2,...` | Redis Cluster; each address is a seed node (feature `cluster`) |
+/// | `redis+sentinel://[user:password@]s1:port1,s2:port2/master-name[/db]` | the primary named `master-name` behind these sentinels (feature `sentinel`) |
+///
+/// For Sentinel the user and password are the primary's; sentinels that require their own
+/// credentials take `?sentinel_username=...&sentinel_password=...`. `Debug` never prints a
+/// password.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Deployment {
+    /// One server: the URL is handed to redis-rs unchanged.
+    Standalone(String),
+    /// Redis Cluster: one `redis://` URL per seed node.
+    Cluster(Vec<String>),
+    /// A primary found through sentinels.
+    #[cfg(feature = "sentinel")]
+    Sentinel(SentinelConfig),
+}
+
+impl fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Deployment::Standalone(url) => f
+                .debug_tuple("Standalone")
+                .field(&redact(url).as_str())
+                .finish(),
+            Deployment::Cluster(seeds) => f
+                .debug_tuple("Cluster")
+                .field(&seeds.iter().map(|s| redact(s)).collect::<Vec<_>>())
+                .finish(),
+            #[cfg(feature = "sentinel")]
+            Deployment::Sentinel(config) => f.debug_tuple("Sentinel").field(config).finish(),
+        }
+    }
+}
+
+/// `scheme://user:password@rest` → `scheme://user:***@rest`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => {
+            let userinfo = &url[start + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..start + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> BackendError {
+    BackendError::new(BackendErrorKind::Other, message.into())
+}
+
+/// Splits `[userinfo@]hosts[/path][?query]`.
+struct Parts<'a> {
+    userinfo: Option<&'a str>,
+    hosts: Vec<&'a str>,
+    path: &'a str,
+    query: &'a str,
+}
+
+fn split(rest: &str) -> Parts<'_> {
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    Parts {
+        userinfo,
+        hosts: hosts.split(',').filter(|h| !h.is_empty()).collect(),
+        path,
+        query,
+    }
+}
+
+/// Decodes `%XX` escapes (user names and passwords in URLs).
+#[cfg(feature = "sentinel")]
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
+            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                let value = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Deployment {
+    /// Parses a deployment URL (see the table on [`Deployment`]).
+    ///
+    /// # Errors
+    /// An unknown scheme, no host, a Sentinel URL without a master name, or a form whose
+    /// feature is not enabled.
+    pub fn parse(url: &str) -> BackendResult<Deployment> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| invalid("a deployment URL starts with a scheme such as redis://"))?;
+        match scheme {
+            "redis" | "rediss" | "unix" | "redis+unix" => Ok(Deployment::Standalone(url.to_owned())),
+            "redis+cluster" | "rediss+cluster" => {
+                let parts = split(rest);
+                if parts.hosts.is_empty() {
+                    return Err(invalid("redis+cluster:// needs at least one host:port"));
+                }
+                if !matches!(parts.path, "" | "0") || !parts.query.is_empty() {
+                    return Err(invalid(
+                        "redis+cluster:// takes no database or options: a cluster has database 0 only",
+                    ));
+                }
+                let base = scheme.trim_end_matches("+cluster");
+                let auth = parts.userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+                Ok(Deployment::Cluster(
+                    parts
+                        .hosts
+                        .iter()
+                        .map(|h| format!("{base}://{auth}{h}"))
+                        .collect(),
+                ))
+            }
+            "redis+sentinel" => Self::sentinel(rest),
+            "rediss+sentinel" => Err(invalid(
+                "TLS to sentinels is not supported yet; use redis+sentinel://",
+            )),
+            other => Err(invalid(format!(
+                "unknown scheme {other:?}: use redis://, rediss://, redis+cluster:// or redis+sentinel://"
+            ))),
+        }
+    }
+
+    #[cfg(feature = "sentinel")]
+    fn sentinel(rest: &str) -> BackendResult<Deployment> {
+        let parts = split(rest);
+        let (name, db) = parts.path.split_once('/').unwrap_or((parts.path, ""));
+        if parts.hosts.is_empty() || name.is_empty() {
+            return Err(invalid(
+                "redis+sentinel:// needs sentinels and a master name: redis+sentinel://host:port,host:port/name",
+            ));
+        }
+        let mut config = SentinelConfig::new(parts.hosts.iter().copied(), percent_decode(name));
+        if let Some(userinfo) = parts.userinfo {
+            let (user, password) = userinfo.split_once(':').unwrap_or(("", userinfo));
+            config.username = (!user.is_empty()).then(|| percent_decode(user));
+            config.password = (!password.is_empty()).then(|| percent_decode(password));
+        }
+        if !db.is_empty() {
+            config.db = db
+                .trim_end_matches('/')
+                .parse()
+                .map_err(|_| invalid("the database after the master name must be a number"))?;
+        }
+        for pair in parts.query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "sentinel_username" => config.sentinel_username = Some(percent_decode(v)),
+                "sentinel_password" => config.sentinel_password = Some(percent_decode(v)),
+                other => return Err(invalid(format!("unknown sentinel URL option {other:?}"))),
+            }
+        }
+        Ok(Deployment::Sentinel(config))
+    }
+
+    #[cfg(not(feature = "sentinel"))]
+    fn sentinel(_rest: &str) -> BackendResult<Deployment> {
+        Err(invalid(
+            "redis+sentinel:// needs the `sentinel` feature of redis-sessions",
+        ))
+    }
+
+    /// Connects with the default timeouts of each backend.
+    ///
+    /// # Errors
+    /// Redis cannot be reached within the connect timeout, or the form needs a feature that is
+    /// not enabled.
+    pub async fn connect(&self) -> BackendResult<AnyBackend> {
+        match self {
+            Deployment::Standalone(url) => Ok(AnyBackend::Redis(RedisBackend::connect(url).await?)),
+            #[cfg(feature = "cluster")]
+            Deployment::Cluster(seeds) => {
+                Ok(AnyBackend::Cluster(ClusterBackend::connect(seeds).await?))
+            }
+            #[cfg(not(feature = "cluster"))]
+            Deployment::Cluster(_) => Err(invalid(
+                "redis+cluster:// needs the `cluster` feature of redis-sessions",
+            )),
+            #[cfg(feature = "sentinel")]
+            Deployment::Sentinel(config) => Ok(AnyBackend::Sentinel(
+                SentinelBackend::connect_with(config.clone()).await?,
+            )),
+        }
+    }
+}
+
+/// Connects to the deployment `url` names (see [`Deployment`] for the forms).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let backend = redis_sessions::connect("redis+cluster://10.0.0.1:7000,10.0.0.2:7000").await?;
+/// let store = redis_sessions::RedisStore::new(backend);
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// As [`Deployment::parse`] and [`Deployment::connect`].
+pub async fn connect(url: &str) -> BackendResult<AnyBackend> {
+    Deployment::parse(url)?.connect().await
+}
+
+/// Any of this crate's Redis backends, chosen at run time by [`connect`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum AnyBackend {
+    /// One server.
+    Redis(RedisBackend),
+    /// Redis Cluster.
+    #[cfg(feature = "cluster")]
+    Cluster(ClusterBackend),
+    /// A Sentinel-managed primary.
+    #[cfg(feature = "sentinel")]
+    Sentinel(SentinelBackend),
+}
+
+macro_rules! delegate {
+    ($self:ident, $b:ident => $call:expr) => {
+        match $self {
+            AnyBackend::Redis($b) => $call.await,
+            #[cfg(feature = "cluster")]
+            AnyBackend::Cluster($b) => $call.await,
+            #[cfg(feature = "sentinel")]
+            AnyBackend::Sentinel($b) => $call.await,
+        }
+    };
+}
+
+impl AnyBackend {
+    /// Sends one command of your own to the deployment (on a cluster routed by its first key;
+    /// on Sentinel to the current primary), bounded by the connection's timeouts.
+    ///
+    /// # Errors
+    /// Redis fails or the reply does not convert into `T`.
+    pub async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> BackendResult<T> {
+        delegate!(self, b => b.command(cmd))
+    }
+}
+
+impl Backend for AnyBackend {
+    async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {
+        delegate!(self, b => b.get(key))
+    }
+
+    async fn get_ex(&self, key: &str, ttl: Duration) -> BackendResult<Option<Vec<u8>>> {
+        delegate!(self, b => b.get_ex(key, ttl))
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> BackendResult<bool> {
+        delegate!(self, b => b.set(key, value, ttl, mode))
+    }
+
+    async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
+        delegate!(self, b => b.pexpire(key, ttl))
+    }
+
+    async fn pttl(&self, key: &str) -> BackendResult<KeyTtl> {
+        delegate!(self, b => b.pttl(key))
+    }
+
+    async fn delete(&self, keys: &[String]) -> BackendResult<u64> {
+        delegate!(self, b => b.delete(keys))
+    }
+
+    async fn mget(&self, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
+        delegate!(self, b => b.mget(keys))
+    }
+
+    async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
+        delegate!(self, b => b.scan(cursor, pattern, count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert!(matches!(
+            Deployment::parse("redis://:pw@127.0.0.1:6379/2"),
+            Ok(Deployment::Standalone(u)) if u == "redis://:pw@127.0.0.1:6379/2"
+        ));
+        match Deployment::parse("redis+cluster://u:p%40w@h1:7000,h2:7001") {
+            Ok(Deployment::Cluster(seeds)) => {
+                assert_eq!(
+                    seeds,
+                    ["redis://u:p%40w@h1:7000", "redis://u:p%40w@h2:7001"]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Deployment::parse("redis+cluster://").is_err());
+        assert!(Deployment::parse("redis+cluster://h1:7000/3").is_err());
+        assert!(Deployment::parse("memcached://x:1").is_err());
+        assert!(Deployment::parse("no-scheme").is_err());
+    }
+
+    #[cfg(feature = "sentinel")]
+    #[test]
+    fn parses_sentinel_urls() {
+        let url = "redis+sentinel://app:s%3Acret@s1:26379,s2:26380/mymaster/3?sentinel_password=sp";
+        match Deployment::parse(url) {
+            Ok(d @ Deployment::Sentinel(_)) => {
+                let debug = format!("{d:?}");
+                assert!(
+                    !debug.contains("cret") && !debug.contains("sp\""),
+                    "{debug}"
+                );
+                let Deployment::Sentinel(c) = d else {
+                    unreachable!()
+                };
+                assert_eq!(c.sentinels, ["s1:26379", "s2:26380"]);
+                assert_eq!(c.master_name, "mymaster");
+                assert_eq!(c.username.as_deref(), Some("app"));
+                assert_eq!(c.password.as_deref(), Some("s:cret"));
+                assert_eq!(c.db, 3);
+                assert_eq!(c.sentinel_password.as_deref(), Some("sp"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Deployment::parse("redis+sentinel://s1:26379").is_err());
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let d = Deployment::parse("redis+cluster://user:hunter2@h1:1,h2:2");
+        let text = format!("{d:?}");
+        assert!(
+            !text.contains("hunter2") && text.contains("user:***@h1:1"),
+            "{text}"
+        );
+    }
+}
