@@ -12,4 +12,5 @@ mod commands;
 mod errors;
 mod prefixes;
 mod support;
+mod topologies;
 mod transfer;

@@ -65,10 +65,12 @@ pub fn run(server: &RedisServer, args: &[&str]) -> Run {
 
 /// Runs the CLI against `server` with `input` on stdin.
 pub fn run_stdin(server: &RedisServer, args: &[&str], input: &str) -> Run {
-    let mut child = command(&server.url(), args)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    run_stdin_url(&server.url(), args, input)
+}
+
+/// Runs the CLI against `url` with `input` on stdin.
+pub fn run_stdin_url(url: &str, args: &[&str], input: &str) -> Run {
+    let mut child = command(url, args).stdin(Stdio::piped()).spawn().unwrap();
     child
         .stdin
         .take()
