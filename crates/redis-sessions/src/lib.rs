@@ -227,6 +227,8 @@ pub mod adapters;
 pub mod backend;
 pub mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod id;
 mod keyspace;
 mod session;
@@ -238,10 +240,12 @@ pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode}
 pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPack;
-pub use codec::{Json, Serializer};
+pub use codec::{Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
+#[cfg(feature = "encryption")]
+pub use codec::{KeyRing, KeyRingError};
 pub use error::{BackendError, BackendErrorKind, CodecError, Error, Result};
 pub use id::{Fingerprint, InvalidId, SessionId, MAX_ID_LEN, MIN_ID_LEN};
-pub use keyspace::{escape_glob, Keyspace};
+pub use keyspace::{escape_glob, IdHashing, Keyspace};
 pub use session::Session;
 pub use store::{
     Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL,
