@@ -14,6 +14,8 @@
     feature = "actix"
 ))]
 mod adapters;
+#[cfg(all(feature = "encryption", feature = "compression", feature = "msgpack"))]
+mod armored;
 mod conformance;
 mod redis_only;
 mod support;
