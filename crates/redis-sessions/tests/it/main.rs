@@ -17,5 +17,6 @@ mod adapters;
 #[cfg(all(feature = "encryption", feature = "compression", feature = "msgpack"))]
 mod armored;
 mod conformance;
+mod fuzz_corpus;
 mod redis_only;
 mod support;
