@@ -11,7 +11,10 @@ mod page;
 
 use std::time::Duration;
 
-use redis_sessions::{Backend, MemoryBackend, RedisBackend, RedisStore};
+use redis_sessions::{
+    codec::DEFAULT_COMPRESS_ABOVE, Backend, IdHashing, KeyRing, MemoryBackend, RedisBackend,
+    RedisStore,
+};
 
 pub use actix_app::run_actix;
 pub use axum_app::run;
@@ -49,6 +52,12 @@ pub(crate) enum Opened {
 /// Opens the store for `config` and logs which backend it is as the first line.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     let idle = Duration::from_secs(config.idle_timeout);
+    let keys = config.key_ring()?;
+    tracing::info!(
+        hash_ids = config.hash_ids,
+        encryption = ?keys,
+        "session security at rest"
+    );
     match &config.redis_url {
         Some(url) => {
             let backend = RedisBackend::connect(url).await.map_err(|e| {
@@ -56,7 +65,7 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
             })?;
             let label = BackendLabel(format!("Redis at {}", config.redacted_url()));
             tracing::info!(backend = %label.0, prefix = %config.prefix, idle_timeout_s = config.idle_timeout, "session store: Redis");
-            Ok(Opened::Redis(store(backend, config, idle), label))
+            Ok(Opened::Redis(store(backend, config, idle, keys), label))
         }
         None => {
             tracing::warn!(
@@ -66,18 +75,30 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
                 "in-memory (no --redis-url / REDIS_URL given: sessions vanish on restart)".into(),
             );
             Ok(Opened::Memory(
-                store(MemoryBackend::new(), config, idle),
+                store(MemoryBackend::new(), config, idle, keys),
                 label,
             ))
         }
     }
 }
 
-fn store<B: Backend>(backend: B, config: &Config, idle: Duration) -> RedisStore<B> {
-    RedisStore::builder(backend)
+fn store<B: Backend>(
+    backend: B,
+    config: &Config,
+    idle: Duration,
+    keys: Option<KeyRing>,
+) -> RedisStore<B> {
+    let mut builder = RedisStore::builder(backend)
         .prefix(config.prefix.clone())
         .idle_timeout(idle)
-        .build()
+        .compress_above(DEFAULT_COMPRESS_ABOVE);
+    if config.hash_ids {
+        builder = builder.hash_ids(IdHashing::Sha256);
+    }
+    if let Some(keys) = keys {
+        builder = builder.encrypt(keys);
+    }
+    builder.build()
 }
 
 /// Resolves when the process receives Ctrl-C or SIGTERM.
