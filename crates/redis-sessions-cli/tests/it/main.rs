@@ -11,5 +11,6 @@
 mod commands;
 mod errors;
 mod prefixes;
+mod security;
 mod support;
 mod transfer;
