@@ -147,6 +147,10 @@
 //! | [`disable_touch`](StoreBuilder::disable_touch) | `false` | `touch` does nothing |
 //! | [`serializer`](StoreBuilder::serializer) | [`Json`] | [`Json`], `MsgPack` (feature `msgpack`) or your own [`Serializer`] |
 //! | [`scan_count`](StoreBuilder::scan_count) | 100 | `SCAN COUNT` and the batch size of `MGET` / `UNLINK` |
+//! | [`hash_ids`](StoreBuilder::hash_ids) | [`IdHashing::Off`] | keys hold a hash of the id, not the id |
+//! | [`max_value_size`](StoreBuilder::max_value_size) | 64 KiB | larger sessions are refused ([`Error::TooLarge`]) and larger values not decoded |
+//! | `compress_above` | off | LZ4 above a size (feature `compression`) |
+//! | `encrypt`, `require_encryption` | off | XChaCha20-Poly1305 with a `KeyRing` (feature `encryption`) |
 //!
 //! # Methods and their Redis commands
 //!
@@ -209,6 +213,30 @@
 //! | `tower-sessions-015` | no | `impl SessionStore` for tower-sessions(-core) 0.15 |
 //! | `tower-sessions-014` | no | `impl SessionStore` for tower-sessions(-core) 0.14 (axum-login) |
 //! | `actix` | no | `impl SessionStore` for actix-session 0.11 |
+//! | `encryption` | no | `KeyRing`, `StoreBuilder::encrypt`: encryption at rest with key rotation |
+//! | `compression` | no | `StoreBuilder::compress_above`: LZ4 |
+//!
+//! # Security at rest
+//!
+//! With [`hash_ids`](StoreBuilder::hash_ids) a Redis dump holds no usable session ids; with
+//! encryption it holds no session contents either, and values cannot be forged or moved to
+//! another session's key. Encrypting keys rotate without logging anyone out: the first key of
+//! the ring encrypts, any key decrypts. Readers accept every stored form (plain JSON as
+//! connect-redis writes it, plain MessagePack, and every envelope), so options can be turned
+//! on without a migration. The byte format is in the [`codec`] docs.
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "encryption", feature = "compression"))]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use redis_sessions::{codec::DEFAULT_COMPRESS_ABOVE, IdHashing, KeyRing, RedisBackend, RedisStore};
+//! let keys = KeyRing::from_base64_list(&std::env::var("SESSION_KEYS")?)?; // "new,old"
+//! let store = RedisStore::builder(RedisBackend::connect("redis://127.0.0.1:6379").await?)
+//!     .hash_ids(IdHashing::Sha256)
+//!     .compress_above(DEFAULT_COMPRESS_ABOVE)
+//!     .encrypt(keys)
+//!     .build();
+//! # Ok(()) }
+//! ```
 //!
 //! # Layout
 //!
@@ -219,6 +247,8 @@
 //! - `backend/`: the [`Backend`] trait, `redis.rs` and `memory.rs`.
 //! - `adapters/`: `tower.rs` (both tower-sessions versions) and `actix.rs`; thin, no policy.
 //! - `session.rs`, `id.rs`, `error.rs`: the value types.
+//! - `fuzzing.rs`: the entry functions of the fuzz targets in `fuzz/` (hidden; the tests replay
+//!   the committed corpus through them).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]

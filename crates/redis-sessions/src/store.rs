@@ -621,7 +621,10 @@ impl<B: Backend> RedisStore<B> {
             .try_flatten()
     }
 
-    /// Every session id under the prefix (connect-redis `ids`).
+    /// Every session id under the prefix (connect-redis `ids`). With
+    /// [`hash_ids`](StoreBuilder::hash_ids) these are the hashes the keys hold (stored ids):
+    /// address them with [`get_listed`](RedisStore::get_listed) and
+    /// [`destroy_listed`](RedisStore::destroy_listed).
     ///
     /// # Errors
     /// [`Error::Backend`].

@@ -95,6 +95,16 @@ pub async fn lifecycle_with_everything_on<B: Backend + Clone>(b: B) {
         assert_eq!(store.length().await.unwrap(), 0);
         assert!(store.set(&a, &session(5)).await.unwrap().is_written());
         assert_eq!(store.clear().await.unwrap(), 1);
+        // Debug shows options and key ids, never key material or ids.
+        let shown = format!("{store:?}");
+        assert!(
+            shown.contains("Sha256") && shown.contains("key_ids"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("34, 34") && !shown.contains(a.as_str()),
+            "{shown}"
+        );
     }
 }
 
