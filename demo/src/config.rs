@@ -1,4 +1,7 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::ArgAction;
 
 /// Command-line flags, each with an environment fallback.
 #[derive(clap::Parser, Clone)]
@@ -19,6 +22,20 @@ pub struct Config {
     /// request slides it in the same Redis command as the read.
     #[arg(long, env = "IDLE_TIMEOUT", default_value_t = 1800)]
     pub idle_timeout: u64,
+    /// Store sessions under the SHA-256 of their id, so Redis holds no usable session ids
+    /// (`--hash-ids false` for connect-redis's plain keys).
+    #[arg(long, env = "SESSION_HASH_IDS", default_value_t = true, action = ArgAction::Set)]
+    pub hash_ids: bool,
+    /// File with the encryption key ring: base64 32-byte keys separated by commas or
+    /// newlines, the current key first (`openssl rand -base64 32`). Sessions are then
+    /// encrypted at rest. The `SESSION_KEYS` environment variable holds the same list; the
+    /// file wins.
+    #[arg(long, env = "SESSION_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// The key ring itself (comma-separated base64 keys); set by the `SESSION_KEYS`
+    /// environment variable only, so keys never show in `ps`.
+    #[arg(skip = std::env::var("SESSION_KEYS").ok())]
+    pub keys: Option<String>,
 }
 
 impl Config {
@@ -29,7 +46,26 @@ impl Config {
             redis_url,
             prefix: "sess:".into(),
             idle_timeout: 1800,
+            hash_ids: true,
+            keys_file: None,
+            keys: None,
         }
+    }
+
+    /// The encryption key ring from `--keys-file` or `SESSION_KEYS`, if either is set.
+    ///
+    /// # Errors
+    /// The file cannot be read, or a key is not 32 bytes of base64 (named by position only).
+    pub fn key_ring(&self) -> anyhow::Result<Option<redis_sessions::KeyRing>> {
+        let list = match (&self.keys_file, &self.keys) {
+            (Some(path), _) => std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the key file {}: {e}", path.display()))?,
+            (None, Some(list)) => list.clone(),
+            (None, None) => return Ok(None),
+        };
+        let ring = redis_sessions::KeyRing::from_base64_list(&list)
+            .map_err(|e| anyhow::anyhow!("session keys: {e}"))?;
+        Ok(Some(ring))
     }
 
     /// The Redis URL without its password, for logs and the page.

@@ -11,7 +11,10 @@ mod page;
 
 use std::time::Duration;
 
-use redis_sessions::{AnyBackend, Backend, MemoryBackend, RedisStore};
+use redis_sessions::{
+    codec::DEFAULT_COMPRESS_ABOVE, AnyBackend, Backend, IdHashing, KeyRing, MemoryBackend,
+    RedisStore,
+};
 
 pub use actix_app::run_actix;
 pub use axum_app::run;
@@ -49,7 +52,9 @@ pub(crate) enum Opened {
 /// Opens the store for `config` and logs which backend it is as the first line.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     let idle = Duration::from_secs(config.idle_timeout);
-    match &config.redis_url {
+    let keys = config.key_ring()?;
+    let security = format!("hash_ids={} encryption={keys:?}", config.hash_ids);
+    let opened = match &config.redis_url {
         Some(url) => {
             let backend = redis_sessions::connect(url).await.map_err(|e| {
                 anyhow::anyhow!("cannot connect to Redis at {}: {e}", config.redacted_url())
@@ -60,7 +65,7 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
                 config.redacted_url()
             ));
             tracing::info!(backend = %label.0, prefix = %config.prefix, idle_timeout_s = config.idle_timeout, "session store: Redis");
-            Ok(Opened::Redis(store(backend, config, idle), label))
+            Opened::Redis(store(backend, config, idle, keys), label)
         }
         None => {
             tracing::warn!(
@@ -69,12 +74,12 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
             let label = BackendLabel(
                 "in-memory (no --redis-url / REDIS_URL given: sessions vanish on restart)".into(),
             );
-            Ok(Opened::Memory(
-                store(MemoryBackend::new(), config, idle),
-                label,
-            ))
+            Opened::Memory(store(MemoryBackend::new(), config, idle, keys), label)
         }
-    }
+    };
+    // After the backend line, which must come first.
+    tracing::info!(%security, "session security at rest");
+    Ok(opened)
 }
 
 /// What kind of deployment the URL named, for the page.
@@ -86,11 +91,23 @@ fn topology(backend: &AnyBackend) -> &'static str {
     }
 }
 
-fn store<B: Backend>(backend: B, config: &Config, idle: Duration) -> RedisStore<B> {
-    RedisStore::builder(backend)
+fn store<B: Backend>(
+    backend: B,
+    config: &Config,
+    idle: Duration,
+    keys: Option<KeyRing>,
+) -> RedisStore<B> {
+    let mut builder = RedisStore::builder(backend)
         .prefix(config.prefix.clone())
         .idle_timeout(idle)
-        .build()
+        .compress_above(DEFAULT_COMPRESS_ABOVE);
+    if config.hash_ids {
+        builder = builder.hash_ids(IdHashing::Sha256);
+    }
+    if let Some(keys) = keys {
+        builder = builder.encrypt(keys);
+    }
+    builder.build()
 }
 
 /// Resolves when the process receives Ctrl-C or SIGTERM.

@@ -38,6 +38,15 @@ pub(crate) struct Global {
     /// SCAN COUNT hint and batch size of MGET/UNLINK.
     #[arg(long, default_value_t = DEFAULT_SCAN_COUNT, global = true)]
     pub(crate) scan_count: u32,
+    /// The application stores sessions under the SHA-256 of their id: `ids` then lists the
+    /// hashes, and `show --cookie` / `rm --cookie` hash the ids they are given.
+    #[arg(long, env = "SESSION_HASH_IDS", global = true)]
+    pub(crate) hash_ids: bool,
+    /// File with the application's encryption key ring (base64 32-byte keys separated by
+    /// commas or newlines). The `SESSION_KEYS` environment variable holds the same list; the
+    /// file wins. Needed to read encrypted sessions; `import` writes with the first key.
+    #[arg(long, env = "SESSION_KEYS_FILE", global = true)]
+    pub(crate) keys_file: Option<PathBuf>,
 }
 
 /// The commands.
@@ -49,15 +58,21 @@ pub(crate) enum Command {
     Ids,
     /// Print sessions (decoded, pretty JSON) with their remaining TTL.
     Show {
-        /// Session ids.
+        /// Session ids as `ids` lists them (the hashes, with hashed ids).
         #[arg(required = true)]
         ids: Vec<String>,
+        /// The ids are cookie values (what a user holds): hashed first with --hash-ids.
+        #[arg(long)]
+        cookie: bool,
     },
     /// Delete sessions; prints how many existed.
     Rm {
-        /// Session ids.
+        /// Session ids as `ids` lists them (the hashes, with hashed ids).
         #[arg(required = true)]
         ids: Vec<String>,
+        /// The ids are cookie values (what a user holds): hashed first with --hash-ids.
+        #[arg(long)]
+        cookie: bool,
     },
     /// Delete every session under the prefix (asks first; --yes when stdin is not a terminal).
     Clear {

@@ -39,9 +39,19 @@ pub enum Error {
     /// broken); nothing was written.
     #[error("{0} freshly generated session ids in a row were already in use; nothing was written")]
     IdCollisions(usize),
-    /// The operating system's random number generator failed while generating a session id.
+    /// The operating system's random number generator failed while generating a session id
+    /// or a nonce.
     #[error("the OS random number generator failed: {0}")]
     Random(String),
+    /// The encoded session is larger than the store's
+    /// [`max_value_size`](crate::StoreBuilder::max_value_size); nothing was written.
+    #[error("session is {size} bytes encoded, over the store's cap of {cap} bytes; nothing was written (keep large data out of the session or raise max_value_size)")]
+    TooLarge {
+        /// Size of the encoded session in bytes.
+        size: usize,
+        /// The cap in bytes.
+        cap: usize,
+    },
 }
 
 impl Error {
@@ -53,6 +63,11 @@ impl Error {
     /// The stored value was not a session this store can read (treat the session as corrupt).
     pub fn is_decode(&self) -> bool {
         matches!(self, Error::Decode { .. })
+    }
+
+    /// The session was refused on write because it is larger than the store's cap.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Error::TooLarge { .. })
     }
 
     /// The backend did not answer in time.
@@ -154,6 +169,37 @@ pub enum CodecError {
         /// What was found instead.
         what: &'static str,
     },
+    /// The stored value (or its decompressed payload) is larger than the store's cap; it was
+    /// not decoded.
+    #[error("value of {size} bytes is over the cap of {cap} bytes")]
+    TooLarge {
+        /// Size in bytes (stored, or declared decompressed size).
+        size: usize,
+        /// The cap in bytes.
+        cap: usize,
+    },
+    /// The value starts with the envelope marker but its header or payload is malformed.
+    #[error("envelope: {what}")]
+    Envelope {
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// An encrypted value failed authentication: tampered with, moved from another session's
+    /// key, or encrypted under a different key with the same key id.
+    #[error(
+        "encrypted value failed authentication (tampered, or moved from another session's key)"
+    )]
+    Unauthenticated,
+    /// An encrypted value names a key that is not in the key ring (or the store has no key
+    /// ring).
+    #[error("value is encrypted with key {key_id:08x}, which is not in the key ring")]
+    UnknownKey {
+        /// The key id from the envelope (not secret: a short hash of the key).
+        key_id: u32,
+    },
+    /// Unencrypted value refused by a store that requires encryption.
+    #[error("value is not encrypted and the store requires encryption")]
+    NotEncrypted,
     /// A custom serializer's own error, as a short message.
     #[error("{format}: {message}")]
     Other {

@@ -1,8 +1,74 @@
 //! Session ids to Redis keys and back. The only place that builds key strings.
 
-use crate::id::SessionId;
+use std::fmt;
 
-/// The key layout: `prefix + id`.
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::id::{base64url, SessionId};
+
+/// How a session id becomes the rest of its key (after the prefix).
+///
+/// With hashing, the key is `prefix + base64url(hash(id))` (43 characters), so a Redis dump,
+/// a replica, a backup or `MONITOR` holds no usable session ids: the fix Rails/Rack shipped
+/// for CVE-2019-16782. The cookie still carries the id; the store hashes it on every call.
+///
+/// Consequences: [`ids`](crate::RedisStore::ids), [`all`](crate::RedisStore::all) and the CLI
+/// list the *hashes* (still valid [`SessionId`]s by alphabet, but not cookie values). Revoke a
+/// session by the id the user holds (`destroy(&id)` hashes it), or by a listed hash with
+/// [`destroy_listed`](crate::RedisStore::destroy_listed). Sessions written without hashing are
+/// not found by a hashing store (their keys differ): turning hashing on logs everyone out once.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum IdHashing {
+    /// `prefix + id`, as connect-redis (the default).
+    #[default]
+    Off,
+    /// `prefix + base64url(SHA-256(id))`. Enough for ids with ≥ 128 random bits (ours have
+    /// 192): a hash cannot be turned back into an id.
+    Sha256,
+    /// `prefix + base64url(HMAC-SHA-256(key, id))`: also hides whether a guessed id exists
+    /// from someone who has a dump but not the key.
+    HmacSha256([u8; 32]),
+}
+
+impl IdHashing {
+    /// The key suffix (stored id) of `id`: the id itself, or its hash.
+    pub fn stored_id(&self, id: &SessionId) -> SessionId {
+        match self {
+            IdHashing::Off => id.clone(),
+            IdHashing::Sha256 => {
+                SessionId::from_base64url(base64url(&Sha256::digest(id.as_str().as_bytes())))
+            }
+            IdHashing::HmacSha256(key) => {
+                // HMAC pads keys shorter than the block to the block with zeros (RFC 2104), so
+                // this is HMAC-SHA-256 with the 32-byte key, without a fallible constructor.
+                let mut block = [0u8; 64];
+                block[..32].copy_from_slice(key);
+                let mut mac = <Hmac<Sha256> as Mac>::new(&block.into());
+                mac.update(id.as_str().as_bytes());
+                SessionId::from_base64url(base64url(&mac.finalize().into_bytes()))
+            }
+        }
+    }
+
+    /// Whether ids are hashed.
+    pub fn is_on(&self) -> bool {
+        !matches!(self, IdHashing::Off)
+    }
+}
+
+impl fmt::Debug for IdHashing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IdHashing::Off => "Off",
+            IdHashing::Sha256 => "Sha256",
+            IdHashing::HmacSha256(_) => "HmacSha256(<key>)",
+        })
+    }
+}
+
+/// The key layout: `prefix + id`, or `prefix + hash(id)` with [`IdHashing`].
 ///
 /// Admin scans match `escape(prefix) + "*"` and then check every returned key again: the key must
 /// start with the prefix and the rest must be a valid session id. So a foreign key such as
@@ -12,6 +78,7 @@ pub struct Keyspace {
     prefix: String,
     /// `SCAN MATCH` pattern with the prefix's glob metacharacters escaped.
     pattern: String,
+    hashing: IdHashing,
 }
 
 impl Keyspace {
@@ -19,7 +86,17 @@ impl Keyspace {
     pub fn new(prefix: impl Into<String>) -> Keyspace {
         let prefix = prefix.into();
         let pattern = format!("{}*", escape_glob(&prefix));
-        Keyspace { prefix, pattern }
+        Keyspace {
+            prefix,
+            pattern,
+            hashing: IdHashing::Off,
+        }
+    }
+
+    /// The same keyspace with ids hashed into keys.
+    pub fn with_hashing(mut self, hashing: IdHashing) -> Keyspace {
+        self.hashing = hashing;
+        self
     }
 
     /// The prefix.
@@ -27,12 +104,31 @@ impl Keyspace {
         &self.prefix
     }
 
-    /// The Redis key of a session.
+    /// How ids are turned into keys.
+    pub fn hashing(&self) -> &IdHashing {
+        &self.hashing
+    }
+
+    /// The Redis key of a session, by the id the client holds (hashed when hashing is on).
     pub fn key(&self, id: &SessionId) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + id.as_str().len());
+        match self.hashing {
+            IdHashing::Off => self.stored_key(id),
+            _ => self.stored_key(&self.hashing.stored_id(id)),
+        }
+    }
+
+    /// The Redis key of a stored id, as [`Keyspace::id_of`] and the listings return it: never
+    /// hashed again.
+    pub fn stored_key(&self, stored: &SessionId) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + stored.as_str().len());
         key.push_str(&self.prefix);
-        key.push_str(id.as_str());
+        key.push_str(stored.as_str());
         key
+    }
+
+    /// The part of one of our keys after the prefix: what an encrypted value is bound to.
+    pub(crate) fn suffix<'k>(&self, key: &'k str) -> &'k [u8] {
+        key.as_bytes().get(self.prefix.len()..).unwrap_or_default()
     }
 
     /// The `SCAN MATCH` pattern for this keyspace.
@@ -40,7 +136,8 @@ impl Keyspace {
         &self.pattern
     }
 
-    /// The session id of a key returned by a scan, or `None` for a key that is not one of ours.
+    /// The stored id of a key returned by a scan (the session id, or its hash when hashing is
+    /// on), or `None` for a key that is not one of ours.
     pub fn id_of(&self, key: &[u8]) -> Option<SessionId> {
         let rest = key.strip_prefix(self.prefix.as_bytes())?;
         let rest = std::str::from_utf8(rest).ok()?;
@@ -83,5 +180,36 @@ mod tests {
         assert_eq!(ks.id_of(b"other:0123456789abcdefgh"), None);
         assert_eq!(ks.id_of(b"sess:\xff\xfe0123456789abcdefgh"), None);
         assert_eq!(ks.id_of(b"sess:short"), None);
+    }
+
+    #[test]
+    fn hashed_keys_hide_the_id_and_list_as_hashes() {
+        let id = SessionId::parse("ZpQ5SFm7Nq2h3Xx0Q4bT1Yq9cKx8rVw2").unwrap();
+        let sha = Keyspace::new("sess:").with_hashing(IdHashing::Sha256);
+        let key = sha.key(&id);
+        // base64url(SHA-256("ZpQ5SFm7Nq2h3Xx0Q4bT1Yq9cKx8rVw2")), checked with
+        // `printf %s ID | openssl dgst -sha256 -binary | basenc --base64url`.
+        assert_eq!(key, "sess:i3puyzi4v7zLLqRenlpGL9rs5QbKRnZwM7FuINr9G0A");
+        assert!(!key.contains(id.as_str()));
+        let listed = sha.id_of(key.as_bytes()).unwrap();
+        assert_eq!(sha.stored_key(&listed), key);
+        assert_ne!(
+            sha.key(&listed),
+            key,
+            "key() would hash a listed hash again"
+        );
+
+        let a = Keyspace::new("sess:").with_hashing(IdHashing::HmacSha256([7; 32]));
+        let b = Keyspace::new("sess:").with_hashing(IdHashing::HmacSha256([8; 32]));
+        assert_ne!(a.key(&id), b.key(&id));
+        assert_ne!(a.key(&id), key);
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[7; 32]).unwrap();
+        mac.update(id.as_str().as_bytes());
+        assert_eq!(
+            a.key(&id),
+            format!("sess:{}", base64url(&mac.finalize().into_bytes()))
+        );
+        assert_eq!(format!("{:?}", a.hashing()), "HmacSha256(<key>)");
+        assert_eq!(Keyspace::new("p:").key(&id), format!("p:{}", id.as_str()));
     }
 }

@@ -149,6 +149,10 @@
 //! | [`disable_touch`](StoreBuilder::disable_touch) | `false` | `touch` does nothing |
 //! | [`serializer`](StoreBuilder::serializer) | [`Json`] | [`Json`], `MsgPack` (feature `msgpack`) or your own [`Serializer`] |
 //! | [`scan_count`](StoreBuilder::scan_count) | 100 | `SCAN COUNT` and the batch size of `MGET` / `UNLINK` |
+//! | [`hash_ids`](StoreBuilder::hash_ids) | [`IdHashing::Off`] | keys hold a hash of the id, not the id |
+//! | [`max_value_size`](StoreBuilder::max_value_size) | 64 KiB | larger sessions are refused ([`Error::TooLarge`]) and larger values not decoded |
+//! | `compress_above` | off | LZ4 above a size (feature `compression`) |
+//! | `encrypt`, `require_encryption` | off | XChaCha20-Poly1305 with a `KeyRing` (feature `encryption`) |
 //!
 //! # Methods and their Redis commands
 //!
@@ -213,6 +217,8 @@
 //! | `actix` | no | `impl SessionStore` for actix-session 0.11 |
 //! | `cluster` | no | `ClusterBackend`: Redis Cluster, `SCAN` over every primary, `redis+cluster://` URLs |
 //! | `sentinel` | no | `SentinelBackend`: follows failovers (`+switch-master`, `READONLY`), `redis+sentinel://` URLs |
+//! | `encryption` | no | `KeyRing`, `StoreBuilder::encrypt`: encryption at rest with key rotation |
+//! | `compression` | no | `StoreBuilder::compress_above`: LZ4 |
 //!
 //! TLS: `rediss://` URLs are passed to redis-rs unchanged; enable one of redis-rs's TLS
 //! features (`tokio-rustls-comp` or `tokio-native-tls-comp`) in your own `Cargo.toml` to use them.
@@ -240,6 +246,28 @@
 //! backend switches to the new primary when a sentinel announces it, and on `READONLY` or a
 //! connection error asks the sentinels again and retries the command once.
 //!
+//! # Security at rest
+//!
+//! With [`hash_ids`](StoreBuilder::hash_ids) a Redis dump holds no usable session ids; with
+//! encryption it holds no session contents either, and values cannot be forged or moved to
+//! another session's key. Encrypting keys rotate without logging anyone out: the first key of
+//! the ring encrypts, any key decrypts. Readers accept every stored form (plain JSON as
+//! connect-redis writes it, plain MessagePack, and every envelope), so options can be turned
+//! on without a migration. The byte format is in the [`codec`] docs.
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "encryption", feature = "compression"))]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use redis_sessions::{codec::DEFAULT_COMPRESS_ABOVE, IdHashing, KeyRing, RedisBackend, RedisStore};
+//! let keys = KeyRing::from_base64_list(&std::env::var("SESSION_KEYS")?)?; // "new,old"
+//! let store = RedisStore::builder(RedisBackend::connect("redis://127.0.0.1:6379").await?)
+//!     .hash_ids(IdHashing::Sha256)
+//!     .compress_above(DEFAULT_COMPRESS_ABOVE)
+//!     .encrypt(keys)
+//!     .build();
+//! # Ok(()) }
+//! ```
+//!
 //! # Layout
 //!
 //! - `store.rs`: [`RedisStore`], the policy (TTL, touch, create/update, admin scans); all writes
@@ -251,6 +279,8 @@
 //! - `deployment.rs`: [`Deployment`] URLs, [`connect`] and [`AnyBackend`].
 //! - `adapters/`: `tower.rs` (both tower-sessions versions) and `actix.rs`; thin, no policy.
 //! - `session.rs`, `id.rs`, `error.rs`: the value types.
+//! - `fuzzing.rs`: the entry functions of the fuzz targets in `fuzz/` (hidden; the tests replay
+//!   the committed corpus through them).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -261,6 +291,8 @@ pub mod codec;
 #[cfg(feature = "redis")]
 mod deployment;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod id;
 mod keyspace;
 mod redact;
@@ -277,12 +309,14 @@ pub use backend::{RedisBackend, RedisConfig};
 pub use backend::{SentinelBackend, SentinelConfig};
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPack;
-pub use codec::{Json, Serializer};
+pub use codec::{Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
+#[cfg(feature = "encryption")]
+pub use codec::{KeyRing, KeyRingError};
 #[cfg(feature = "redis")]
 pub use deployment::{connect, AnyBackend, Deployment};
 pub use error::{BackendError, BackendErrorKind, CodecError, Error, Result};
 pub use id::{Fingerprint, InvalidId, SessionId, MAX_ID_LEN, MIN_ID_LEN};
-pub use keyspace::{escape_glob, Keyspace};
+pub use keyspace::{escape_glob, IdHashing, Keyspace};
 pub use redact::redact_url;
 pub use session::Session;
 pub use store::{

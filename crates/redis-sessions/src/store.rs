@@ -9,10 +9,12 @@ use std::time::{Duration, SystemTime};
 use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
 
 use crate::backend::{Backend, KeyTtl, ScanCursor, SetMode};
-use crate::codec::{Codec, Json, Serializer};
+#[cfg(feature = "encryption")]
+use crate::codec::KeyRing;
+use crate::codec::{format_of, Codec, Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
 use crate::error::{BackendErrorKind, CodecError, Error, Result};
 use crate::id::SessionId;
-use crate::keyspace::Keyspace;
+use crate::keyspace::{IdHashing, Keyspace};
 use crate::session::Session;
 
 /// Default key prefix, as connect-redis.
@@ -101,6 +103,7 @@ impl<B> fmt::Debug for RedisStore<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.inner.keyspace.prefix())
+            .field("hashing", self.inner.keyspace.hashing())
             .field("codec", &self.inner.codec)
             .field("disable_ttl", &self.inner.disable_ttl)
             .field("disable_touch", &self.inner.disable_touch)
@@ -117,10 +120,20 @@ pub struct StoreBuilder<B> {
     prefix: String,
     ttl: TtlFn,
     serializer: Arc<dyn Serializer>,
+    /// Which built-in serializer `serializer` is (for reading the other built-in format).
+    format: crate::codec::Format,
     disable_ttl: bool,
     disable_touch: bool,
     scan_count: u32,
     idle_timeout: Option<Duration>,
+    hashing: IdHashing,
+    max_value_size: usize,
+    #[cfg(feature = "compression")]
+    compress_above: Option<usize>,
+    #[cfg(feature = "encryption")]
+    keys: Option<KeyRing>,
+    #[cfg(feature = "encryption")]
+    require_encryption: bool,
 }
 
 impl<B: Backend> StoreBuilder<B> {
@@ -157,7 +170,8 @@ impl<B: Backend> StoreBuilder<B> {
     }
 
     /// Serializer (default [`Json`]).
-    pub fn serializer(mut self, serializer: impl Serializer) -> Self {
+    pub fn serializer<S: Serializer>(mut self, serializer: S) -> Self {
+        self.format = format_of::<S>();
         self.serializer = Arc::new(serializer);
         self
     }
@@ -179,13 +193,62 @@ impl<B: Backend> StoreBuilder<B> {
         self
     }
 
+    /// Hash session ids into keys (default [`IdHashing::Off`]): a Redis dump then holds no
+    /// usable session ids. Listings return the hashes; see [`IdHashing`].
+    pub fn hash_ids(mut self, hashing: IdHashing) -> Self {
+        self.hashing = hashing;
+        self
+    }
+
+    /// Cap on the size of a stored value and of a serialized session, in bytes (default
+    /// [`DEFAULT_MAX_VALUE_SIZE`], 64 KiB). A larger session is refused on write with
+    /// [`Error::TooLarge`]; a larger value in Redis is a decode error, read no further.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// Compress serialized sessions of at least `threshold` bytes with LZ4 (default: no
+    /// compression; [`DEFAULT_COMPRESS_ABOVE`](crate::codec::DEFAULT_COMPRESS_ABOVE) is a good
+    /// threshold). A session is stored compressed only when that makes it smaller.
+    #[cfg(feature = "compression")]
+    pub fn compress_above(mut self, threshold: usize) -> Self {
+        self.compress_above = Some(threshold);
+        self
+    }
+
+    /// Encrypt sessions at rest with the ring's first key (XChaCha20-Poly1305, bound to the
+    /// session's key); values encrypted with any key of the ring are read, and so are
+    /// unencrypted values (see [`require_encryption`](StoreBuilder::require_encryption)).
+    #[cfg(feature = "encryption")]
+    pub fn encrypt(mut self, keys: KeyRing) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Refuse values that are not encrypted (default `false`, so a store that turns encryption
+    /// on keeps reading its old sessions). Turn it on once the old sessions have expired: then
+    /// someone who can write to Redis but has no key cannot plant a session.
+    #[cfg(feature = "encryption")]
+    pub fn require_encryption(mut self, required: bool) -> Self {
+        self.require_encryption = required;
+        self
+    }
+
     /// The store.
     pub fn build(self) -> RedisStore<B> {
+        #[allow(unused_mut, reason = "options behind features")]
+        let mut codec = Codec::new(self.serializer, self.format);
+        codec.set_max_size(self.max_value_size);
+        #[cfg(feature = "compression")]
+        codec.set_compress_above(self.compress_above);
+        #[cfg(feature = "encryption")]
+        codec.set_keys(self.keys, self.require_encryption);
         RedisStore {
             inner: Arc::new(Inner {
                 backend: self.backend,
-                keyspace: Keyspace::new(self.prefix),
-                codec: Codec::new(self.serializer),
+                keyspace: Keyspace::new(self.prefix).with_hashing(self.hashing),
+                codec,
                 ttl: self.ttl,
                 disable_ttl: self.disable_ttl,
                 disable_touch: self.disable_touch,
@@ -209,10 +272,19 @@ impl<B: Backend> RedisStore<B> {
             prefix: DEFAULT_PREFIX.to_owned(),
             ttl: Arc::new(|_| DEFAULT_TTL),
             serializer: Arc::new(Json),
+            format: format_of::<Json>(),
             disable_ttl: false,
             disable_touch: false,
             scan_count: DEFAULT_SCAN_COUNT,
             idle_timeout: None,
+            hashing: IdHashing::Off,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            #[cfg(feature = "compression")]
+            compress_above: None,
+            #[cfg(feature = "encryption")]
+            keys: None,
+            #[cfg(feature = "encryption")]
+            require_encryption: false,
         }
     }
 
@@ -271,7 +343,7 @@ impl<B: Backend> RedisStore<B> {
             }
             Err(e) => return Err(e.into()),
         };
-        let session = self.decode(id, &bytes)?;
+        let session = self.decode(id, key, &bytes)?;
         if session.expires().is_some_and(|t| t <= SystemTime::now()) {
             self.inner.backend.delete(&[key.to_owned()]).await?;
             return Ok(None);
@@ -332,8 +404,9 @@ impl<B: Backend> RedisStore<B> {
         self.write(id, Write::Refresh(ttl)).await
     }
 
-    fn decode(&self, id: &SessionId, bytes: &[u8]) -> Result<Session> {
-        self.inner.codec.decode(bytes).map_err(|source| {
+    fn decode(&self, id: &SessionId, key: &str, bytes: &[u8]) -> Result<Session> {
+        let bound_to = self.inner.keyspace.suffix(key);
+        self.inner.codec.decode(bytes, bound_to).map_err(|source| {
             tracing::warn!(session = %id.fingerprint(), error = %source, "undecodable session value");
             Error::Decode {
                 fingerprint: id.fingerprint(),
@@ -398,6 +471,29 @@ impl<B: Backend> RedisStore<B> {
         Ok(self.inner.backend.delete(&[key]).await? > 0)
     }
 
+    /// Reads a session by a stored id as [`ids`](RedisStore::ids) and [`all`](RedisStore::all)
+    /// list it (the hash, when ids are hashed); the same as [`get`](RedisStore::get) without
+    /// hashing.
+    ///
+    /// # Errors
+    /// As [`RedisStore::get`].
+    pub async fn get_listed(&self, stored: &SessionId) -> Result<Option<Session>> {
+        let key = self.inner.keyspace.stored_key(stored);
+        let bytes = self.inner.backend.get(&key).await;
+        self.read(stored, &key, bytes).await
+    }
+
+    /// Deletes a session by a stored id as [`ids`](RedisStore::ids) lists it (the hash, when
+    /// ids are hashed); `true` if it existed. The same as [`destroy`](RedisStore::destroy)
+    /// without hashing.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn destroy_listed(&self, stored: &SessionId) -> Result<bool> {
+        let key = self.inner.keyspace.stored_key(stored);
+        Ok(self.inner.backend.delete(&[key]).await? > 0)
+    }
+
     /// The remaining time to live of a session.
     ///
     /// # Errors
@@ -444,7 +540,14 @@ impl<B: Backend> RedisStore<B> {
             Lifetime::Expire(ttl) => Some(ttl),
             Lifetime::Persist => None,
         };
-        let value = inner.codec.encode(session).map_err(Error::Encode)?;
+        let value = inner
+            .codec
+            .encode(session, inner.keyspace.suffix(&key))
+            .inspect_err(|e| {
+                if e.is_too_large() {
+                    tracing::warn!(session = %id.fingerprint(), error = %e, "session refused");
+                }
+            })?;
         if inner.backend.set(&key, &value, ttl, mode).await? {
             return Ok(Outcome::Written);
         }
@@ -518,7 +621,10 @@ impl<B: Backend> RedisStore<B> {
             .try_flatten()
     }
 
-    /// Every session id under the prefix (connect-redis `ids`).
+    /// Every session id under the prefix (connect-redis `ids`). With
+    /// [`hash_ids`](StoreBuilder::hash_ids) these are the hashes the keys hold (stored ids):
+    /// address them with [`get_listed`](RedisStore::get_listed) and
+    /// [`destroy_listed`](RedisStore::destroy_listed).
     ///
     /// # Errors
     /// [`Error::Backend`].
@@ -550,14 +656,17 @@ impl<B: Backend> RedisStore<B> {
         let inner = &*self.inner;
         let mut out = Vec::with_capacity(ids.len());
         for batch in ids.chunks(inner.scan_count as usize) {
-            let keys: Vec<String> = batch.iter().map(|id| inner.keyspace.key(id)).collect();
+            let keys: Vec<String> = batch
+                .iter()
+                .map(|id| inner.keyspace.stored_key(id))
+                .collect();
             let values = inner.backend.mget(&keys).await?;
-            for (id, value) in batch.iter().zip(values) {
+            for ((id, key), value) in batch.iter().zip(&keys).zip(values) {
                 // Missing: expired or destroyed since the scan saw it.
                 let Some(bytes) = value.filter(|v| !v.is_empty()) else {
                     continue;
                 };
-                out.push(self.decode(id, &bytes).map(|s| (id.clone(), s)));
+                out.push(self.decode(id, key, &bytes).map(|s| (id.clone(), s)));
             }
         }
         Ok(out)
@@ -587,7 +696,10 @@ impl<B: Backend> RedisStore<B> {
         let mut deleted = 0;
         while let Some(ids) = pages.next().await.transpose()? {
             for batch in ids.chunks(inner.scan_count as usize) {
-                let keys: Vec<String> = batch.iter().map(|id| inner.keyspace.key(id)).collect();
+                let keys: Vec<String> = batch
+                    .iter()
+                    .map(|id| inner.keyspace.stored_key(id))
+                    .collect();
                 deleted += inner.backend.delete(&keys).await?;
             }
         }

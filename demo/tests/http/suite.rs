@@ -239,3 +239,46 @@ async fn without_redis_the_demo_runs_in_memory_and_says_so() {
     assert!(page.body.contains("in-memory"), "{}", page.body);
     server.abort();
 }
+
+/// The demo with hashed ids and a key ring: after a full login flow, neither the keys nor the
+/// `DUMP` of any value contain the cookie's session id or the user name.
+#[tokio::test]
+async fn with_hashing_and_keys_redis_holds_no_cookie_id_or_contents() {
+    let redis = redis_harness::RedisServer::start();
+    let mut config = demo::Config::new(Some(redis.url()));
+    config.keys = Some(
+        "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=,AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
+            .into(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(demo::run(listener, config, std::future::pending()));
+    let mut client = Client::new(addr);
+    let r = client
+        .post("/api/login", Some(json!({"user": "ada-lovelace"})))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        client.post("/api/increment", None).await.json(),
+        json!({"counter": 1})
+    );
+    assert_eq!(
+        client.get("/api/me").await.json(),
+        json!({"user": "ada-lovelace", "counter": 1})
+    );
+    let cookie = client.cookie.clone().unwrap();
+    let id = cookie.split_once('=').unwrap().1.to_owned();
+    assert!(id.len() >= 16, "{cookie}");
+    let keys = redis.scan_keys("*");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    for key in &keys {
+        assert!(key.starts_with("sess:") && !key.contains(&id), "{key}");
+        let redis_harness::Reply::Bulk(Some(dumped)) = redis.cmd(&["DUMP", key]) else {
+            panic!("DUMP {key}")
+        };
+        let contains = |needle: &[u8]| dumped.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(id.as_bytes()));
+        assert!(!contains(b"ada-lovelace"));
+    }
+    server.abort();
+}

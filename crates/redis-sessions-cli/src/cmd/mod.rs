@@ -25,13 +25,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Status> {
     match command {
         Command::Count => count::run(&Context::connect(global).await?).await,
         Command::Ids => ids::run(&Context::connect(global).await?).await,
-        Command::Show { ids } => {
+        Command::Show { ids, cookie } => {
             let ids = parse_ids(&ids)?;
-            show::run(&Context::connect(global).await?, &ids).await
+            let ctx = Context::connect(global).await?;
+            show::run(&ctx, &ctx.stored_ids(ids, cookie)).await
         }
-        Command::Rm { ids } => {
+        Command::Rm { ids, cookie } => {
             let ids = parse_ids(&ids)?;
-            rm::run(&Context::connect(global).await?, &ids).await
+            let ctx = Context::connect(global).await?;
+            rm::run(&ctx, &ctx.stored_ids(ids, cookie)).await
         }
         Command::Clear { yes } => {
             let confirm = clear::confirmation(&global.prefix, yes)?;

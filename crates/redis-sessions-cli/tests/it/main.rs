@@ -11,6 +11,7 @@
 mod commands;
 mod errors;
 mod prefixes;
+mod security;
 mod support;
 mod topologies;
 mod transfer;

@@ -14,9 +14,12 @@
     feature = "actix"
 ))]
 mod adapters;
+#[cfg(all(feature = "encryption", feature = "compression", feature = "msgpack"))]
+mod armored;
 #[cfg(feature = "cluster")]
 mod cluster_only;
 mod conformance;
+mod fuzz_corpus;
 mod redis_only;
 #[cfg(feature = "sentinel")]
 mod sentinel_only;
