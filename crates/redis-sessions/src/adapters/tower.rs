@@ -59,17 +59,13 @@ fn session_id(id: i128) -> Result<SessionId, Error> {
     Ok(SessionId::parse(&tower_id_text(id))?)
 }
 
-fn to_session(parts: &Parts) -> Session {
-    let data = parts
-        .data
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Session::from_map(data).with_expiry(SystemTime::from(parts.expiry))
+fn to_session(data: &HashMap<String, Value>, expiry: OffsetDateTime) -> Session {
+    let data = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    Session::from_map(data).with_expiry(SystemTime::from(expiry))
 }
 
 async fn create<B: Backend>(store: &RedisStore<B>, parts: &Parts) -> Result<i128, TowerError> {
-    let session = to_session(parts);
+    let session = to_session(&parts.data, parts.expiry);
     let mut first = Some(parts.id);
     let (id, _outcome) = store
         .create_unique(&session, || {
@@ -90,11 +86,17 @@ fn random_i128() -> Result<i128, Error> {
     Ok(i128::from_le_bytes(bytes))
 }
 
-async fn save<B: Backend>(store: &RedisStore<B>, parts: &Parts) -> Result<(), TowerError> {
-    let id = session_id(parts.id).map_err(to_tower_error)?;
+/// Borrows the record's data: the session is built from it once (no intermediate copy).
+async fn save<B: Backend>(
+    store: &RedisStore<B>,
+    id: i128,
+    data: &HashMap<String, Value>,
+    expiry: OffsetDateTime,
+) -> Result<(), TowerError> {
+    let id = session_id(id).map_err(to_tower_error)?;
     // `Gone` is "logout wins": logged by the store, nothing written, not an error (see above).
     let _gone_or_written = store
-        .update(&id, &to_session(parts))
+        .update(&id, &to_session(data, expiry))
         .await
         .map_err(to_tower_error)?;
     Ok(())
@@ -152,12 +154,7 @@ macro_rules! impl_session_store {
                 &self,
                 record: &$core::session::Record,
             ) -> $core::session_store::Result<()> {
-                let parts = Parts {
-                    id: record.id.0,
-                    data: record.data.clone(),
-                    expiry: record.expiry_date,
-                };
-                Ok(save(self, &parts).await?)
+                Ok(save(self, record.id.0, &record.data, record.expiry_date).await?)
             }
 
             async fn load(
