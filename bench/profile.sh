@@ -23,7 +23,7 @@ wrk -t1 -c4 -d"${SECONDS_}"s -s session.lua "http://127.0.0.1:$PORT" -- "$PATH_"
 requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 callgrind_control -d "$VG" >/dev/null
 sleep 1
-kill -INT "$VG"; wait "$VG" 2>/dev/null || true
+kill -KILL "$VG" 2>/dev/null; wait "$VG" 2>/dev/null || true   # the dump above is the profile
 out="results/profile-$STACK-${PATH_#/}.txt"
 dump=$(ls -t "$WORK"/cg.out* | head -1)
 {
