@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 
-use crate::{Args, IDLE, NAME, ROLES, USER_ID};
+use crate::{Args, IDLE};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -118,7 +118,6 @@ async fn run(args: Args) -> Result<(), Error> {
     let app = app.fallback(|| async { StatusCode::NOT_FOUND });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("{} listening on {}", args.stack, listener.local_addr()?);
-    let _ = (USER_ID, NAME, ROLES);
     axum::serve(listener, app).await?;
     Ok(())
 }
