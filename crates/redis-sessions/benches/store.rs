@@ -1,12 +1,13 @@
 //! Store vs the raw redis-rs client on the same connection: `get`/`GET`, `set`/`SET PX`,
-//! `touch`/`PEXPIRE`, at 1 and 64 concurrent tasks, with a ~150-byte session.
+//! `touch`/`PEXPIRE`, at 1 and 64 concurrent tasks, with a ~150-byte session; and the admin
+//! operations `length`, `ids`, `all`, `clear` over 10,000 and 100,000 sessions, with the round
+//! trips each makes (`SCAN`/`MGET`/`UNLINK` calls from `INFO commandstats`, printed to stderr).
 //!
 //! With feature `cluster`, the same store operations also run on a 3-primary Redis Cluster
 //! next to the standalone server, in groups `topology/tasks=N`.
 //!
-//! Run with `cargo bench -p redis-sessions --bench store` (starts its own redis-server), or
-//! `cargo bench -p redis-sessions --features cluster --bench store -- topology` for the cluster
-//! comparison alone.
+//! Run with `cargo bench -p redis-sessions --bench store` (starts its own redis-servers);
+//! `-- tasks=`, `-- admin/` or (with `--features cluster`) `-- topology` runs one part.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,9 +15,11 @@
     reason = "benchmark setup; criterion macros generate undocumented items"
 )]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use futures_util::future::join_all;
 use redis::aio::ConnectionManager;
 use redis_harness::RedisServer;
@@ -197,9 +200,117 @@ mod topology {
     }
 }
 
+/// Writes `n` sessions under the store's prefix with pipelined `SET PX` (not timed).
+async fn populate(conn: &ConnectionManager, keys: &[String], value: &[u8]) {
+    let mut conn = conn.clone();
+    for chunk in keys.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for key in chunk {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(3_600_000)
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut conn).await.unwrap();
+    }
+}
+
+/// `SCAN`, `MGET` and `UNLINK` calls so far.
+fn round_trips(server: &RedisServer) -> [u64; 3] {
+    ["scan", "mget", "unlink"].map(|c| server.calls_of(c))
+}
+
+fn admin(c: &mut Criterion) {
+    let server = RedisServer::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let backend = rt.block_on(RedisBackend::connect(&server.url())).unwrap();
+    let conn: ConnectionManager = backend.connection().clone();
+    let store = RedisStore::builder(backend).ttl(TTL).build();
+    let value = serde_json::to_vec(&sample()).unwrap();
+
+    for n in [10_000usize, 100_000] {
+        let keys: Vec<String> = (0..n)
+            .map(|_| store.keyspace().key(&SessionId::generate().unwrap()))
+            .collect();
+        rt.block_on(populate(&conn, &keys, &value));
+        assert_eq!(rt.block_on(store.length()).unwrap(), n as u64);
+
+        // Round trips of one call of each operation, from the server's own counters.
+        let mut report = Vec::new();
+        for op in ["length", "ids", "all", "clear"] {
+            let before = round_trips(&server);
+            rt.block_on(async {
+                match op {
+                    "length" => assert_eq!(store.length().await.unwrap(), n as u64),
+                    "ids" => assert_eq!(store.ids().await.unwrap().len(), n),
+                    "all" => assert_eq!(store.all().await.unwrap().len(), n),
+                    _ => assert_eq!(store.clear().await.unwrap(), n as u64),
+                }
+            });
+            let after = round_trips(&server);
+            let [scan, mget, unlink] = [0, 1, 2].map(|i| after[i] - before[i]);
+            report.push(format!(
+                "admin n={n} {op}: {scan} SCAN + {mget} MGET + {unlink} UNLINK = {} round trips",
+                scan + mget + unlink
+            ));
+        }
+        rt.block_on(populate(&conn, &keys, &value));
+        for line in &report {
+            eprintln!("{line}");
+        }
+
+        let mut group = c.benchmark_group("admin");
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("length", n), |b| {
+            b.to_async(&rt)
+                .iter(|| async { store.length().await.unwrap() })
+        });
+        group.bench_function(BenchmarkId::new("ids", n), |b| {
+            b.to_async(&rt)
+                .iter(|| async { store.ids().await.unwrap() })
+        });
+        group.bench_function(BenchmarkId::new("all", n), |b| {
+            b.to_async(&rt)
+                .iter(|| async { store.all().await.unwrap() })
+        });
+        group.bench_function(BenchmarkId::new("clear", n), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (store, conn, keys, value) = (&store, &conn, &keys, &value);
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        populate(conn, keys, value).await;
+                        let start = Instant::now();
+                        assert_eq!(store.clear().await.unwrap(), n as u64);
+                        total += start.elapsed();
+                    }
+                    total
+                }
+            })
+        });
+        group.finish();
+        rt.block_on(store.clear()).unwrap();
+    }
+    drop(server);
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     targets = bench
 }
-criterion_main!(benches);
+criterion_group! {
+    name = admin_benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    targets = admin
+}
+criterion_main!(benches, admin_benches);

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
+use futures_util::stream::{self, Stream, StreamExt, TryChunksError, TryStreamExt};
 
 use crate::backend::{Backend, KeyTtl, ScanCursor, SetMode};
 #[cfg(feature = "encryption")]
@@ -646,10 +646,19 @@ impl<B: Backend> RedisStore<B> {
     /// `scan_count`. A value that does not decode yields an [`Error::Decode`] item and the
     /// stream goes on; a backend failure ends it.
     pub fn all_stream(&self) -> impl Stream<Item = Result<(SessionId, Session)>> + Send + '_ {
-        self.id_pages()
+        self.id_batches()
             .and_then(move |ids| self.fetch(ids))
             .map_ok(stream::iter)
             .try_flatten()
+    }
+
+    /// Ids in batches of exactly `scan_count` (the last one shorter), across `SCAN` pages: a
+    /// page holds about `COUNT` keys, often a few more, so batching page by page would send
+    /// two `MGET`/`UNLINK` for many pages (121 instead of 100 for 10,000 sessions).
+    fn id_batches(&self) -> impl Stream<Item = Result<Vec<SessionId>>> + Send + '_ {
+        self.ids_stream()
+            .try_chunks(self.inner.scan_count as usize)
+            .map_err(|TryChunksError(_, e)| e)
     }
 
     async fn fetch(&self, ids: Vec<SessionId>) -> Result<Vec<Result<(SessionId, Session)>>> {
@@ -692,16 +701,14 @@ impl<B: Backend> RedisStore<B> {
         if inner.keyspace.prefix().is_empty() {
             return Err(Error::EmptyPrefix);
         }
-        let mut pages = std::pin::pin!(self.id_pages());
+        let mut batches = std::pin::pin!(self.id_batches());
         let mut deleted = 0;
-        while let Some(ids) = pages.next().await.transpose()? {
-            for batch in ids.chunks(inner.scan_count as usize) {
-                let keys: Vec<String> = batch
-                    .iter()
-                    .map(|id| inner.keyspace.stored_key(id))
-                    .collect();
-                deleted += inner.backend.delete(&keys).await?;
-            }
+        while let Some(batch) = batches.next().await.transpose()? {
+            let keys: Vec<String> = batch
+                .iter()
+                .map(|id| inner.keyspace.stored_key(id))
+                .collect();
+            deleted += inner.backend.delete(&keys).await?;
         }
         Ok(deleted)
     }

