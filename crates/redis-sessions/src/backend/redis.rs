@@ -120,9 +120,88 @@ where
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
+
+/// The `Backend` methods that are one command each, written once for every backend with a
+/// `command(&Cmd)` method (this one and the Sentinel backend, which adds failover handling).
+macro_rules! single_key_ops {
+    () => {
+        async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {
+            self.command(redis::cmd("GET").arg(key)).await
+        }
+
+        async fn get_ex(&self, key: &str, ttl: Duration) -> BackendResult<Option<Vec<u8>>> {
+            self.command(
+                redis::cmd("GETEX")
+                    .arg(key)
+                    .arg("PX")
+                    .arg($crate::backend::redis::millis(ttl)),
+            )
+            .await
+        }
+
+        async fn set(
+            &self,
+            key: &str,
+            value: &[u8],
+            ttl: Option<Duration>,
+            mode: SetMode,
+        ) -> BackendResult<bool> {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(value);
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg($crate::backend::redis::millis(ttl));
+            }
+            match mode {
+                SetMode::Always => {}
+                SetMode::IfAbsent => {
+                    cmd.arg("NX");
+                }
+                SetMode::IfPresent => {
+                    cmd.arg("XX");
+                }
+            }
+            // `OK`, or nil when the NX/XX condition failed; no need to allocate the text.
+            let reply: redis::Value = self.command(&cmd).await?;
+            Ok(!matches!(reply, redis::Value::Nil))
+        }
+
+        async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
+            self.command(
+                redis::cmd("PEXPIRE")
+                    .arg(key)
+                    .arg($crate::backend::redis::millis(ttl)),
+            )
+            .await
+        }
+
+        async fn pttl(&self, key: &str) -> BackendResult<KeyTtl> {
+            let ms: i64 = self.command(redis::cmd("PTTL").arg(key)).await?;
+            Ok(match ms {
+                -2 => KeyTtl::Missing,
+                -1 => KeyTtl::Persistent,
+                ms => KeyTtl::Expires(Duration::from_millis(ms.max(0) as u64)),
+            })
+        }
+
+        async fn delete(&self, keys: &[String]) -> BackendResult<u64> {
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            self.command(redis::cmd("UNLINK").arg(keys)).await
+        }
+
+        async fn mget(&self, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.command(redis::cmd("MGET").arg(keys)).await
+        }
+    };
+}
+pub(crate) use single_key_ops;
 
 /// Classifies a redis-rs error, keeping it as the source.
 pub(crate) fn map_error(e: RedisError) -> BackendError {
@@ -146,68 +225,7 @@ impl<C> Backend for RedisBackend<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {
-        self.command(redis::cmd("GET").arg(key)).await
-    }
-
-    async fn get_ex(&self, key: &str, ttl: Duration) -> BackendResult<Option<Vec<u8>>> {
-        self.command(redis::cmd("GETEX").arg(key).arg("PX").arg(millis(ttl)))
-            .await
-    }
-
-    async fn set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-        mode: SetMode,
-    ) -> BackendResult<bool> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
-        if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(millis(ttl));
-        }
-        match mode {
-            SetMode::Always => {}
-            SetMode::IfAbsent => {
-                cmd.arg("NX");
-            }
-            SetMode::IfPresent => {
-                cmd.arg("XX");
-            }
-        }
-        // `OK`, or nil when the NX/XX condition failed; no need to allocate the text.
-        let reply: redis::Value = self.command(&cmd).await?;
-        Ok(!matches!(reply, redis::Value::Nil))
-    }
-
-    async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
-        self.command(redis::cmd("PEXPIRE").arg(key).arg(millis(ttl)))
-            .await
-    }
-
-    async fn pttl(&self, key: &str) -> BackendResult<KeyTtl> {
-        let ms: i64 = self.command(redis::cmd("PTTL").arg(key)).await?;
-        Ok(match ms {
-            -2 => KeyTtl::Missing,
-            -1 => KeyTtl::Persistent,
-            ms => KeyTtl::Expires(Duration::from_millis(ms.max(0) as u64)),
-        })
-    }
-
-    async fn delete(&self, keys: &[String]) -> BackendResult<u64> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        self.command(redis::cmd("UNLINK").arg(keys)).await
-    }
-
-    async fn mget(&self, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.command(redis::cmd("MGET").arg(keys)).await
-    }
+    single_key_ops!();
 
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         let (next, keys): (u64, Vec<Vec<u8>>) = self

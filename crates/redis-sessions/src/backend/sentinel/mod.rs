@@ -265,72 +265,8 @@ fn switch_worthy(e: &BackendError) -> bool {
     )
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
 impl Backend for SentinelBackend {
-    async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {
-        self.command(redis::cmd("GET").arg(key)).await
-    }
-
-    async fn get_ex(&self, key: &str, ttl: Duration) -> BackendResult<Option<Vec<u8>>> {
-        self.command(redis::cmd("GETEX").arg(key).arg("PX").arg(millis(ttl)))
-            .await
-    }
-
-    async fn set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-        mode: SetMode,
-    ) -> BackendResult<bool> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
-        if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(millis(ttl));
-        }
-        match mode {
-            SetMode::Always => {}
-            SetMode::IfAbsent => {
-                cmd.arg("NX");
-            }
-            SetMode::IfPresent => {
-                cmd.arg("XX");
-            }
-        }
-        let reply: Option<String> = self.command(&cmd).await?;
-        Ok(reply.is_some())
-    }
-
-    async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
-        self.command(redis::cmd("PEXPIRE").arg(key).arg(millis(ttl)))
-            .await
-    }
-
-    async fn pttl(&self, key: &str) -> BackendResult<KeyTtl> {
-        let ms: i64 = self.command(redis::cmd("PTTL").arg(key)).await?;
-        Ok(match ms {
-            -2 => KeyTtl::Missing,
-            -1 => KeyTtl::Persistent,
-            ms => KeyTtl::Expires(Duration::from_millis(ms.max(0) as u64)),
-        })
-    }
-
-    async fn delete(&self, keys: &[String]) -> BackendResult<u64> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        self.command(redis::cmd("UNLINK").arg(keys)).await
-    }
-
-    async fn mget(&self, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.command(redis::cmd("MGET").arg(keys)).await
-    }
+    crate::backend::redis::single_key_ops!();
 
     /// `SCAN` on the primary; [`ScanCursor::node`] holds the primary's generation, so a scan
     /// that spans a switch starts again on the new primary.
