@@ -30,6 +30,7 @@ mod connect;
 mod context;
 mod progress;
 mod record;
+mod slots;
 
 use std::process::ExitCode;
 

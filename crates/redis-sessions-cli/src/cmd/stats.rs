@@ -10,6 +10,7 @@ use redis_sessions::{KeyTtl, SessionId};
 use serde::Serialize;
 
 use crate::context::Context;
+use crate::slots::SlotMap;
 use crate::{progress, Status};
 
 /// Sessions measured concurrently.
@@ -39,6 +40,24 @@ struct Stats {
     total_bytes: u64,
     /// TTL distribution.
     ttl: Buckets,
+    /// On a cluster: the same figures per primary, by address.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    nodes: Vec<NodeStats>,
+}
+
+/// A cluster primary's share.
+#[derive(Debug, Default, Serialize)]
+struct NodeStats {
+    /// `host:port` as the cluster reports it.
+    node: String,
+    /// Sessions on this primary.
+    sessions: u64,
+    /// Of which measured with `MEMORY USAGE`.
+    sampled: u64,
+    /// Their `MEMORY USAGE` sum, in bytes.
+    sampled_bytes: u64,
+    /// Average per sampled session, in bytes.
+    avg_bytes: u64,
 }
 
 /// Counts of sessions per remaining-TTL range.
@@ -69,6 +88,11 @@ impl Buckets {
 
 pub(crate) async fn run(ctx: &Context, sample: usize) -> anyhow::Result<Status> {
     let store = &ctx.store;
+    let slots = match store.backend() {
+        redis_sessions::AnyBackend::Cluster(_) => Some(SlotMap::load(store.backend()).await?),
+        _ => None,
+    };
+    let slots = slots.as_ref();
     let mut measured = pin!(store
         .ids_stream()
         .enumerate()
@@ -79,12 +103,16 @@ pub(crate) async fn run(ctx: &Context, sample: usize) -> anyhow::Result<Status> 
                 true => memory_usage(store, &id).await?,
                 false => None,
             };
-            Ok::<_, anyhow::Error>((ttl, bytes))
+            let node = slots.map(|map| {
+                let key = store.keyspace().key(&id);
+                map.node_of(key.as_bytes()).to_owned()
+            });
+            Ok::<_, anyhow::Error>((ttl, bytes, node))
         })
         .buffered(IN_FLIGHT));
     let bar = progress::counter("scanned");
     let mut stats = Stats::default();
-    while let Some((ttl, bytes)) = measured.try_next().await? {
+    while let Some((ttl, bytes, node)) = measured.try_next().await? {
         bar.inc(1);
         match ttl {
             KeyTtl::Missing => continue,
@@ -96,6 +124,28 @@ pub(crate) async fn run(ctx: &Context, sample: usize) -> anyhow::Result<Status> 
             stats.sampled += 1;
             stats.sampled_bytes += bytes;
         }
+        if let Some(node) = node {
+            let entry = match stats.nodes.iter().position(|n| n.node == node) {
+                Some(i) => &mut stats.nodes[i],
+                None => {
+                    stats.nodes.push(NodeStats {
+                        node,
+                        ..NodeStats::default()
+                    });
+                    let last = stats.nodes.len() - 1;
+                    &mut stats.nodes[last]
+                }
+            };
+            entry.sessions += 1;
+            if let Some(bytes) = bytes {
+                entry.sampled += 1;
+                entry.sampled_bytes += bytes;
+            }
+        }
+    }
+    stats.nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    for node in &mut stats.nodes {
+        node.avg_bytes = node.sampled_bytes.checked_div(node.sampled).unwrap_or(0);
     }
     bar.finish_and_clear();
     stats.avg_bytes = stats.sampled_bytes.checked_div(stats.sampled).unwrap_or(0);
@@ -161,6 +211,15 @@ fn print_table(out: &mut impl std::io::Write, stats: &Stats) -> std::io::Result<
     ];
     for (name, value) in rows {
         writeln!(out, "{name:<16} {value}")?;
+    }
+    for node in &stats.nodes {
+        writeln!(
+            out,
+            "{:<16} {} sessions, avg {} bytes",
+            format!("node {}", node.node),
+            node.sessions,
+            node.avg_bytes
+        )?;
     }
     Ok(())
 }

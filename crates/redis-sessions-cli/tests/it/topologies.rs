@@ -33,6 +33,30 @@ fn every_command_works_on_a_cluster() {
     assert_eq!(export.lines().count(), 300);
     let stats = json(&run_url(&url, &["--json", "stats"]).ok());
     assert_eq!(stats["sessions"], 300, "{stats}");
+    // Per primary: every primary appears, each count is what that node holds.
+    let nodes = stats["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{stats}");
+    for node in nodes {
+        let port: u16 = node["node"]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let on_node = (0..300)
+            .filter(|n| cluster.primary_for_key(&format!("sess:{}", id(*n))) == port)
+            .count();
+        assert_eq!(node["sessions"], on_node as u64, "{node}");
+        assert!(node["avg_bytes"].as_u64().unwrap() > 0, "{node}");
+    }
+    let table = run_url(&url, &["stats"]).ok();
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("node ")).count(),
+        3,
+        "{table}"
+    );
     assert_eq!(
         run_url(&url, &["clear", "--yes"]).ok(),
         "deleted 300 sessions\n"
