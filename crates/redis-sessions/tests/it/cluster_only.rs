@@ -288,7 +288,11 @@ async fn killed_primary_is_replaced_and_the_store_recovers() {
     assert!(replicated.iter().all(|id| listed.contains(id)));
     let fresh = id();
     assert!(store.set(&fresh, &session(1)).await.unwrap().is_written());
-    assert!(store.clear().await.unwrap() > replicated.len() as u64);
+    // Right after a failover the client may resend an `UNLINK` whose first attempt already
+    // deleted keys, so the count can fall short; what must hold is that nothing is left.
+    let deleted = store.clear().await.unwrap();
+    eprintln!("clear after the failover reported {deleted} deleted");
+    assert!(deleted > 0);
     assert_eq!(store.length().await.unwrap(), 0);
     drop(cluster);
 }
