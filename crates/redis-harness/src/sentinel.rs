@@ -63,27 +63,9 @@ impl SentinelProcess {
     }
 
     fn wait_ready(&mut self) -> Result<(), HarnessError> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(HarnessError::NotReady(format!("sentinel exited: {status}")));
-                }
-            }
-            if let Ok(mut conn) = Connection::open(self.port) {
-                if matches!(conn.command(&["PING"]), Ok(Reply::Status(s)) if s == "PONG") {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(HarnessError::NotReady(format!(
-                    "sentinel on port {} did not answer",
-                    self.port
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::server::wait_for_pong(self.port, &mut self.child, |status| {
+            format!("sentinel exited: {status}")
+        })
     }
 }
 

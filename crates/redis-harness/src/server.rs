@@ -147,32 +147,12 @@ impl RedisServer {
     }
 
     fn wait_ready(&mut self) -> Result<(), HarnessError> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    let log =
-                        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                    let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
-                    return Err(HarnessError::NotReady(format!(
-                        "exited with {status}: {tail}"
-                    )));
-                }
-            }
-            if let Ok(mut conn) = Connection::open(self.port) {
-                if matches!(conn.command(&["PING"]), Ok(Reply::Status(s)) if s == "PONG") {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(HarnessError::NotReady(format!(
-                    "no PONG on port {} within {READY_TIMEOUT:?}",
-                    self.port
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let dir = self.dir.clone();
+        wait_for_pong(self.port, &mut self.child, |status| {
+            let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+            let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+            format!("exited with {status}: {tail}")
+        })
     }
 
     /// The TCP port.
@@ -271,6 +251,33 @@ impl RedisServer {
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         }
+    }
+}
+
+/// Waits until the process on `port` answers `PING` (up to [`READY_TIMEOUT`]). If the process
+/// in `child` exits first, it is taken out and `exited` explains why.
+pub(crate) fn wait_for_pong(
+    port: u16,
+    child: &mut Option<Child>,
+    exited: impl FnOnce(std::process::ExitStatus) -> String,
+) -> Result<(), HarnessError> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            *child = None;
+            return Err(HarnessError::NotReady(exited(status)));
+        }
+        if let Ok(mut conn) = Connection::open(port) {
+            if matches!(conn.command(&["PING"]), Ok(Reply::Status(s)) if s == "PONG") {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(HarnessError::NotReady(format!(
+                "no PONG on port {port} within {READY_TIMEOUT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

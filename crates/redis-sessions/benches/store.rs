@@ -38,7 +38,13 @@ fn sample() -> Session {
     s
 }
 
-fn bench(c: &mut Criterion) {
+/// A private redis-server, a one-worker runtime, the raw connection and a store on it.
+fn standalone() -> (
+    RedisServer,
+    tokio::runtime::Runtime,
+    ConnectionManager,
+    RedisStore<RedisBackend>,
+) {
     let server = RedisServer::start();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -48,6 +54,11 @@ fn bench(c: &mut Criterion) {
     let backend = rt.block_on(RedisBackend::connect(&server.url())).unwrap();
     let conn: ConnectionManager = backend.connection().clone();
     let store = RedisStore::builder(backend).ttl(TTL).build();
+    (server, rt, conn, store)
+}
+
+fn bench(c: &mut Criterion) {
+    let (server, rt, conn, store) = standalone();
     let session = sample();
     let bytes = serde_json::to_vec(&session).unwrap();
     eprintln!("session payload: {} bytes", bytes.len());
@@ -223,15 +234,7 @@ fn round_trips(server: &RedisServer) -> [u64; 3] {
 }
 
 fn admin(c: &mut Criterion) {
-    let server = RedisServer::start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let backend = rt.block_on(RedisBackend::connect(&server.url())).unwrap();
-    let conn: ConnectionManager = backend.connection().clone();
-    let store = RedisStore::builder(backend).ttl(TTL).build();
+    let (server, rt, conn, store) = standalone();
     let value = serde_json::to_vec(&sample()).unwrap();
 
     for n in [10_000usize, 100_000] {
