@@ -172,8 +172,10 @@
 //!
 //! # Semantics
 //!
-//! **TTL.** A session's explicit expiry ([`Session::with_expiry`], what a cookie's `expires` is)
-//! wins; otherwise the `ttl` option (fixed or computed); otherwise 86,400 s. The TTL is set in
+//! **TTL.** A session's explicit expiry ([`Session::with_expiry`], what a cookie's `expires` is,
+//! or [`Session::with_key_expiry`], which leaves it out of the value and in the TTL alone; the
+//! framework adapters use that) wins; otherwise the `ttl` option (fixed or computed); otherwise
+//! 86,400 s. The TTL is set in
 //! milliseconds (`PX`). A TTL under one millisecond deletes the session instead of writing it
 //! (`create` then writes nothing). With `disable_ttl`, sessions are written without expiry, but a
 //! past explicit expiry still deletes.

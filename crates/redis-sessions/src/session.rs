@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::timefmt;
 
 /// The field that carries the expiry, as express-session writes it: `{"cookie":{"expires":ISO}}`.
-const COOKIE: &str = "cookie";
+pub(crate) const COOKIE: &str = "cookie";
 const EXPIRES: &str = "expires";
 
 /// One session: named fields holding JSON-compatible values, and an optional expiry.
@@ -22,11 +22,25 @@ const EXPIRES: &str = "expires";
 /// and one written here reads in express-session. Any other members of a stored `cookie` object
 /// are kept as a field named `cookie`.
 ///
-/// `Debug` shows the field names and the expiry, never the values.
-#[derive(Clone, Default, PartialEq)]
+/// An expiry is either *stored* ([`with_expiry`](Session::with_expiry): in the value and in the
+/// key's TTL) or *key-only* ([`with_key_expiry`](Session::with_key_expiry): in the key's TTL
+/// alone, so the value is some 47 bytes smaller and a read returns no expiry). The framework
+/// adapters use key-only expiries: neither framework reads a stored one back.
+///
+/// `Debug` shows the field names and the expiry, never the values. Equality compares the fields
+/// and the expiry time, not where the expiry is kept.
+#[derive(Clone, Default)]
 pub struct Session {
     data: Map<String, Value>,
     expires: Option<SystemTime>,
+    /// `false`: `expires` is carried by the key's TTL only and not serialized.
+    expiry_stored: bool,
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Session) -> bool {
+        self.data == other.data && self.expires == other.expires
+    }
 }
 
 impl Session {
@@ -40,13 +54,28 @@ impl Session {
         Session {
             data,
             expires: None,
+            expiry_stored: false,
         }
     }
 
-    /// Sets an explicit expiry (it wins over the store's `ttl` option).
+    /// Sets an explicit expiry (it wins over the store's `ttl` option), stored in the value as
+    /// `cookie.expires` (express-session's place for it) and in the key's TTL: reads return it.
     #[must_use]
     pub fn with_expiry(mut self, expires: SystemTime) -> Session {
+        self.set_expires(Some(expires));
+        self
+    }
+
+    /// Sets an explicit expiry (it wins over the store's `ttl` option) that only the key's TTL
+    /// carries: the value holds the fields alone, and reads return no expiry. Redis removes the
+    /// key at `expires` all the same.
+    ///
+    /// With an [`idle_timeout`](crate::StoreBuilder::idle_timeout) the store stores the expiry
+    /// anyway: reads re-arm the TTL past it, so the value must keep it as the absolute bound.
+    #[must_use]
+    pub fn with_key_expiry(mut self, expires: SystemTime) -> Session {
         self.expires = Some(expires);
+        self.expiry_stored = false;
         self
     }
 
@@ -55,9 +84,17 @@ impl Session {
         self.expires
     }
 
-    /// Sets or clears the explicit expiry.
+    /// Whether the explicit expiry is written into the value (see
+    /// [`with_key_expiry`](Session::with_key_expiry)); `false` without one.
+    pub fn expiry_stored(&self) -> bool {
+        self.expires.is_some() && self.expiry_stored
+    }
+
+    /// Sets or clears the explicit expiry; one that is set is stored in the value, as with
+    /// [`with_expiry`](Session::with_expiry).
     pub fn set_expires(&mut self, expires: Option<SystemTime>) {
         self.expires = expires;
+        self.expiry_stored = expires.is_some();
     }
 
     /// Reads field `key` as `T`. `Ok(None)` when the field is absent.
@@ -127,32 +164,44 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("fields", &self.data.keys().collect::<Vec<_>>())
             .field("expires", &self.expires.map(timefmt::format))
+            .field("expiry_stored", &self.expiry_stored())
             .finish()
     }
 }
 
 impl Serialize for Session {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let stored_cookie = self.data.get(COOKIE).and_then(Value::as_object);
-        let extra = usize::from(self.expires.is_some() && stored_cookie.is_none());
-        let mut map = serializer.serialize_map(Some(self.data.len() + extra))?;
-        for (key, value) in &self.data {
-            match (key.as_str(), self.expires, stored_cookie) {
-                (COOKIE, Some(expires), Some(cookie)) => {
-                    let mut cookie = cookie.clone();
-                    cookie.insert(EXPIRES.into(), Value::String(timefmt::format(expires)));
-                    map.serialize_entry(key, &cookie)?;
-                }
-                _ => map.serialize_entry(key, value)?,
-            }
-        }
-        if extra == 1 {
-            if let Some(expires) = self.expires {
-                map.serialize_entry(COOKIE, &ExpiresOnly(&timefmt::format(expires)))?;
-            }
-        }
-        map.end()
+        let expires = self.expires.filter(|_| self.expiry_stored);
+        serialize_fields(serializer, self.data.iter(), self.data.get(COOKIE), expires)
     }
+}
+
+/// Serializes fields as a session object, with a stored expiry in `cookie.expires`: merged
+/// into the `cookie` field when that is an object (express-session's own), else a `cookie`
+/// field of its own. A `cookie` field that is not an object is written as it is, and the
+/// expiry then stays out of the value (the key's TTL still carries it).
+pub(crate) fn serialize_fields<'a, S: Serializer>(
+    serializer: S,
+    fields: impl ExactSizeIterator<Item = (&'a String, &'a Value)>,
+    cookie: Option<&Value>,
+    expires: Option<SystemTime>,
+) -> Result<S::Ok, S::Error> {
+    let extra = usize::from(expires.is_some() && cookie.is_none());
+    let mut map = serializer.serialize_map(Some(fields.len() + extra))?;
+    for (key, value) in fields {
+        match (key.as_str(), expires, value) {
+            (COOKIE, Some(expires), Value::Object(cookie)) => {
+                let mut cookie = cookie.clone();
+                cookie.insert(EXPIRES.into(), Value::String(timefmt::format(expires)));
+                map.serialize_entry(key, &cookie)?;
+            }
+            _ => map.serialize_entry(key, value)?,
+        }
+    }
+    if let Some(expires) = expires.filter(|_| extra == 1) {
+        map.serialize_entry(COOKIE, &ExpiresOnly(&timefmt::format(expires)))?;
+    }
+    map.end()
 }
 
 /// `{"expires": ISO}` without building a JSON map.
@@ -168,49 +217,90 @@ impl Serialize for ExpiresOnly<'_> {
 
 impl<'de> Deserialize<'de> for Session {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SessionVisitor;
-        impl<'de> Visitor<'de> for SessionVisitor {
-            type Value = Session;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a session object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Session, A::Error> {
-                let mut data = Map::new();
-                while let Some((key, value)) = access.next_entry::<String, Value>()? {
-                    data.insert(key, value);
-                }
-                Ok(Session::from_stored(data))
-            }
-        }
-        deserializer.deserialize_map(SessionVisitor)
+        let (data, expires) = deserialize_fields::<D, Map<String, Value>>(deserializer)?;
+        Ok(Session {
+            data,
+            expiry_stored: expires.is_some(),
+            expires,
+        })
     }
 }
 
-impl Session {
-    /// Splits `cookie.expires` out of a stored object.
-    fn from_stored(mut data: Map<String, Value>) -> Session {
-        let mut expires = None;
-        let mut drop_cookie = false;
-        if let Some(Value::Object(cookie)) = data.get_mut(COOKIE) {
-            match cookie.get(EXPIRES) {
-                Some(Value::String(iso)) => {
-                    // An unparseable expiry is kept as data; the TTL then follows the `ttl` option.
-                    if let Some(t) = timefmt::parse(iso) {
-                        expires = Some(t);
-                        cookie.remove(EXPIRES);
+/// A map of fields that a stored session object decodes into: the session's own, and the
+/// framework adapters' shapes, so each is built straight from the stored bytes.
+pub(crate) trait Fields: Sized {
+    /// How a field's value is held.
+    type Value: DeserializeOwned;
+    /// An empty map with room for `n` fields.
+    fn with_capacity(n: usize) -> Self;
+    /// Adds a field.
+    fn insert(&mut self, key: String, value: Self::Value);
+    /// A `cookie` field that holds more than the expiry, as a field value.
+    fn cookie(cookie: Value) -> Self::Value;
+}
+
+impl Fields for Map<String, Value> {
+    type Value = Value;
+    fn with_capacity(_: usize) -> Self {
+        Map::new()
+    }
+    fn insert(&mut self, key: String, value: Value) {
+        Map::insert(self, key, value);
+    }
+    fn cookie(cookie: Value) -> Value {
+        cookie
+    }
+}
+
+/// Decodes a stored session object into `F`, splitting the expiry out of `cookie.expires`
+/// (express-session's place for it). A `cookie` object that holds nothing else is dropped; an
+/// unparseable expiry is kept as data (the TTL then follows the `ttl` option); a null one is
+/// dropped.
+pub(crate) fn deserialize_fields<'de, D: Deserializer<'de>, F: Fields>(
+    deserializer: D,
+) -> Result<(F, Option<SystemTime>), D::Error> {
+    struct FieldsVisitor<F>(std::marker::PhantomData<F>);
+    impl<'de, F: Fields> Visitor<'de> for FieldsVisitor<F> {
+        type Value = (F, Option<SystemTime>);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a session object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut fields = F::with_capacity(access.size_hint().unwrap_or(0).min(64));
+            let mut expires = None;
+            while let Some(key) = access.next_key::<String>()? {
+                if key != COOKIE {
+                    fields.insert(key, access.next_value()?);
+                    continue;
+                }
+                let mut cookie: Value = access.next_value()?;
+                if let Value::Object(members) = &mut cookie {
+                    expires = take_expiry(members);
+                    if members.is_empty() {
+                        continue;
                     }
                 }
-                Some(Value::Null) => {
-                    cookie.remove(EXPIRES);
-                }
-                _ => {}
+                fields.insert(key, F::cookie(cookie));
             }
-            drop_cookie = cookie.is_empty();
+            Ok((fields, expires))
         }
-        if drop_cookie {
-            data.remove(COOKIE);
+    }
+    deserializer.deserialize_map(FieldsVisitor(std::marker::PhantomData))
+}
+
+/// Takes a parseable or null `expires` out of a stored `cookie` object.
+fn take_expiry(cookie: &mut Map<String, Value>) -> Option<SystemTime> {
+    match cookie.get(EXPIRES)? {
+        Value::String(iso) => {
+            let t = timefmt::parse(iso)?;
+            cookie.remove(EXPIRES);
+            Some(t)
         }
-        Session { data, expires }
+        Value::Null => {
+            cookie.remove(EXPIRES);
+            None
+        }
+        _ => None,
     }
 }
 
@@ -229,6 +319,34 @@ mod tests {
         assert_eq!(s.get::<u32>("missing").unwrap(), None);
         assert!(s.get::<u32>("user").is_err());
         assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn key_only_expiry_is_not_serialized() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_764_298_245_678);
+        let mut s = Session::new();
+        s.insert("n", 1).unwrap();
+        let key_only = s.clone().with_key_expiry(at);
+        assert_eq!(serde_json::to_string(&key_only).unwrap(), r#"{"n":1}"#);
+        assert!(!key_only.expiry_stored());
+        let stored = s.clone().with_expiry(at);
+        assert!(stored.expiry_stored());
+        assert_eq!(
+            key_only, stored,
+            "equality ignores where the expiry is kept"
+        );
+        // A stored cookie object keeps its other members, without an expiry added.
+        let mut with_cookie = key_only.clone();
+        with_cookie
+            .insert("cookie", serde_json::json!({"path": "/"}))
+            .unwrap();
+        assert_eq!(
+            serde_json::to_string(&with_cookie).unwrap(),
+            r#"{"cookie":{"path":"/"},"n":1}"#
+        );
+        let mut cleared = stored;
+        cleared.set_expires(None);
+        assert!(!cleared.expiry_stored());
     }
 
     #[test]

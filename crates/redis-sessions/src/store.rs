@@ -11,7 +11,9 @@ use futures_util::stream::{self, Stream, StreamExt, TryChunksError, TryStreamExt
 use crate::backend::{Backend, KeyTtl, ScanCursor, SetMode};
 #[cfg(feature = "encryption")]
 use crate::codec::KeyRing;
-use crate::codec::{format_of, Codec, Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
+use crate::codec::{
+    format_of, Codec, Decoded, Encodable, Json, Serializer, DEFAULT_MAX_VALUE_SIZE,
+};
 use crate::error::{BackendErrorKind, CodecError, Error, Result};
 use crate::id::SessionId;
 use crate::keyspace::{IdHashing, Keyspace};
@@ -50,17 +52,17 @@ impl Outcome {
     }
 }
 
-/// The one write path: every store write goes through [`RedisStore::write`].
-#[derive(Clone, Copy)]
-enum Write<'a> {
+/// The one write path: every store write goes through [`RedisStore::write`]. `E` is a
+/// [`Session`], or a framework adapter's borrowed shape of one.
+enum Write<'a, E = Session> {
     /// `set`: create or overwrite (connect-redis).
-    Upsert(&'a Session),
+    Upsert(&'a E),
     /// `create`: only if absent.
-    Create(&'a Session),
+    Create(&'a E),
     /// `update`: only if present.
-    Update(&'a Session),
+    Update(&'a E),
     /// `touch`: refresh the TTL only.
-    Touch(&'a Session),
+    Touch(&'a E),
     /// `refresh`: set the TTL to this duration (capped by the idle timeout).
     Refresh(Duration),
 }
@@ -323,12 +325,12 @@ impl<B: Backend> RedisStore<B> {
         self.read(id, &key, bytes).await
     }
 
-    async fn read(
+    async fn read<T: Decoded>(
         &self,
         id: &SessionId,
         key: &str,
         bytes: std::result::Result<Option<Vec<u8>>, crate::BackendError>,
-    ) -> Result<Option<Session>> {
+    ) -> Result<Option<T>> {
         let bytes = match bytes {
             Ok(Some(bytes)) if !bytes.is_empty() => bytes,
             Ok(_) => return Ok(None),
@@ -343,7 +345,7 @@ impl<B: Backend> RedisStore<B> {
             }
             Err(e) => return Err(e.into()),
         };
-        let session = self.decode(id, key, &bytes)?;
+        let session: T = self.decode(id, key, &bytes)?;
         if session.expires().is_some_and(|t| t <= SystemTime::now()) {
             self.inner.backend.delete(&[key.to_owned()]).await?;
             return Ok(None);
@@ -362,11 +364,18 @@ impl<B: Backend> RedisStore<B> {
     /// # Errors
     /// [`Error::Backend`] when Redis fails.
     pub async fn load(&self, id: &SessionId) -> Result<Option<Session>> {
-        let read = match self.inner.idle_timeout {
-            Some(idle) => self.get_and_refresh(id, idle).await,
-            None => self.get(id).await,
+        self.load_as(id).await
+    }
+
+    /// [`load`](RedisStore::load) into an adapter's own shape of a session, decoded straight
+    /// from JSON or MessagePack.
+    pub(crate) async fn load_as<T: Decoded>(&self, id: &SessionId) -> Result<Option<T>> {
+        let key = self.inner.keyspace.key(id);
+        let bytes = match self.inner.idle_timeout {
+            Some(idle) => self.inner.backend.get_ex(&key, idle).await,
+            None => self.inner.backend.get(&key).await,
         };
-        match read {
+        match self.read(id, &key, bytes).await {
             Err(Error::Decode { .. }) => Ok(None),
             other => other,
         }
@@ -382,12 +391,21 @@ impl<B: Backend> RedisStore<B> {
     pub async fn create_unique<T>(
         &self,
         session: &Session,
+        next_id: impl FnMut() -> Result<(T, SessionId)>,
+    ) -> Result<(T, Outcome)> {
+        self.create_unique_as(session, next_id).await
+    }
+
+    /// [`create_unique`](RedisStore::create_unique) of an adapter's shape of a session.
+    pub(crate) async fn create_unique_as<T, E: Encodable>(
+        &self,
+        session: &E,
         mut next_id: impl FnMut() -> Result<(T, SessionId)>,
     ) -> Result<(T, Outcome)> {
         const ATTEMPTS: usize = 8;
         for _ in 0..ATTEMPTS {
             let (value, id) = next_id()?;
-            match self.create(&id, session).await? {
+            match self.write(&id, Write::Create(session)).await? {
                 Outcome::Exists => continue,
                 outcome => return Ok((value, outcome)),
             }
@@ -401,12 +419,12 @@ impl<B: Backend> RedisStore<B> {
     /// # Errors
     /// [`Error::Backend`].
     pub async fn refresh(&self, id: &SessionId, ttl: Duration) -> Result<Outcome> {
-        self.write(id, Write::Refresh(ttl)).await
+        self.write::<Session>(id, Write::Refresh(ttl)).await
     }
 
-    fn decode(&self, id: &SessionId, key: &str, bytes: &[u8]) -> Result<Session> {
+    fn decode<T: Decoded>(&self, id: &SessionId, key: &str, bytes: &[u8]) -> Result<T> {
         let bound_to = self.inner.keyspace.suffix(key);
-        self.inner.codec.decode(bytes, bound_to).map_err(|source| {
+        self.inner.codec.decode_into(bytes, bound_to).map_err(|source| {
             tracing::warn!(session = %id.fingerprint(), error = %source, "undecodable session value");
             Error::Decode {
                 fingerprint: id.fingerprint(),
@@ -447,6 +465,15 @@ impl<B: Backend> RedisStore<B> {
     /// # Errors
     /// [`Error::Encode`] or [`Error::Backend`].
     pub async fn update(&self, id: &SessionId, session: &Session) -> Result<Outcome> {
+        self.update_as(id, session).await
+    }
+
+    /// [`update`](RedisStore::update) of an adapter's shape of a session.
+    pub(crate) async fn update_as<E: Encodable>(
+        &self,
+        id: &SessionId,
+        session: &E,
+    ) -> Result<Outcome> {
         self.write(id, Write::Update(session)).await
     }
 
@@ -503,10 +530,10 @@ impl<B: Backend> RedisStore<B> {
         Ok(self.inner.backend.pttl(&key).await?)
     }
 
-    fn lifetime(&self, session: &Session) -> Lifetime {
+    fn lifetime<E: Encodable>(&self, session: &E) -> Lifetime {
         let ttl = match session.expires() {
             Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
-            None => (self.inner.ttl)(session),
+            None => (self.inner.ttl)(&session.to_session()),
         };
         self.lifetime_of(ttl)
     }
@@ -524,7 +551,7 @@ impl<B: Backend> RedisStore<B> {
 
     /// The single write path. Later versions add index and version checks here, in one atomic
     /// step; callers do not change.
-    async fn write(&self, id: &SessionId, op: Write<'_>) -> Result<Outcome> {
+    async fn write<E: Encodable>(&self, id: &SessionId, op: Write<'_, E>) -> Result<Outcome> {
         let inner = &*self.inner;
         let key = inner.keyspace.key(id);
         let (session, mode) = match op {
@@ -540,14 +567,7 @@ impl<B: Backend> RedisStore<B> {
             Lifetime::Expire(ttl) => Some(ttl),
             Lifetime::Persist => None,
         };
-        let value = inner
-            .codec
-            .encode(session, inner.keyspace.suffix(&key))
-            .inspect_err(|e| {
-                if e.is_too_large() {
-                    tracing::warn!(session = %id.fingerprint(), error = %e, "session refused");
-                }
-            })?;
+        let value = self.encode(id, &key, session)?;
         if inner.backend.set(&key, &value, ttl, mode).await? {
             return Ok(Outcome::Written);
         }
@@ -561,6 +581,33 @@ impl<B: Backend> RedisStore<B> {
                 Outcome::Gone
             }
         })
+    }
+
+    fn encode<E: Encodable>(&self, id: &SessionId, key: &str, session: &E) -> Result<Vec<u8>> {
+        // Under an idle timeout reads re-arm the TTL past the expiry, so the value must keep
+        // it as the absolute bound (the adapters ask `expiry_in_value` first: no copy).
+        if let Some(at) = session.expires() {
+            if self.expiry_in_value() && !session.expiry_stored() {
+                let bounded = session.to_session().into_owned().with_expiry(at);
+                return self.encode(id, key, &bounded);
+            }
+        }
+        let inner = &*self.inner;
+        inner
+            .codec
+            .encode(session, inner.keyspace.suffix(key))
+            .inspect_err(|e| {
+                if e.is_too_large() {
+                    tracing::warn!(session = %id.fingerprint(), error = %e, "session refused");
+                }
+            })
+    }
+
+    /// Whether a session's expiry must be written into its value: with an idle timeout, whose
+    /// reads re-arm the TTL past it. Otherwise the key's TTL is the expiry, and the framework
+    /// adapters keep it there alone ([`Session::with_key_expiry`]).
+    pub(crate) fn expiry_in_value(&self) -> bool {
+        self.inner.idle_timeout.is_some()
     }
 
     /// The TTL-only writes (touch, refresh).

@@ -15,15 +15,27 @@
 //!
 //! **Corrupt values** load as no session (logged); the user gets a fresh one.
 //!
+//! **Expiry.** The record's `expiry_date` becomes the key's TTL and is not written into the
+//! value ([`Session::with_key_expiry`]): tower-sessions computes the expiry afresh from its
+//! `Expiry` setting before every save and never reads a loaded one, so storing it would only
+//! cost memory. A loaded `Record`'s `expiry_date` is therefore the time of the load. With the
+//! store's idle timeout the expiry is stored (the absolute bound the sliding TTL never passes)
+//! and loads return it.
+//!
 //! Errors become tower-sessions' string errors in one place (`to_tower_error`), after the
 //! source is logged; no message carries a session id or contents.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::codec::{Decoded, Encodable};
+use crate::session::{deserialize_fields, serialize_fields, Fields, COOKIE};
 use crate::{Backend, Error, RedisStore, Session, SessionId};
 
 /// The parts of a loaded tower-sessions `Record`, identical in 0.14 and 0.15.
@@ -59,19 +71,67 @@ fn session_id(id: i128) -> Result<SessionId, Error> {
     Ok(SessionId::parse(&tower_id_text(id))?)
 }
 
-fn to_session(data: &HashMap<String, Value>, expiry: OffsetDateTime) -> Session {
-    let data = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    Session::from_map(data).with_expiry(SystemTime::from(expiry))
+/// A record's fields and expiry, written straight from tower-sessions' `HashMap` (no copy into
+/// a [`Session`], except for a custom serializer).
+struct Outgoing<'a> {
+    data: &'a HashMap<String, Value>,
+    expires: SystemTime,
+    /// The store's [`expiry_in_value`](RedisStore::expiry_in_value).
+    stored: bool,
+}
+
+impl<'a> Outgoing<'a> {
+    fn new<B: Backend>(
+        store: &RedisStore<B>,
+        data: &'a HashMap<String, Value>,
+        expiry: OffsetDateTime,
+    ) -> Self {
+        Outgoing {
+            data,
+            expires: SystemTime::from(expiry),
+            stored: store.expiry_in_value(),
+        }
+    }
+}
+
+impl Serialize for Outgoing<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let expires = self.stored.then_some(self.expires);
+        serialize_fields(serializer, self.data.iter(), self.data.get(COOKIE), expires)
+    }
+}
+
+impl Encodable for Outgoing<'_> {
+    fn expires(&self) -> Option<SystemTime> {
+        Some(self.expires)
+    }
+
+    fn expiry_stored(&self) -> bool {
+        self.stored
+    }
+
+    fn to_session(&self) -> Cow<'_, Session> {
+        let data = self
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let session = Session::from_map(data);
+        Cow::Owned(match self.stored {
+            true => session.with_expiry(self.expires),
+            false => session.with_key_expiry(self.expires),
+        })
+    }
 }
 
 async fn create<B: Backend>(
     store: &RedisStore<B>,
     first_id: i128,
-    session: &Session,
+    session: &Outgoing<'_>,
 ) -> Result<i128, TowerError> {
     let mut first = Some(first_id);
     let (id, _outcome) = store
-        .create_unique(session, || {
+        .create_unique_as(session, || {
             let id = match first.take() {
                 Some(id) => id,
                 None => random_i128()?,
@@ -92,24 +152,75 @@ fn random_i128() -> Result<i128, Error> {
 async fn save<B: Backend>(
     store: &RedisStore<B>,
     id: i128,
-    session: &Session,
+    session: &Outgoing<'_>,
 ) -> Result<(), TowerError> {
     let id = session_id(id).map_err(to_tower_error)?;
     // `Gone` is "logout wins": logged by the store, nothing written, not an error (see above).
-    let _gone_or_written = store.update(&id, session).await.map_err(to_tower_error)?;
+    let _gone_or_written = store
+        .update_as(&id, session)
+        .await
+        .map_err(to_tower_error)?;
     Ok(())
+}
+
+/// A stored session in tower-sessions' shape, decoded straight into its `HashMap`.
+struct Loaded {
+    data: HashMap<String, Value>,
+    expires: Option<SystemTime>,
+}
+
+impl Fields for HashMap<String, Value> {
+    type Value = Value;
+    fn with_capacity(n: usize) -> Self {
+        HashMap::with_capacity(n)
+    }
+    fn insert(&mut self, key: String, value: Value) {
+        HashMap::insert(self, key, value);
+    }
+    fn cookie(cookie: Value) -> Value {
+        cookie
+    }
+}
+
+impl<'de> Deserialize<'de> for Loaded {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (data, expires) = deserialize_fields(deserializer)?;
+        Ok(Loaded { data, expires })
+    }
+}
+
+impl Decoded for Loaded {
+    fn from_session(session: Session) -> Self {
+        Loaded {
+            expires: session.expires(),
+            data: session.into_data().into_iter().collect(),
+        }
+    }
+
+    fn expires(&self) -> Option<SystemTime> {
+        self.expires
+    }
 }
 
 async fn load<B: Backend>(store: &RedisStore<B>, id: i128) -> Result<Option<Parts>, TowerError> {
     let sid = session_id(id).map_err(to_tower_error)?;
-    let Some(session) = store.load(&sid).await.map_err(to_tower_error)? else {
+    let Some(loaded) = store
+        .load_as::<Loaded>(&sid)
+        .await
+        .map_err(to_tower_error)?
+    else {
         return Ok(None);
     };
-    let expiry = session
-        .expires()
+    // Without a stored expiry (the usual case: see the module docs) the load time stands in;
+    // tower-sessions recomputes the expiry before every save and never reads this one.
+    let expiry = loaded
+        .expires
         .map_or_else(OffsetDateTime::now_utc, OffsetDateTime::from);
-    let data = session.into_data().into_iter().collect();
-    Ok(Some(Parts { id, data, expiry }))
+    Ok(Some(Parts {
+        id,
+        data: loaded.data,
+        expiry,
+    }))
 }
 
 async fn delete<B: Backend>(store: &RedisStore<B>, id: i128) -> Result<(), TowerError> {
@@ -137,7 +248,7 @@ macro_rules! impl_session_store {
                 &self,
                 record: &mut $core::session::Record,
             ) -> $core::session_store::Result<()> {
-                let session = to_session(&record.data, record.expiry_date);
+                let session = Outgoing::new(self, &record.data, record.expiry_date);
                 record.id = $core::session::Id(create(self, record.id.0, &session).await?);
                 Ok(())
             }
@@ -146,7 +257,7 @@ macro_rules! impl_session_store {
                 &self,
                 record: &$core::session::Record,
             ) -> $core::session_store::Result<()> {
-                let session = to_session(&record.data, record.expiry_date);
+                let session = Outgoing::new(self, &record.data, record.expiry_date);
                 Ok(save(self, record.id.0, &session).await?)
             }
 

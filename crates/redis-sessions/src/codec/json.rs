@@ -14,12 +14,22 @@ impl Serializer for Json {
     }
 
     fn encode(&self, session: &Session) -> Result<Vec<u8>, CodecError> {
-        serde_json::to_vec(session).map_err(|e| map_error(&e))
+        to_vec(session)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Session, CodecError> {
-        serde_json::from_slice(bytes).map_err(|e| map_error(&e))
+        from_slice(bytes)
     }
+}
+
+/// Encodes any shape of a session (see [`Encodable`](super::Encodable)) as JSON.
+pub(crate) fn to_vec<T: serde::Serialize + ?Sized>(session: &T) -> Result<Vec<u8>, CodecError> {
+    serde_json::to_vec(session).map_err(|e| map_error(&e))
+}
+
+/// Decodes a JSON session into any shape of it (see [`Decoded`](super::Decoded)).
+pub(crate) fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    serde_json::from_slice(bytes).map_err(|e| map_error(&e))
 }
 
 fn map_error(e: &serde_json::Error) -> CodecError {

@@ -41,12 +41,23 @@ mod keyring;
 mod msgpack;
 
 use std::any::TypeId;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[cfg(test)]
+pub(crate) use json::from_slice as json_from_slice;
+#[cfg(feature = "actix")]
+pub(crate) use json::to_vec as json_to_vec;
 pub use json::Json;
 #[cfg(feature = "encryption")]
 pub use keyring::{KeyRing, KeyRingError, KEY_LEN};
+#[cfg(all(test, feature = "msgpack"))]
+pub(crate) use msgpack::from_slice as msgpack_from_slice;
 #[cfg(feature = "msgpack")]
 pub use msgpack::MsgPack;
 
@@ -84,6 +95,56 @@ pub trait Serializer: Send + Sync + 'static {
     /// # Errors
     /// The bytes are not a session in this format.
     fn decode(&self, bytes: &[u8]) -> Result<Session, CodecError>;
+}
+
+/// What a stored value decodes into: a [`Session`], or a framework adapter's own shape built
+/// straight from the built-in formats (JSON, MessagePack) without a `Session` in between. A
+/// custom serializer's values go through its `Session`.
+pub(crate) trait Decoded: DeserializeOwned {
+    /// The shape of a session a custom serializer decoded.
+    fn from_session(session: Session) -> Self;
+    /// The explicit expiry stored in the value, if any.
+    fn expires(&self) -> Option<SystemTime>;
+}
+
+impl Decoded for Session {
+    fn from_session(session: Session) -> Self {
+        session
+    }
+
+    fn expires(&self) -> Option<SystemTime> {
+        Session::expires(self)
+    }
+}
+
+/// What the store writes: a [`Session`], or a framework adapter's borrowed shape of one,
+/// serialized straight into the built-in formats without a `Session` in between. A custom
+/// serializer gets a `Session`.
+pub(crate) trait Encodable: Serialize {
+    /// The explicit expiry, if any.
+    fn expires(&self) -> Option<SystemTime>;
+    /// Whether the expiry is written into the value (see [`Session::with_key_expiry`]).
+    fn expiry_stored(&self) -> bool;
+    /// The same session as a [`Session`].
+    fn to_session(&self) -> Cow<'_, Session>;
+    /// The JSON body.
+    fn to_json(&self) -> Result<Vec<u8>, CodecError> {
+        json::to_vec(self)
+    }
+}
+
+impl Encodable for Session {
+    fn expires(&self) -> Option<SystemTime> {
+        Session::expires(self)
+    }
+
+    fn expiry_stored(&self) -> bool {
+        Session::expiry_stored(self)
+    }
+
+    fn to_session(&self) -> Cow<'_, Session> {
+        Cow::Borrowed(self)
+    }
 }
 
 /// The store's codec: the serializer and the envelope around it.
@@ -137,8 +198,18 @@ impl Codec {
 
     /// Encodes a session into the value to store; `bound_to` is the key's suffix (the id or
     /// its hash), which an encrypted value is bound to.
-    pub(crate) fn encode(&self, session: &Session, bound_to: &[u8]) -> Result<Vec<u8>, Error> {
-        let body = self.serializer.encode(session).map_err(Error::Encode)?;
+    pub(crate) fn encode<E: Encodable>(
+        &self,
+        session: &E,
+        bound_to: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let body = match self.format {
+            Format::Json => session.to_json(),
+            #[cfg(feature = "msgpack")]
+            Format::MsgPack => msgpack::to_vec(session),
+            _ => self.serializer.encode(&session.to_session()),
+        }
+        .map_err(Error::Encode)?;
         self.check_size(body.len())?;
         #[allow(unused_mut, reason = "options behind features")]
         let mut header = Header {
@@ -190,6 +261,15 @@ impl Codec {
 
     /// Decodes a stored value of any form; `bound_to` as in [`Codec::encode`].
     pub(crate) fn decode(&self, bytes: &[u8], bound_to: &[u8]) -> Result<Session, CodecError> {
+        self.decode_into(bytes, bound_to)
+    }
+
+    /// [`Codec::decode`] into another shape of a session (see [`Decoded`]).
+    pub(crate) fn decode_into<T: Decoded>(
+        &self,
+        bytes: &[u8],
+        bound_to: &[u8],
+    ) -> Result<T, CodecError> {
         if bytes.len() > self.max_size {
             return Err(CodecError::TooLarge {
                 size: bytes.len(),
@@ -266,29 +346,27 @@ impl Codec {
 
     /// A value without envelope: JSON and MessagePack are told apart by the first byte, so a
     /// store that switched serializers still reads values the other one wrote.
-    fn decode_plain(&self, bytes: &[u8]) -> Result<Session, CodecError> {
-        if self.format == Format::Custom {
-            return self.serializer.decode(bytes);
-        }
+    fn decode_plain<T: Decoded>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         match bytes.first() {
+            _ if self.format == Format::Custom => self.decode_as(Format::Custom, bytes),
             Some(b'{' | b' ' | b'\t' | b'\n' | b'\r') => self.decode_as(Format::Json, bytes),
             Some(0x80..=0x8f | 0xde | 0xdf) if cfg!(feature = "msgpack") => {
                 self.decode_as(Format::MsgPack, bytes)
             }
-            _ => self.serializer.decode(bytes),
+            _ => self.decode_as(Format::Custom, bytes),
         }
     }
 
-    fn decode_as(&self, format: Format, body: &[u8]) -> Result<Session, CodecError> {
+    fn decode_as<T: Decoded>(&self, format: Format, body: &[u8]) -> Result<T, CodecError> {
         match format {
-            Format::Json => Json.decode(body),
+            Format::Json => json::from_slice(body),
             #[cfg(feature = "msgpack")]
-            Format::MsgPack => MsgPack.decode(body),
+            Format::MsgPack => msgpack::from_slice(body),
             #[cfg(not(feature = "msgpack"))]
             Format::MsgPack => Err(malformed(
                 "value is MessagePack, and this build has no `msgpack` feature",
             )),
-            Format::Custom => self.serializer.decode(body),
+            Format::Custom => self.serializer.decode(body).map(T::from_session),
         }
     }
 }

@@ -14,36 +14,44 @@ impl Serializer for MsgPack {
     }
 
     fn encode(&self, session: &Session) -> Result<Vec<u8>, CodecError> {
-        rmp_serde::to_vec(session).map_err(|_| CodecError::Other {
-            format: FORMAT,
-            message: "session cannot be encoded".into(),
-        })
+        to_vec(session)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Session, CodecError> {
-        use rmp_serde::decode::Error as E;
-        let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
-        let session: Session = serde::Deserialize::deserialize(&mut de).map_err(|e| match e {
-            E::InvalidMarkerRead(_) | E::InvalidDataRead(_) => {
-                CodecError::Truncated { format: FORMAT }
-            }
-            E::TypeMismatch(_) | E::Syntax(_) => CodecError::NotASession {
-                format: FORMAT,
-                what: "not a map of fields",
-            },
-            _ => CodecError::Syntax {
-                format: FORMAT,
-                line: 0,
-                column: 0,
-            },
-        })?;
-        if de.position() as usize != bytes.len() {
-            return Err(CodecError::Syntax {
-                format: FORMAT,
-                line: 0,
-                column: de.position() as usize,
-            });
-        }
-        Ok(session)
+        from_slice(bytes)
     }
+}
+
+/// Encodes any shape of a session (see [`Encodable`](super::Encodable)) as MessagePack.
+pub(crate) fn to_vec<T: serde::Serialize + ?Sized>(session: &T) -> Result<Vec<u8>, CodecError> {
+    rmp_serde::to_vec(session).map_err(|_| CodecError::Other {
+        format: FORMAT,
+        message: "session cannot be encoded".into(),
+    })
+}
+
+/// Decodes a MessagePack session into any shape of it (see [`Decoded`](super::Decoded)).
+pub(crate) fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    use rmp_serde::decode::Error as E;
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
+    let decoded: T = serde::Deserialize::deserialize(&mut de).map_err(|e| match e {
+        E::InvalidMarkerRead(_) | E::InvalidDataRead(_) => CodecError::Truncated { format: FORMAT },
+        E::TypeMismatch(_) | E::Syntax(_) => CodecError::NotASession {
+            format: FORMAT,
+            what: "not a map of fields",
+        },
+        _ => CodecError::Syntax {
+            format: FORMAT,
+            line: 0,
+            column: 0,
+        },
+    })?;
+    if de.position() as usize != bytes.len() {
+        return Err(CodecError::Syntax {
+            format: FORMAT,
+            line: 0,
+            column: de.position() as usize,
+        });
+    }
+    Ok(decoded)
 }

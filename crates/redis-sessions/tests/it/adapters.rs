@@ -46,9 +46,13 @@ macro_rules! tower_cases {
                 let loaded = SessionStore::load(&store, &rec.id).await.unwrap().unwrap();
                 assert_eq!(loaded.data, rec.data);
                 assert_eq!(loaded.id, rec.id);
-                // The key is prefix + tower's id text, with the record's expiry as TTL.
+                // The key is prefix + tower's id text, with the record's expiry as TTL, and the
+                // value holds the fields alone (the TTL is the expiry).
                 let ttl = server.cmd(&["PTTL", &key(rec.id)]).int().unwrap();
                 assert!(ttl > 590_000 && ttl <= 600_000, "{ttl}");
+                let raw = server.cmd(&["GET", &key(rec.id)]).text().unwrap();
+                let value: serde_json::Value = serde_json::from_str(&raw).unwrap();
+                assert_eq!(value, json!({"counter": 1, "user": "ada"}));
                 rec.data.insert("counter".into(), json!(2));
                 SessionStore::save(&store, &rec).await.unwrap();
                 assert_eq!(
@@ -162,8 +166,9 @@ mod actix {
         // One JSON object, values not nested as strings.
         let raw = server.cmd(&["GET", &redis_key]).text().unwrap();
         let value: serde_json::Value = serde_json::from_str(&raw).unwrap();
-        assert_eq!(value["counter"], json!(1));
-        assert_eq!(value["user"], json!("ada"));
+        assert_eq!(value, json!({"counter": 1, "user": "ada"}));
+        let pttl = server.cmd(&["PTTL", &redis_key]).int().unwrap();
+        assert!(pttl > 590_000 && pttl <= 600_000, "{pttl}");
         assert_eq!(
             SessionStore::load(&store, &key).await.unwrap(),
             Some(state(1))

@@ -565,6 +565,49 @@ pub async fn reads_express_session_values<B: Backend + Clone>(b: B) {
     assert_eq!(again, original);
 }
 
+pub async fn key_only_expiry_lives_in_the_ttl_alone<B: Backend + Clone>(b: B) {
+    let store = RedisStore::builder(b.clone())
+        .ttl(Duration::from_secs(3600))
+        .build();
+    let id = id();
+    let key = store.keyspace().key(&id);
+    let s = session(1).with_key_expiry(in_secs(10));
+    assert!(store.set(&id, &s).await.unwrap().is_written());
+    // The TTL is the expiry; the value holds the fields alone.
+    let ttl = ttl_of(&b, &key).await;
+    assert!(
+        ttl <= Duration::from_secs(10) && ttl > Duration::from_secs(8),
+        "{ttl:?}"
+    );
+    let raw = b.get(&key).await.unwrap().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(json, serde_json::json!({"n": 1, "user": "user-1"}));
+    let back = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(back.expires(), None);
+    assert_eq!(back.data(), s.data());
+    // A past key-only expiry deletes, as a stored one does.
+    let past = session(1).with_key_expiry(std::time::SystemTime::now() - Duration::from_secs(1));
+    assert_eq!(store.set(&id, &past).await.unwrap(), Outcome::Expired);
+    assert!(!exists(&b, &key).await);
+
+    // Under an idle timeout the store keeps the expiry in the value: it is the absolute bound
+    // that sliding reads (GETEX) never pass.
+    let sliding = RedisStore::builder(b.clone())
+        .idle_timeout(Duration::from_secs(5))
+        .build();
+    let id = self::id();
+    assert!(sliding.create(&id, &s).await.unwrap().is_written());
+    let ttl = ttl_of(&b, &sliding.keyspace().key(&id)).await;
+    assert!(ttl <= Duration::from_secs(5), "{ttl:?}");
+    let back = sliding.load(&id).await.unwrap().unwrap();
+    let diff = back
+        .expires()
+        .unwrap()
+        .duration_since(s.expires().unwrap())
+        .unwrap_or_default();
+    assert!(diff < Duration::from_millis(1), "{diff:?}");
+}
+
 /// Declares one test per case for a backend constructor.
 macro_rules! conformance {
     ($backend:ident: $($case:ident),* $(,)?) => {
@@ -605,6 +648,7 @@ macro_rules! suite {
             corrupt_values_are_typed_errors,
             get_and_refresh_slides_ttl_in_one_step,
             reads_express_session_values,
+            key_only_expiry_lives_in_the_ttl_alone,
         );)*
     };
 }
