@@ -8,6 +8,50 @@ use serde_json::json;
 
 use crate::support::redis;
 
+/// Every store configuration whose write and read paths differ for the adapters: JSON and
+/// MessagePack, with and without an idle timeout (the stored bound), and armored (hashed ids,
+/// compression, encryption). Each is named for failure messages.
+fn configurations(backend: &RedisBackend) -> Vec<(&'static str, RedisStore<RedisBackend>)> {
+    use std::time::Duration;
+    let idle = Duration::from_secs(300);
+    let mut stores = vec![
+        ("json", RedisStore::new(backend.clone())),
+        (
+            "json idle",
+            RedisStore::builder(backend.clone())
+                .idle_timeout(idle)
+                .build(),
+        ),
+    ];
+    #[cfg(feature = "msgpack")]
+    stores.extend([
+        (
+            "msgpack",
+            RedisStore::builder(backend.clone())
+                .serializer(redis_sessions::MsgPack)
+                .build(),
+        ),
+        (
+            "msgpack idle",
+            RedisStore::builder(backend.clone())
+                .serializer(redis_sessions::MsgPack)
+                .idle_timeout(idle)
+                .build(),
+        ),
+    ]);
+    #[cfg(all(feature = "encryption", feature = "compression"))]
+    stores.push((
+        "armored idle",
+        RedisStore::builder(backend.clone())
+            .hash_ids(redis_sessions::IdHashing::Sha256)
+            .compress_above(0)
+            .encrypt(redis_sessions::KeyRing::new([7; 32]))
+            .idle_timeout(idle)
+            .build(),
+    ));
+    stores
+}
+
 /// The tower-sessions cases, for one tower-sessions-core version.
 macro_rules! tower_cases {
     ($name:ident, $core:ident) => {
@@ -65,6 +109,28 @@ macro_rules! tower_cases {
                 );
                 SessionStore::delete(&store, &rec.id).await.unwrap();
                 assert!(SessionStore::load(&store, &rec.id).await.unwrap().is_none());
+            }
+
+            /// Every configuration round-trips a record, including a `cookie` field of the
+            /// application's own; under an idle timeout the stored expiry comes back.
+            #[tokio::test]
+            async fn every_configuration_round_trips() {
+                let (backend, _guard) = redis().await;
+                for (i, (name, store)) in configurations(&backend).into_iter().enumerate() {
+                    let mut rec = record(1000 + i as i128, 5);
+                    rec.data.insert("cookie".into(), json!({"theme": "dark"}));
+                    rec.data.insert("cart".into(), json!([{"sku": "a-1", "qty": 2}, 1.5, null]));
+                    SessionStore::create(&store, &mut rec).await.unwrap();
+                    let loaded = SessionStore::load(&store, &rec.id).await.unwrap().unwrap();
+                    assert_eq!(loaded.data, rec.data, "{name}");
+                    let stored = name.ends_with("idle");
+                    let off = (loaded.expiry_date - rec.expiry_date).abs();
+                    assert_eq!(off < Duration::milliseconds(1), stored, "{name}: {off}");
+                    rec.data.insert("counter".into(), json!(6));
+                    SessionStore::save(&store, &rec).await.unwrap();
+                    let loaded = SessionStore::load(&store, &rec.id).await.unwrap().unwrap();
+                    assert_eq!(loaded.data, rec.data, "{name}");
+                }
             }
 
             #[tokio::test]
@@ -197,6 +263,39 @@ mod actix {
             .unwrap();
         assert_eq!(SessionStore::load(&store, &key).await.unwrap(), None);
         assert!(server.scan_keys("*").is_empty());
+    }
+
+    /// A state's JSON texts parsed (members of nested objects may come back in another
+    /// order: the same JSON value to actix's `serde_json::from_str`).
+    fn parsed(state: Option<State>) -> HashMap<String, serde_json::Value> {
+        state
+            .expect("a session")
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::from_str(&v).unwrap()))
+            .collect()
+    }
+
+    /// Every configuration round-trips a state, including a `cookie` field of the
+    /// application's own and nested values.
+    #[tokio::test]
+    async fn every_configuration_round_trips() {
+        let (backend, _guard) = redis().await;
+        for (name, store) in configurations(&backend) {
+            let mut state = state(1);
+            state.insert("cookie".into(), r#"{"theme":"dark"}"#.into());
+            state.insert("cart".into(), r#"[{"sku":"a-1","qty":2},1.5,null]"#.into());
+            let key = SessionStore::save(&store, state.clone(), &ttl())
+                .await
+                .unwrap();
+            let loaded = SessionStore::load(&store, &key).await.unwrap();
+            assert_eq!(parsed(loaded), parsed(Some(state.clone())), "{name}");
+            state.insert("counter".into(), "2".into());
+            let key = SessionStore::update(&store, key, state.clone(), &ttl())
+                .await
+                .unwrap();
+            let loaded = SessionStore::load(&store, &key).await.unwrap();
+            assert_eq!(parsed(loaded), parsed(Some(state)), "{name}");
+        }
     }
 
     #[tokio::test]
