@@ -266,7 +266,8 @@ pub(crate) fn deserialize_fields<'de, D: Deserializer<'de>, F: Fields>(
             f.write_str("a session object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-            let mut fields = F::with_capacity(access.size_hint().unwrap_or(0).min(64));
+            // JSON gives no size hint: room for a typical session, so small ones never regrow.
+            let mut fields = F::with_capacity(access.size_hint().unwrap_or(8).min(64));
             let mut expires = None;
             while let Some(key) = access.next_key::<String>()? {
                 if key != COOKIE {

@@ -29,6 +29,7 @@ use std::fmt;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::codec::{Decoded, Encodable};
@@ -171,6 +172,38 @@ impl Decoded for Loaded {
 
     fn expires(&self) -> Option<SystemTime> {
         self.expires
+    }
+
+    /// From JSON each value's text is taken as it stands (checked by the parser, not
+    /// rewritten): one allocation per value.
+    fn from_json(body: &[u8]) -> Result<Self, CodecError> {
+        let RawLoaded(RawState(state), expires) = crate::codec::json_from_slice(body)?;
+        Ok(Loaded { state, expires })
+    }
+}
+
+/// actix-session's state decoded from JSON, each value's text as it stands in the value.
+struct RawState(State);
+
+struct RawLoaded(RawState, Option<SystemTime>);
+
+impl<'de> Deserialize<'de> for RawLoaded {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (state, expires) = deserialize_fields(deserializer)?;
+        Ok(RawLoaded(state, expires))
+    }
+}
+
+impl Fields for RawState {
+    type Value = Box<RawValue>;
+    fn with_capacity(n: usize) -> Self {
+        RawState(State::with_capacity(n))
+    }
+    fn insert(&mut self, key: String, value: Box<RawValue>) {
+        self.0.insert(key, String::from(Box::<str>::from(value)));
+    }
+    fn cookie(cookie: Value) -> Box<RawValue> {
+        RawValue::from_string(json_text(&cookie)).unwrap_or_else(|_| RawValue::NULL.to_owned())
     }
 }
 

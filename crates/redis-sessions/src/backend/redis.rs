@@ -201,6 +201,7 @@ macro_rules! single_key_ops {
         }
     };
 }
+#[cfg(feature = "sentinel")]
 pub(crate) use single_key_ops;
 
 /// Classifies a redis-rs error, keeping it as the source.

@@ -49,7 +49,7 @@ use std::time::SystemTime;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "actix"))]
 pub(crate) use json::from_slice as json_from_slice;
 #[cfg(feature = "actix")]
 pub(crate) use json::to_vec as json_to_vec;
@@ -105,6 +105,10 @@ pub(crate) trait Decoded: DeserializeOwned {
     fn from_session(session: Session) -> Self;
     /// The explicit expiry stored in the value, if any.
     fn expires(&self) -> Option<SystemTime>;
+    /// Decodes a JSON body (a shape can borrow from the JSON text here).
+    fn from_json(body: &[u8]) -> Result<Self, CodecError> {
+        json::from_slice(body)
+    }
 }
 
 impl Decoded for Session {
@@ -359,7 +363,7 @@ impl Codec {
 
     fn decode_as<T: Decoded>(&self, format: Format, body: &[u8]) -> Result<T, CodecError> {
         match format {
-            Format::Json => json::from_slice(body),
+            Format::Json => T::from_json(body),
             #[cfg(feature = "msgpack")]
             Format::MsgPack => msgpack::from_slice(body),
             #[cfg(not(feature = "msgpack"))]
