@@ -4,6 +4,12 @@
 # and writes results/profile-STACK-PATH.txt (inclusive cost per function, top entries).
 #
 #   bash bench/profile.sh axum-ours-sliding /read
+#   bash bench/profile.sh axum-memory /read     # the session layer alone (no Redis)
+#
+# STACK: any stack of bench-server (`target/release/bench-server` alone lists them): axum-ours,
+# axum-ours-sliding, axum-tsrs, axum-memory, axum-none, actix-ours, actix-ours-sliding,
+# actix-redis, actix-cookie, actix-none. axum-memory, actix-cookie and the -none stacks never
+# connect to the private redis-server.
 set -euo pipefail
 cd "$(dirname "$0")"
 STACK=${1:?stack}; PATH_=${2:-/read}; SECONDS_=${SECONDS_:-20}
@@ -17,7 +23,11 @@ valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
   2>"$WORK/vg.log" &
 VG=$!
 trap 'kill $VG 2>/dev/null || true; stop_private_redis' EXIT
-for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$PORT/read" && break; sleep 0.1; done
+for _ in $(seq 600); do
+  curl -s -o /dev/null "http://127.0.0.1:$PORT/read" && break
+  kill -0 "$VG" 2>/dev/null || { echo "error: bench-server exited: $(cat "$WORK/vg.log")" >&2; exit 1; }
+  sleep 0.1
+done
 callgrind_control -z "$VG" >/dev/null          # count only the load below
 wrk -t1 -c4 -d"${SECONDS_}"s -s session.lua "http://127.0.0.1:$PORT" -- "$PATH_" 4 | tee "$WORK/wrk.txt" >&2
 requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")

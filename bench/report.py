@@ -18,16 +18,21 @@ LABELS = {
     "axum-ours": "axum + tower-sessions 0.15 + redis-sessions",
     "axum-ours-sliding": "axum + tower-sessions 0.15 + redis-sessions, idle_timeout (GETEX)",
     "axum-tsrs": "axum + tower-sessions 0.14 + tower-sessions-redis-store 0.16 (fred)",
+    "axum-memory": "axum + tower-sessions 0.15 MemoryStore (no Redis)",
     "axum-none": "axum, no session layer (ceiling)",
     "actix-ours": "actix-web + actix-session 0.11 + redis-sessions",
     "actix-ours-sliding": "actix-web + actix-session 0.11 + redis-sessions, idle_timeout (GETEX)",
     "actix-redis": "actix-web + actix-session 0.11 RedisSessionStore",
+    "actix-cookie": "actix-web + actix-session 0.11 CookieSessionStore (no Redis)",
     "actix-none": "actix-web, no session middleware (ceiling)",
     "express": "express 5 + express-session + connect-redis (node)",
 }
 OURS = ["axum-ours", "axum-ours-sliding", "actix-ours", "actix-ours-sliding"]
 PEERS = ["axum-tsrs", "actix-redis", "express"]
 CEILINGS = {"axum": "axum-none", "actix": "actix-none"}
+# The session layer on a store without Redis: what the framework's session machinery costs alone.
+LAYER_ONLY = {"axum": "axum-memory", "actix": "actix-cookie"}
+BEST_PEER = {"axum": "axum-tsrs", "actix": "actix-redis"}
 PATHS = ["/login", "/inc", "/read"]
 UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
 
@@ -84,16 +89,27 @@ def aggregate(raw):
 def chart(agg, stacks, path):
     """Grouped horizontal bars: one panel per path, one bar per stack (median req/s)."""
     bar, gap, left, width, panel_gap = 16, 4, 430, 360, 34
-    colour = lambda s: "#c0392b" if s in OURS else ("#95a5a6" if s in CEILINGS.values() else "#2c3e50")  # noqa: E731
+    kinds = [("redis-sessions", "#c0392b", lambda s: s in OURS),
+             ("session layer without Redis", "#2980b9", lambda s: s in LAYER_ONLY.values()),
+             ("no sessions", "#95a5a6", lambda s: s in CEILINGS.values()),
+             ("peers", "#2c3e50", lambda s: True)]
+    colour = lambda s: next(c for _, c, is_kind in kinds if is_kind(s))  # noqa: E731
     paths = [p for p in PATHS if any((s, p) in agg for s in stacks)]
-    height = 40 + len(paths) * (len(stacks) * (bar + gap) + panel_gap) + 30
+    top_y = 58
+    height = top_y + len(paths) * (len(stacks) * (bar + gap) + panel_gap) + 30
     total_w = left + width + 90
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{height}" '
              f'font-family="sans-serif" font-size="12">',
              f'<rect width="{total_w}" height="{height}" fill="white"/>',
-             f'<text x="10" y="20" font-size="15" font-weight="bold">Requests/s (median of rounds; '
-             f'higher is better). Red: redis-sessions, dark: peers, grey: no sessions</text>']
-    y = 40
+             '<text x="10" y="20" font-size="15" font-weight="bold">Requests/s (median of rounds; '
+             'higher is better)</text>']
+    x = 10
+    for name, c, _ in kinds:
+        if any(colour(s) == c for s in stacks):
+            parts.append(f'<rect x="{x}" y="30" width="12" height="12" fill="{c}"/>')
+            parts.append(f'<text x="{x + 16}" y="40">{name}</text>')
+            x += 16 + 7 * len(name) + 18
+    y = top_y
     for p in paths:
         top = max(agg[(s, p)]["rps"] for s in stacks if (s, p) in agg)
         parts.append(f'<text x="10" y="{y + 12}" font-weight="bold">GET {p}</text>')
@@ -161,6 +177,25 @@ def targets(agg, mem):
     return rows
 
 
+def layer_rows(agg):
+    """Informational (not targets): each Redis stack against the session layer alone on the same
+    framework (tower-sessions' MemoryStore, actix-session's CookieSessionStore)."""
+    rows = []
+
+    def add(what, a, b, p):
+        r = ratio(agg, a, b, p)
+        if r is not None:
+            rows.append((f"{p}: {what}", f"{a} / {b}", f"{r:.2f}×",
+                         f"{agg[(a, p)]['server_cpu']:.1f} / {agg[(b, p)]['server_cpu']:.1f}"))
+
+    for p in ["/read", "/inc"]:
+        for ours in OURS:
+            add("ours / layer-only on the same framework", ours, LAYER_ONLY[ours.split("-")[0]], p)
+    for fw in ["axum", "actix"]:
+        add("best peer / layer-only", BEST_PEER[fw], LAYER_ONLY[fw], "/read")
+    return rows
+
+
 def report(out):
     out = Path(out)
     raw = list(csv.DictReader((out / "raw.csv").open()))
@@ -194,6 +229,15 @@ def report(out):
           "![requests per second](chart.svg)", "", "## Targets", "",
           "| target | measured | goal | |", "|---|---|---|---|"]
     md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets(agg, mem)]
+    if layer := layer_rows(agg):
+        md += ["", "## Session layer without Redis (informational, not targets)", "",
+               "Each stack against the same framework's session layer on a store without Redis "
+               "(`axum-memory`: tower-sessions' `MemoryStore`; `actix-cookie`: actix-session's "
+               "`CookieSessionStore`): the share of a request that the store and its Redis round "
+               "trip cost beyond the session framework itself. Ratios of median requests/s; "
+               "server CPU µs/request of both sides (Redis's own CPU not included).", "",
+               "| informational | stacks | req/s ratio | server CPU µs/req (each) |", "|---|---|---|---|"]
+        md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in layer]
     md += ["", "## Throughput and latency", "",
            "| stack | path | req/s (median) | min–max over rounds | p50 | p99 | errors |", "|---|---|---|---|---|---|---|"]
     for p in paths:

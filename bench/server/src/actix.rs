@@ -1,5 +1,6 @@
 //! actix-web 4 stacks: actix-session 0.11 + our store, actix-session's own
-//! `RedisSessionStore`, and no sessions at all (the ceiling).
+//! `RedisSessionStore`, actix-session's `CookieSessionStore` (the session middleware without
+//! Redis: the state travels in the private cookie), and no sessions at all (the ceiling).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -39,16 +40,18 @@ async fn read(session: Session) -> actix_web::Result<HttpResponse> {
     })
 }
 
-async fn serve<S>(args: &Args, store: S) -> Result<(), Error>
+/// `store` builds each worker's store (`CookieSessionStore` is not `Clone`).
+async fn serve<S, F>(args: &Args, store: F) -> Result<(), Error>
 where
-    S: SessionStore + Clone + Send + 'static,
+    S: SessionStore + 'static,
+    F: Fn() -> S + Clone + Send + 'static,
 {
     // As actix-session's README: `SessionMiddleware::new(store, key)` with its defaults.
     let key = Key::generate();
     eprintln!("{} listening on {}", args.stack, args.listen);
     HttpServer::new(move || {
         App::new()
-            .wrap(SessionMiddleware::new(store.clone(), key.clone()))
+            .wrap(SessionMiddleware::new(store(), key.clone()))
             .route("/login", web::get().to(login))
             .route("/inc", web::get().to(inc))
             .route("/read", web::get().to(read))
@@ -72,13 +75,19 @@ async fn run(args: Args) -> Result<(), Error> {
             if args.stack == "actix-ours-sliding" {
                 builder = builder.idle_timeout(IDLE);
             }
-            serve(&args, builder.build()).await
+            let store = builder.build();
+            serve(&args, move || store.clone()).await
         }
         "actix-redis" => {
             let store = actix_session::storage::RedisSessionStore::new(args.redis.clone())
                 .await
                 .map_err(|e| e.to_string())?;
-            serve(&args, store).await
+            serve(&args, move || store.clone()).await
+        }
+        "actix-cookie" => {
+            // The session middleware alone: the same handlers, key and cookie defaults as
+            // `actix-ours`; the state is the (private, AES-GCM) cookie itself, no Redis.
+            serve(&args, actix_session::storage::CookieSessionStore::default).await
         }
         "actix-none" => {
             static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -1,5 +1,6 @@
 //! axum 0.8 stacks: tower-sessions 0.15 + our store, tower-sessions 0.14 +
-//! tower-sessions-redis-store 0.16 (fred), and no sessions at all (the ceiling).
+//! tower-sessions-redis-store 0.16 (fred), tower-sessions 0.15 + its own `MemoryStore` (the
+//! session layer without Redis), and no sessions at all (the ceiling).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -79,6 +80,18 @@ async fn run(args: Args) -> Result<(), Error> {
             if let Some(expiry) = layer_expiry {
                 layer = layer.with_expiry(expiry);
             }
+            Router::new()
+                .route("/login", get(ts015::login))
+                .route("/inc", get(ts015::inc))
+                .route("/read", get(ts015::read))
+                .layer(layer)
+        }
+        "axum-memory" => {
+            // The session layer alone: the same handlers and cookie settings as `axum-ours`,
+            // on tower-sessions' in-process `MemoryStore` (no Redis, no I/O).
+            let layer =
+                tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+                    .with_secure(false);
             Router::new()
                 .route("/login", get(ts015::login))
                 .route("/inc", get(ts015::inc))

@@ -5,6 +5,9 @@
 //! ```text
 //! bench-server --stack STACK --listen 127.0.0.1:PORT --redis redis://127.0.0.1:PORT/DB
 //! ```
+//!
+//! `axum-memory` and `actix-cookie` (the session layer without a store over the network) and
+//! the `-none` ceilings never connect to Redis; they ignore `--redis`.
 
 mod actix;
 mod axum_app;
@@ -50,10 +53,12 @@ pub const STACKS: &[&str] = &[
     "axum-ours",
     "axum-ours-sliding",
     "axum-tsrs",
+    "axum-memory",
     "axum-none",
     "actix-ours",
     "actix-ours-sliding",
     "actix-redis",
+    "actix-cookie",
     "actix-none",
 ];
 
