@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::ArgAction;
+use redis_sessions::IdHashing;
 
 /// Command-line flags, each with an environment fallback.
 #[derive(clap::Parser, Clone)]
@@ -26,6 +27,15 @@ pub struct Config {
     /// (`--hash-ids false` for connect-redis's plain keys).
     #[arg(long, env = "SESSION_HASH_IDS", default_value_t = true, action = ArgAction::Set)]
     pub hash_ids: bool,
+    /// File with a base64 32-byte key (`openssl rand -base64 32`): ids are then hashed with
+    /// HMAC-SHA-256 under it instead of SHA-256, so a Redis dump does not even tell whether a
+    /// guessed id exists. The `SESSION_HASH_KEY` environment variable holds the key itself; the
+    /// file wins.
+    #[arg(long, env = "SESSION_HASH_KEY_FILE")]
+    pub hash_key_file: Option<PathBuf>,
+    /// The id hashing key itself; set by the `SESSION_HASH_KEY` environment variable only.
+    #[arg(skip = std::env::var("SESSION_HASH_KEY").ok())]
+    pub hash_key: Option<String>,
     /// File with the encryption key ring: base64 32-byte keys separated by commas or
     /// newlines, the current key first (`openssl rand -base64 32`). Sessions are then
     /// encrypted at rest. The `SESSION_KEYS` environment variable holds the same list; the
@@ -47,6 +57,8 @@ impl Config {
             prefix: "sess:".into(),
             idle_timeout: 1800,
             hash_ids: true,
+            hash_key_file: None,
+            hash_key: None,
             keys_file: None,
             keys: None,
         }
@@ -57,15 +69,30 @@ impl Config {
     /// # Errors
     /// The file cannot be read, or a key is not 32 bytes of base64 (named by position only).
     pub fn key_ring(&self) -> anyhow::Result<Option<redis_sessions::KeyRing>> {
-        let list = match (&self.keys_file, &self.keys) {
-            (Some(path), _) => std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read the key file {}: {e}", path.display()))?,
-            (None, Some(list)) => list.clone(),
-            (None, None) => return Ok(None),
+        let Some(list) = secret(&self.keys_file, &self.keys)? else {
+            return Ok(None);
         };
         let ring = redis_sessions::KeyRing::from_base64_list(&list)
             .map_err(|e| anyhow::anyhow!("session keys: {e}"))?;
         Ok(Some(ring))
+    }
+
+    /// How ids become keys: HMAC-SHA-256 with `--hash-key-file` / `SESSION_HASH_KEY`,
+    /// SHA-256 with `--hash-ids` (the default), or the ids themselves.
+    ///
+    /// # Errors
+    /// The key file cannot be read, the key is not base64 of 32 bytes, or a key is given
+    /// with `--hash-ids false`.
+    pub fn id_hashing(&self) -> anyhow::Result<IdHashing> {
+        match secret(&self.hash_key_file, &self.hash_key)? {
+            Some(_) if !self.hash_ids => {
+                anyhow::bail!("a session hash key is set, but --hash-ids is false")
+            }
+            Some(key) => IdHashing::hmac_from_base64(&key)
+                .map_err(|e| anyhow::anyhow!("session hash key: {e}")),
+            None if self.hash_ids => Ok(IdHashing::Sha256),
+            None => Ok(IdHashing::Off),
+        }
     }
 
     /// The Redis URL without its password, for logs and the page.
@@ -76,9 +103,38 @@ impl Config {
     }
 }
 
+/// A secret from its file (which wins) or from its environment variable's value.
+fn secret(file: &Option<PathBuf>, value: &Option<String>) -> anyhow::Result<Option<String>> {
+    match (file, value) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("cannot read the key file {}: {e}", path.display())),
+        (None, value) => Ok(value.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_hashing_from_the_flags() {
+        let mut c = Config::new(None);
+        assert!(matches!(c.id_hashing().unwrap(), IdHashing::Sha256));
+        c.hash_key = Some("AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=".into());
+        assert!(matches!(c.id_hashing().unwrap(), IdHashing::HmacSha256(k) if k == [3; 32]));
+        c.hash_ids = false;
+        assert!(c.id_hashing().is_err(), "a key with --hash-ids false");
+        c.hash_key = None;
+        assert!(matches!(c.id_hashing().unwrap(), IdHashing::Off));
+        c.hash_key = Some("c2hvcnQ=".into());
+        c.hash_ids = true;
+        let err = c.id_hashing().unwrap_err().to_string();
+        assert!(
+            err.contains("session hash key") && !err.contains("c2hvcnQ"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn redacts_credentials() {

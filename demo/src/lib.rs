@@ -53,7 +53,8 @@ pub(crate) enum Opened {
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     let idle = Duration::from_secs(config.idle_timeout);
     let keys = config.key_ring()?;
-    let security = format!("hash_ids={} encryption={keys:?}", config.hash_ids);
+    let hashing = config.id_hashing()?;
+    let security = format!("id_hashing={hashing:?} encryption={keys:?}");
     let opened = match &config.redis_url {
         Some(url) => {
             let backend = redis_sessions::connect(url).await.map_err(|e| {
@@ -65,7 +66,7 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
                 config.redacted_url()
             ));
             tracing::info!(backend = %label.0, prefix = %config.prefix, idle_timeout_s = config.idle_timeout, "session store: Redis");
-            Opened::Redis(store(backend, config, idle, keys), label)
+            Opened::Redis(store(backend, config, idle, hashing, keys), label)
         }
         None => {
             tracing::warn!(
@@ -74,7 +75,10 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
             let label = BackendLabel(
                 "in-memory (no --redis-url / REDIS_URL given: sessions vanish on restart)".into(),
             );
-            Opened::Memory(store(MemoryBackend::new(), config, idle, keys), label)
+            Opened::Memory(
+                store(MemoryBackend::new(), config, idle, hashing, keys),
+                label,
+            )
         }
     };
     // After the backend line, which must come first.
@@ -95,15 +99,14 @@ fn store<B: Backend>(
     backend: B,
     config: &Config,
     idle: Duration,
+    hashing: IdHashing,
     keys: Option<KeyRing>,
 ) -> RedisStore<B> {
     let mut builder = RedisStore::builder(backend)
         .prefix(config.prefix.clone())
         .idle_timeout(idle)
-        .compress_above(DEFAULT_COMPRESS_ABOVE);
-    if config.hash_ids {
-        builder = builder.hash_ids(IdHashing::Sha256);
-    }
+        .compress_above(DEFAULT_COMPRESS_ABOVE)
+        .hash_ids(hashing);
     if let Some(keys) = keys {
         builder = builder.encrypt(keys);
     }

@@ -42,6 +42,12 @@ pub(crate) struct Global {
     /// hashes, and `show --cookie` / `rm --cookie` hash the ids they are given.
     #[arg(long, env = "SESSION_HASH_IDS", global = true)]
     pub(crate) hash_ids: bool,
+    /// File with the application's id hashing key (base64, 32 bytes), when it hashes ids
+    /// with HMAC-SHA-256: `show --cookie` / `rm --cookie` then hash with it (implies
+    /// --hash-ids). The `SESSION_HASH_KEY` environment variable holds the key itself; the file
+    /// wins.
+    #[arg(long, env = "SESSION_HASH_KEY_FILE", global = true)]
+    pub(crate) hash_key_file: Option<PathBuf>,
     /// File with the application's encryption key ring (base64 32-byte keys separated by
     /// commas or newlines). The `SESSION_KEYS` environment variable holds the same list; the
     /// file wins. Needed to read encrypted sessions; `import` writes with the first key.

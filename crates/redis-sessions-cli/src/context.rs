@@ -30,12 +30,10 @@ impl Context {
     /// Connects and builds the store.
     pub(crate) async fn connect(global: Global) -> anyhow::Result<Context> {
         let keys = key_ring(&global)?;
+        let hashing = id_hashing(&global)?;
         let backend = connect(&global.url).await?;
         let mut context = Context {
-            hashing: match global.hash_ids {
-                true => IdHashing::Sha256,
-                false => IdHashing::Off,
-            },
+            hashing,
             keys,
             store: RedisStore::new(backend.clone()),
             backend,
@@ -79,15 +77,30 @@ impl Context {
 
 /// The key ring from `--keys-file` or `SESSION_KEYS`; errors name the key's position only.
 fn key_ring(global: &Global) -> anyhow::Result<Option<KeyRing>> {
-    let list = match &global.keys_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the key file {}", path.display()))?,
-        None => match std::env::var("SESSION_KEYS") {
-            Ok(list) => list,
-            Err(_) => return Ok(None),
-        },
+    let Some(list) = secret(global.keys_file.as_ref(), "SESSION_KEYS")? else {
+        return Ok(None);
     };
     Ok(Some(
         KeyRing::from_base64_list(&list).context("session keys")?,
     ))
+}
+
+/// How the application turns cookie ids into keys: HMAC-SHA-256 with `--hash-key-file` or
+/// `SESSION_HASH_KEY`, SHA-256 with `--hash-ids`, else the ids themselves.
+fn id_hashing(global: &Global) -> anyhow::Result<IdHashing> {
+    match secret(global.hash_key_file.as_ref(), "SESSION_HASH_KEY")? {
+        Some(key) => IdHashing::hmac_from_base64(&key).context("session hash key"),
+        None if global.hash_ids => Ok(IdHashing::Sha256),
+        None => Ok(IdHashing::Off),
+    }
+}
+
+/// A secret from its file (which wins) or from the environment variable `var`.
+fn secret(file: Option<&std::path::PathBuf>, var: &str) -> anyhow::Result<Option<String>> {
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(Some)
+            .with_context(|| format!("cannot read the key file {}", path.display())),
+        None => Ok(std::env::var(var).ok()),
+    }
 }

@@ -240,8 +240,9 @@ async fn without_redis_the_demo_runs_in_memory_and_says_so() {
     server.abort();
 }
 
-/// The demo with hashed ids and a key ring: after a full login flow, neither the keys nor the
-/// `DUMP` of any value contain the cookie's session id or the user name.
+/// The demo with HMAC-hashed ids and a key ring: after a full login flow, the one key is the
+/// HMAC of the cookie's id under the hash key, and neither the keys nor the `DUMP` of any value
+/// contain the cookie's session id or the user name.
 #[tokio::test]
 async fn with_hashing_and_keys_redis_holds_no_cookie_id_or_contents() {
     let redis = redis_harness::RedisServer::start();
@@ -250,6 +251,7 @@ async fn with_hashing_and_keys_redis_holds_no_cookie_id_or_contents() {
         "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=,AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
             .into(),
     );
+    config.hash_key = Some("AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=".into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(demo::run(listener, config, std::future::pending()));
@@ -270,7 +272,9 @@ async fn with_hashing_and_keys_redis_holds_no_cookie_id_or_contents() {
     let id = cookie.split_once('=').unwrap().1.to_owned();
     assert!(id.len() >= 16, "{cookie}");
     let keys = redis.scan_keys("*");
-    assert_eq!(keys.len(), 1, "{keys:?}");
+    let hmac = redis_sessions::IdHashing::HmacSha256([3; 32])
+        .stored_id(&redis_sessions::SessionId::parse(&id).unwrap());
+    assert_eq!(keys, [format!("sess:{}", hmac.as_str())]);
     for key in &keys {
         assert!(key.starts_with("sess:") && !key.contains(&id), "{key}");
         let redis_harness::Reply::Bulk(Some(dumped)) = redis.cmd(&["DUMP", key]) else {

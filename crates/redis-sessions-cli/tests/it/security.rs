@@ -15,6 +15,8 @@ fn cli(server: &RedisServer, keys: Option<&str>, args: &[&str]) -> (i32, String,
         .env_remove("SESSION_HASH_IDS")
         .env_remove("SESSION_KEYS_FILE")
         .env_remove("SESSION_KEYS")
+        .env_remove("SESSION_HASH_KEY_FILE")
+        .env_remove("SESSION_HASH_KEY")
         .arg("--url")
         .arg(server.url())
         .args(args)
@@ -101,4 +103,62 @@ fn lists_hashes_and_reads_encrypted_sessions_with_the_keys() {
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "deleted 1 of 1 sessions");
     assert!(server.scan_keys("*").is_empty());
+}
+
+/// An application that hashes ids with HMAC: `--cookie` commands need its hash key.
+#[test]
+fn hmac_hashed_ids_need_the_hash_key() {
+    const HASH_KEY: [u8; 32] = [5; 32];
+    let server = RedisServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = runtime.block_on(async {
+        let backend = RedisBackend::connect(&server.url()).await.unwrap();
+        let store = RedisStore::builder(backend)
+            .hash_ids(IdHashing::HmacSha256(HASH_KEY))
+            .build();
+        let id = SessionId::generate().unwrap();
+        let mut session = Session::new();
+        session.insert("user", "ada").unwrap();
+        assert!(store.create(&id, &session).await.unwrap().is_written());
+        id
+    });
+    let key_file =
+        std::env::temp_dir().join(format!("redis-sessions-hash-{}.key", std::process::id()));
+    // base64 of 32 bytes of 5, as `openssl rand -base64 32` writes a key.
+    std::fs::write(&key_file, "BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU=\n").unwrap();
+    let key_arg = key_file.to_str().unwrap();
+
+    // SHA-256 is not the application's hashing: nothing found, nothing deleted.
+    let (code, out, _) = cli(
+        &server,
+        None,
+        &["--hash-ids", "rm", "--cookie", id.as_str()],
+    );
+    assert_eq!((code, out.trim()), (0, "deleted 0 of 1 sessions"));
+    let (code, shown, _) = cli(
+        &server,
+        None,
+        &["--hash-key-file", key_arg, "show", "--cookie", id.as_str()],
+    );
+    assert_eq!(code, 0);
+    assert!(shown.contains("ada"), "{shown}");
+    let (code, out, _) = cli(
+        &server,
+        None,
+        &["--hash-key-file", key_arg, "rm", "--cookie", id.as_str()],
+    );
+    assert_eq!((code, out.trim()), (0, "deleted 1 of 1 sessions"));
+    assert!(server.scan_keys("*").is_empty());
+
+    std::fs::write(&key_file, "c2hvcnQ=").unwrap();
+    let (code, _, err) = cli(&server, None, &["--hash-key-file", key_arg, "count"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("session hash key") && !err.contains("c2hvcnQ"),
+        "{err}"
+    );
+    std::fs::remove_file(&key_file).unwrap();
 }

@@ -227,6 +227,19 @@ impl RingKey {
 
 /// Associated data: the authenticated header, then what the value is bound to (the key suffix:
 /// the session id or its hash), so a value copied to another session's key fails.
+impl crate::IdHashing {
+    /// [`IdHashing::HmacSha256`](crate::IdHashing::HmacSha256) with a 32-byte key given as
+    /// base64 (standard or URL-safe, padded or not; surrounding whitespace ignored), the form
+    /// key files and environment variables hold (`openssl rand -base64 32`). Feature
+    /// `encryption`.
+    ///
+    /// # Errors
+    /// [`KeyRingError`] when the text is not base64 of 32 bytes (the error never holds the key).
+    pub fn hmac_from_base64(key: &str) -> Result<crate::IdHashing, KeyRingError> {
+        Ok(crate::IdHashing::HmacSha256(decode_key(1, key.trim())?))
+    }
+}
+
 fn associated_data(header: &[u8], bound_to: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(header.len() + bound_to.len());
     aad.extend_from_slice(header);
@@ -263,6 +276,19 @@ impl fmt::Debug for KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_hashing_from_base64() {
+        let text = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
+        let hashing = crate::IdHashing::hmac_from_base64(&format!(" {text}\n")).unwrap();
+        assert!(matches!(hashing, crate::IdHashing::HmacSha256(k) if k == [3u8; 32]));
+        let short = base64::engine::general_purpose::STANDARD.encode([3u8; 16]);
+        assert!(matches!(
+            crate::IdHashing::hmac_from_base64(&short),
+            Err(KeyRingError::Length { len: 16, .. })
+        ));
+        assert!(crate::IdHashing::hmac_from_base64("not base64!").is_err());
+    }
 
     #[test]
     fn parses_lists_and_names_bad_keys_by_position() {
