@@ -24,7 +24,7 @@ const EXPIRES: &str = "expires";
 ///
 /// An expiry is either *stored* ([`with_expiry`](Session::with_expiry): in the value and in the
 /// key's TTL) or *key-only* ([`with_key_expiry`](Session::with_key_expiry): in the key's TTL
-/// alone, so the value is some 47 bytes smaller and a read returns no expiry). The framework
+/// alone, so the value is some 48 bytes smaller and a read returns no expiry). The framework
 /// adapters use key-only expiries: neither framework reads a stored one back.
 ///
 /// `Debug` shows the field names and the expiry, never the values. Equality compares the fields
