@@ -46,6 +46,15 @@ pub struct Config {
     /// environment variable only, so keys never show in `ps`.
     #[arg(skip = std::env::var("SESSION_KEYS").ok())]
     pub keys: Option<String>,
+    /// Refuse session values that are not encrypted, so whoever can write to Redis but has no
+    /// key cannot plant a session (needs a key ring; turn it on once the sessions stored before
+    /// encryption was turned on have expired).
+    #[arg(long, env = "SESSION_REQUIRE_ENCRYPTION", default_value_t = false, action = ArgAction::Set)]
+    pub require_encryption: bool,
+    /// Largest session, in bytes, that is stored or read (larger ones are refused on save and
+    /// treated as corrupt on load).
+    #[arg(long, env = "SESSION_MAX_SIZE", default_value_t = redis_sessions::DEFAULT_MAX_VALUE_SIZE)]
+    pub max_session_size: usize,
 }
 
 impl Config {
@@ -61,6 +70,8 @@ impl Config {
             hash_key: None,
             keys_file: None,
             keys: None,
+            require_encryption: false,
+            max_session_size: redis_sessions::DEFAULT_MAX_VALUE_SIZE,
         }
     }
 

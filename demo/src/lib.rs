@@ -53,8 +53,16 @@ pub(crate) enum Opened {
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     let idle = Duration::from_secs(config.idle_timeout);
     let keys = config.key_ring()?;
+    if config.require_encryption && keys.is_none() {
+        anyhow::bail!(
+            "--require-encryption needs the session key ring (--keys-file or SESSION_KEYS)"
+        );
+    }
     let hashing = config.id_hashing()?;
-    let security = format!("id_hashing={hashing:?} encryption={keys:?}");
+    let security = format!(
+        "id_hashing={hashing:?} encryption={keys:?} require_encryption={} max_session_size={}",
+        config.require_encryption, config.max_session_size
+    );
     let opened = match &config.redis_url {
         Some(url) => {
             let backend = redis_sessions::connect(url).await.map_err(|e| {
@@ -106,9 +114,12 @@ fn store<B: Backend>(
         .prefix(config.prefix.clone())
         .idle_timeout(idle)
         .compress_above(DEFAULT_COMPRESS_ABOVE)
+        .max_value_size(config.max_session_size)
         .hash_ids(hashing);
     if let Some(keys) = keys {
-        builder = builder.encrypt(keys);
+        builder = builder
+            .encrypt(keys)
+            .require_encryption(config.require_encryption);
     }
     builder.build()
 }

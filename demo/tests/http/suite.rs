@@ -286,3 +286,38 @@ async fn with_hashing_and_keys_redis_holds_no_cookie_id_or_contents() {
     }
     server.abort();
 }
+
+/// `--require-encryption`: refused without a key ring; with one, a plain session planted in
+/// Redis under a user's key is not accepted (the request has no session).
+#[tokio::test]
+async fn require_encryption_refuses_planted_plain_sessions() {
+    let redis = redis_harness::RedisServer::start();
+    let mut config = demo::Config::new(Some(redis.url()));
+    config.require_encryption = true;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = demo::run(listener, config.clone(), std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--require-encryption"), "{err}");
+
+    config.keys = Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(demo::run(listener, config, std::future::pending()));
+    let mut client = Client::new(addr);
+    let r = client
+        .post("/api/login", Some(json!({"user": "ada"})))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(client.get("/api/me").await.status, 200);
+    let keys = redis.scan_keys("*");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    redis.cmd(&[
+        "SET",
+        &keys[0],
+        r#"{"user":"mallory","counter":99}"#,
+        "KEEPTTL",
+    ]);
+    assert_eq!(client.get("/api/me").await.status, 401);
+    server.abort();
+}
