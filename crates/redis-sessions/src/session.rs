@@ -25,7 +25,8 @@ const EXPIRES: &str = "expires";
 /// An expiry is either *stored* ([`with_expiry`](Session::with_expiry): in the value and in the
 /// key's TTL) or *key-only* ([`with_key_expiry`](Session::with_key_expiry): in the key's TTL
 /// alone, so the value is some 48 bytes smaller and a read returns no expiry). The framework
-/// adapters use key-only expiries: neither framework reads a stored one back.
+/// adapters use key-only expiries (neither framework reads a stored one back), except under the
+/// store's idle timeout, where the stored expiry is the bound sliding reads never pass.
 ///
 /// `Debug` shows the field names and the expiry, never the values. Equality compares the fields
 /// and the expiry time, not where the expiry is kept.
@@ -77,6 +78,15 @@ impl Session {
         self.expires = Some(expires);
         self.expiry_stored = false;
         self
+    }
+
+    /// [`with_expiry`](Session::with_expiry) when `stored`, else
+    /// [`with_key_expiry`](Session::with_key_expiry).
+    pub(crate) fn with_expiry_kept(self, expires: SystemTime, stored: bool) -> Session {
+        match stored {
+            true => self.with_expiry(expires),
+            false => self.with_key_expiry(expires),
+        }
     }
 
     /// The explicit expiry, if any.

@@ -24,6 +24,17 @@ async fn logged_in(kind: Kind, topology: Topology) -> (crate::servers::Running, 
     (app, client)
 }
 
+/// Runs the axum demo with `config` on port 0 and logs `user` in.
+async fn demo_logged_in(config: demo::Config, user: &str) -> (tokio::task::AbortHandle, Client) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(demo::run(listener, config, std::future::pending()));
+    let mut client = Client::new(addr);
+    let r = client.post("/api/login", Some(json!({"user": user}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    (server.abort_handle(), client)
+}
+
 pub async fn login_increment_me_logout(kind: Kind, topology: Topology) {
     let (app, mut client) = logged_in(kind, topology).await;
     for n in 1..=2 {
@@ -216,21 +227,7 @@ async fn the_axum_page_shows_user_counter_ttl_and_backend() {
 
 #[tokio::test]
 async fn without_redis_the_demo_runs_in_memory_and_says_so() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(demo::run(
-        listener,
-        demo::Config::new(None),
-        std::future::pending(),
-    ));
-    let mut client = Client::new(addr);
-    assert_eq!(
-        client
-            .post("/api/login", Some(json!({"user": "ada"})))
-            .await
-            .status,
-        200
-    );
+    let (server, mut client) = demo_logged_in(demo::Config::new(None), "ada").await;
     assert_eq!(
         client.post("/api/increment", None).await.json(),
         json!({"counter": 1})
@@ -252,14 +249,7 @@ async fn with_hashing_and_keys_redis_holds_no_cookie_id_or_contents() {
             .into(),
     );
     config.hash_key = Some("AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=".into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(demo::run(listener, config, std::future::pending()));
-    let mut client = Client::new(addr);
-    let r = client
-        .post("/api/login", Some(json!({"user": "ada-lovelace"})))
-        .await;
-    assert_eq!(r.status, 200);
+    let (server, mut client) = demo_logged_in(config, "ada-lovelace").await;
     assert_eq!(
         client.post("/api/increment", None).await.json(),
         json!({"counter": 1})
@@ -301,14 +291,7 @@ async fn require_encryption_refuses_planted_plain_sessions() {
     assert!(err.to_string().contains("--require-encryption"), "{err}");
 
     config.keys = Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(demo::run(listener, config, std::future::pending()));
-    let mut client = Client::new(addr);
-    let r = client
-        .post("/api/login", Some(json!({"user": "ada"})))
-        .await;
-    assert_eq!(r.status, 200);
+    let (server, mut client) = demo_logged_in(config, "ada").await;
     assert_eq!(client.get("/api/me").await.status, 200);
     let keys = redis.scan_keys("*");
     assert_eq!(keys.len(), 1, "{keys:?}");

@@ -94,11 +94,7 @@ impl Encodable for Outgoing<'_> {
                 (k.clone(), value)
             })
             .collect();
-        let session = Session::from_map(data);
-        Cow::Owned(match self.stored {
-            true => session.with_expiry(self.expires),
-            false => session.with_key_expiry(self.expires),
-        })
+        Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, self.stored))
     }
 
     /// Each value's JSON text goes through [`JsonWriter`]: checked and written as `Value` would

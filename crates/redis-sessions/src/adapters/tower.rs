@@ -117,11 +117,7 @@ impl Encodable for Outgoing<'_> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let session = Session::from_map(data);
-        Cow::Owned(match self.stored {
-            true => session.with_expiry(self.expires),
-            false => session.with_key_expiry(self.expires),
-        })
+        Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, self.stored))
     }
 }
 
