@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use redis_sessions::{IdHashing, KeyRing, RedisStore, SessionId, StoreBuilder};
+use redis_sessions::{IdHashing, KeyRing, RedisStore, SessionId, StoreBuilder, StoredId};
 
 use crate::cli::Global;
 use crate::connect::{connect, Conn};
@@ -20,9 +20,9 @@ pub(crate) struct Context {
     keys: Option<KeyRing>,
     /// `--json`: machine-readable output.
     pub(crate) json: bool,
-    /// The store with the library's default options under `--prefix`, and the key ring. It
-    /// addresses sessions by *stored* id (the key after the prefix), so the hashes that `ids`
-    /// lists work as they are, and every command sees what the application stored.
+    /// The store with the library's default options under `--prefix`, and the key ring.
+    /// Commands address sessions by *stored* id (the key after the prefix: `get_listed`,
+    /// `ttl_listed`, `destroy_listed`), so the hashes that `ids` lists work as they are.
     pub(crate) store: RedisStore<Conn>,
 }
 
@@ -56,12 +56,13 @@ impl Context {
     }
 
     /// The stored ids of ids from the command line: hashed first when they are `cookie`
-    /// values and the application hashes ids.
-    pub(crate) fn stored_ids(&self, ids: Vec<SessionId>, cookie: bool) -> Vec<SessionId> {
-        match cookie {
-            true => ids.iter().map(|id| self.hashing.stored_id(id)).collect(),
-            false => ids,
-        }
+    /// values and the application hashes ids, else taken as listed.
+    pub(crate) fn stored_ids(&self, ids: &[SessionId], cookie: bool) -> Vec<StoredId> {
+        let hashing = match cookie {
+            true => &self.hashing,
+            false => &IdHashing::Off,
+        };
+        ids.iter().map(|id| hashing.stored_id(id)).collect()
     }
 
     /// A store that writes sessions without an explicit expiry with this TTL.

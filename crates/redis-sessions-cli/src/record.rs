@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redis_sessions::{KeyTtl, Session, SessionId};
+use redis_sessions::{KeyTtl, Session, StoredId};
 use serde::{Deserialize, Serialize};
 
 /// A session written out.
@@ -19,7 +19,7 @@ pub(crate) struct Out<'a> {
 
 impl<'a> Out<'a> {
     /// The record of a session and its TTL (`ttl` must not be [`KeyTtl::Missing`]).
-    pub(crate) fn new(id: &'a SessionId, ttl: KeyTtl, value: &'a Session) -> Out<'a> {
+    pub(crate) fn new(id: &'a StoredId, ttl: KeyTtl, value: &'a Session) -> Out<'a> {
         Out {
             id: id.as_str(),
             ttl_ms: ttl_ms(ttl),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::id::{Fingerprint, InvalidId};
+use crate::id::{Fingerprint, InvalidId, RandomError};
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,9 +40,9 @@ pub enum Error {
     #[error("{0} freshly generated session ids in a row were already in use; nothing was written")]
     IdCollisions(usize),
     /// The operating system's random number generator failed while generating a session id
-    /// or a nonce.
-    #[error("the OS random number generator failed: {0}")]
-    Random(String),
+    /// or a nonce; the OS error is the source.
+    #[error(transparent)]
+    Random(#[from] RandomError),
     /// The encoded session is larger than the store's
     /// [`max_value_size`](crate::StoreBuilder::max_value_size); nothing was written.
     #[error("session is {size} bytes encoded, over the store's cap of {cap} bytes; nothing was written (keep large data out of the session or raise max_value_size)")]

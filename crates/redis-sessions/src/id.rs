@@ -4,8 +4,6 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
-use crate::error::{Error, Result};
-
 /// Shortest id accepted (16 characters of base64url = 96 bits; our own ids have 192).
 pub const MIN_ID_LEN: usize = 16;
 /// Longest id accepted.
@@ -46,10 +44,10 @@ impl SessionId {
     /// characters.
     ///
     /// # Errors
-    /// [`Error::Random`] if the operating system cannot provide random bytes.
-    pub fn generate() -> Result<SessionId> {
-        let mut bytes = [0u8; ID_BYTES];
-        getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+    /// [`RandomError`] if the operating system cannot provide random bytes (it converts into
+    /// [`Error::Random`](crate::Error::Random)).
+    pub fn generate() -> Result<SessionId, RandomError> {
+        let bytes: [u8; ID_BYTES] = random_bytes()?;
         Ok(SessionId(base64url(&bytes).into()))
     }
 
@@ -62,7 +60,8 @@ impl SessionId {
         Ok(SessionId(id.into()))
     }
 
-    /// An id made of base64url output by this crate (a hash of an id): valid by construction.
+    /// An id made of base64url output by this crate: valid by construction when it is 16 to
+    /// 128 characters long (tower-sessions' 22-character ids).
     pub(crate) fn from_base64url(text: String) -> SessionId {
         debug_assert!(validate(&text).is_ok());
         SessionId(text.into_boxed_str())
@@ -98,6 +97,91 @@ impl TryFrom<String> for SessionId {
         validate(&s)?;
         Ok(SessionId(s.into_boxed_str()))
     }
+}
+
+/// What a listing returns for a session: the rest of its key after the prefix. That is the
+/// session id itself, or its hash when the store hashes ids
+/// ([`hash_ids`](crate::StoreBuilder::hash_ids)).
+///
+/// A separate type from [`SessionId`] (the value a user holds in the cookie) so that a listed
+/// hash can never be hashed again by passing it where an id is expected: address listed
+/// sessions with [`get_listed`](crate::RedisStore::get_listed),
+/// [`ttl_listed`](crate::RedisStore::ttl_listed) and
+/// [`destroy_listed`](crate::RedisStore::destroy_listed). Without hashing it is the session id,
+/// so it is just as secret: `Debug` prints its fingerprint only, and there is no `Display`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoredId(Box<str>);
+
+impl StoredId {
+    /// Validates a stored id given as text (the CLI's arguments, an export's `id`): the same
+    /// alphabet and length rules as [`SessionId::parse`].
+    ///
+    /// # Errors
+    /// [`InvalidId`] naming the length or the position of the first bad character.
+    pub fn parse(id: &str) -> Result<StoredId, InvalidId> {
+        validate(id)?;
+        Ok(StoredId(id.into()))
+    }
+
+    /// The stored id of a session whose key holds its id unhashed.
+    pub(crate) fn unhashed(id: &SessionId) -> StoredId {
+        StoredId(id.0.clone())
+    }
+
+    /// A hash of an id, in base64url: valid by construction.
+    pub(crate) fn from_base64url(text: String) -> StoredId {
+        debug_assert!(validate(&text).is_ok());
+        StoredId(text.into_boxed_str())
+    }
+
+    /// The text after the prefix in the session's key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A short keyed hash of the stored id, safe to log.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self.as_str())
+    }
+}
+
+impl fmt::Debug for StoredId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoredId({})", self.fingerprint())
+    }
+}
+
+impl std::str::FromStr for StoredId {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        StoredId::parse(s)
+    }
+}
+
+/// The operating system's random number generator failed (while generating a session id or
+/// a nonce). Keeps the OS error as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("the OS random number generator failed")]
+pub struct RandomError(#[source] getrandom::Error);
+
+/// `N` bytes from the OS CSPRNG: the one place that calls it.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(RandomError)?;
+    Ok(bytes)
+}
+
+/// A random tower-sessions id (`i128` from 16 random bytes).
+#[cfg(any(feature = "tower-sessions-014", feature = "tower-sessions-015"))]
+pub(crate) fn random_i128() -> Result<i128, RandomError> {
+    Ok(i128::from_le_bytes(random_bytes()?))
+}
+
+/// The session id of a tower-sessions `Id`: its text, 22 unpadded base64url characters of the
+/// little-endian bytes, as tower-sessions displays it.
+#[cfg(any(feature = "tower-sessions-014", feature = "tower-sessions-015"))]
+pub(crate) fn tower_session_id(id: i128) -> SessionId {
+    SessionId::from_base64url(base64url(&id.to_le_bytes()))
 }
 
 /// Checks the length and alphabet of an id.

@@ -5,7 +5,8 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::id::{base64url, SessionId};
+use crate::id::{base64url, SessionId, StoredId};
+use crate::keytext::{decode_key, KeyRingError};
 
 /// How a session id becomes the rest of its key (after the prefix).
 ///
@@ -33,12 +34,22 @@ pub enum IdHashing {
 }
 
 impl IdHashing {
+    /// [`IdHashing::HmacSha256`] with a 32-byte key given as base64 (standard or URL-safe,
+    /// padded or not; surrounding whitespace ignored), the form key files and environment
+    /// variables hold (`openssl rand -base64 32`).
+    ///
+    /// # Errors
+    /// [`KeyRingError`] when the text is not base64 of 32 bytes (the error never holds the key).
+    pub fn hmac_from_base64(key: &str) -> Result<IdHashing, KeyRingError> {
+        Ok(IdHashing::HmacSha256(decode_key(1, key.trim())?))
+    }
+
     /// The key suffix (stored id) of `id`: the id itself, or its hash.
-    pub fn stored_id(&self, id: &SessionId) -> SessionId {
+    pub fn stored_id(&self, id: &SessionId) -> StoredId {
         match self {
-            IdHashing::Off => id.clone(),
+            IdHashing::Off => StoredId::unhashed(id),
             IdHashing::Sha256 => {
-                SessionId::from_base64url(base64url(&Sha256::digest(id.as_str().as_bytes())))
+                StoredId::from_base64url(base64url(&Sha256::digest(id.as_str().as_bytes())))
             }
             IdHashing::HmacSha256(key) => {
                 // HMAC pads keys shorter than the block to the block with zeros (RFC 2104), so
@@ -47,7 +58,7 @@ impl IdHashing {
                 block[..32].copy_from_slice(key);
                 let mut mac = <Hmac<Sha256> as Mac>::new(&block.into());
                 mac.update(id.as_str().as_bytes());
-                SessionId::from_base64url(base64url(&mac.finalize().into_bytes()))
+                StoredId::from_base64url(base64url(&mac.finalize().into_bytes()))
             }
         }
     }
@@ -112,17 +123,26 @@ impl Keyspace {
     /// The Redis key of a session, by the id the client holds (hashed when hashing is on).
     pub fn key(&self, id: &SessionId) -> String {
         match self.hashing {
-            IdHashing::Off => self.stored_key(id),
+            IdHashing::Off => self.key_with_suffix(id.as_str()),
             _ => self.stored_key(&self.hashing.stored_id(id)),
         }
     }
 
     /// The Redis key of a stored id, as [`Keyspace::id_of`] and the listings return it: never
     /// hashed again.
-    pub fn stored_key(&self, stored: &SessionId) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + stored.as_str().len());
+    pub fn stored_key(&self, stored: &StoredId) -> String {
+        self.key_with_suffix(stored.as_str())
+    }
+
+    /// The stored id of a session id under this keyspace's hashing.
+    pub fn stored_id(&self, id: &SessionId) -> StoredId {
+        self.hashing.stored_id(id)
+    }
+
+    fn key_with_suffix(&self, suffix: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + suffix.len());
         key.push_str(&self.prefix);
-        key.push_str(stored.as_str());
+        key.push_str(suffix);
         key
     }
 
@@ -138,10 +158,10 @@ impl Keyspace {
 
     /// The stored id of a key returned by a scan (the session id, or its hash when hashing is
     /// on), or `None` for a key that is not one of ours.
-    pub fn id_of(&self, key: &[u8]) -> Option<SessionId> {
+    pub fn id_of(&self, key: &[u8]) -> Option<StoredId> {
         let rest = key.strip_prefix(self.prefix.as_bytes())?;
         let rest = std::str::from_utf8(rest).ok()?;
-        SessionId::parse(rest).ok()
+        StoredId::parse(rest).ok()
     }
 }
 
@@ -175,7 +195,7 @@ mod tests {
     fn id_of_checks_prefix_and_id() {
         let ks = Keyspace::new("sess:");
         let id = SessionId::generate().unwrap();
-        assert_eq!(ks.id_of(ks.key(&id).as_bytes()), Some(id));
+        assert_eq!(ks.id_of(ks.key(&id).as_bytes()), Some(ks.stored_id(&id)));
         assert_eq!(ks.id_of(b"sess:admin:0123456789abcdef"), None);
         assert_eq!(ks.id_of(b"other:0123456789abcdefgh"), None);
         assert_eq!(ks.id_of(b"sess:\xff\xfe0123456789abcdefgh"), None);
@@ -193,11 +213,7 @@ mod tests {
         assert!(!key.contains(id.as_str()));
         let listed = sha.id_of(key.as_bytes()).unwrap();
         assert_eq!(sha.stored_key(&listed), key);
-        assert_ne!(
-            sha.key(&listed),
-            key,
-            "key() would hash a listed hash again"
-        );
+        assert_eq!(sha.stored_id(&id), listed);
 
         let a = Keyspace::new("sess:").with_hashing(IdHashing::HmacSha256([7; 32]));
         let b = Keyspace::new("sess:").with_hashing(IdHashing::HmacSha256([8; 32]));
@@ -211,5 +227,19 @@ mod tests {
         );
         assert_eq!(format!("{:?}", a.hashing()), "HmacSha256(<key>)");
         assert_eq!(Keyspace::new("p:").key(&id), format!("p:{}", id.as_str()));
+    }
+
+    #[test]
+    fn hmac_hashing_from_base64() {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
+        let hashing = IdHashing::hmac_from_base64(&format!(" {text}\n")).unwrap();
+        assert!(matches!(hashing, IdHashing::HmacSha256(k) if k == [3u8; 32]));
+        let short = base64::engine::general_purpose::STANDARD.encode([3u8; 16]);
+        assert!(matches!(
+            IdHashing::hmac_from_base64(&short),
+            Err(KeyRingError::Length { len: 16, .. })
+        ));
+        assert!(IdHashing::hmac_from_base64("not base64!").is_err());
     }
 }

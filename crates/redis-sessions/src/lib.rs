@@ -166,8 +166,9 @@
 //! | [`update`](RedisStore::update) | `SET XX PX` | [`Outcome::Gone`] when it was destroyed: never resurrected |
 //! | [`touch`](RedisStore::touch) | `PEXPIRE` | TTL only, the value is not rewritten |
 //! | [`destroy`](RedisStore::destroy) | `UNLINK` | `true` if it existed |
-//! | [`length`](RedisStore::length), [`ids`](RedisStore::ids), [`ids_stream`](RedisStore::ids_stream) | `SCAN MATCH` | each session once |
+//! | [`length`](RedisStore::length), [`ids`](RedisStore::ids), [`ids_stream`](RedisStore::ids_stream) | `SCAN MATCH` | each session once, as a [`StoredId`] |
 //! | [`all`](RedisStore::all), [`all_stream`](RedisStore::all_stream) | `SCAN` + `MGET` per `scan_count` ids | |
+//! | [`get_listed`](RedisStore::get_listed), [`ttl_listed`](RedisStore::ttl_listed), [`destroy_listed`](RedisStore::destroy_listed) | `GET`, `PTTL`, `UNLINK` | by a listed [`StoredId`], never hashed again |
 //! | [`clear`](RedisStore::clear) | `SCAN` + `UNLINK` per `scan_count` ids | number deleted |
 //!
 //! # Semantics
@@ -207,6 +208,14 @@
 //! **Ids.** [`SessionId::generate`] gives 192 bits from the OS CSPRNG as 32 base64url
 //! characters. [`SessionId::parse`] accepts 16 to 128 characters of `A-Z a-z 0-9 - _` and rejects
 //! anything else before it can reach Redis. `Debug` of an id prints its fingerprint only.
+//! Sessions made through the tower-sessions adapter have tower-sessions' own ids: 128 bits, 22
+//! characters. Listings return [`StoredId`]s (the key's rest after the prefix: the id, or its
+//! hash with [`hash_ids`](StoreBuilder::hash_ids)), a type of their own so that a listed hash
+//! is never hashed again.
+//!
+//! **Round trips.** A session read and written back unchanged keeps its JSON: member order,
+//! `null`s, every member of a `cookie` object and the text of `cookie.expires` (only a changed
+//! expiry rewrites it). Numbers keep their value exactly; a float's text may be normalized.
 //!
 //! # Features
 //!
@@ -272,17 +281,26 @@
 //!
 //! # Layout
 //!
-//! - `store.rs`: [`RedisStore`], the policy (TTL, touch, create/update, admin scans); all writes
-//!   go through one private `write` function.
+//! Top to bottom; a layer only calls the one below it.
+//!
+//! - `adapters/`: `tower.rs` (both tower-sessions versions) and `actix.rs`: translate the
+//!   frameworks' types and map errors, nothing more (no policy, no bytes).
+//! - `store/`: [`RedisStore`], the policy. `mod.rs` holds the type and the reads, `builder.rs`
+//!   the options ([`StoreBuilder`]), `write.rs` the one write path (every change of Redis
+//!   state: create, update, set, touch, refresh, destroy, revoke by listed id, `clear`'s
+//!   batches, the delete of a session found expired on read), and `scan.rs` the listings,
+//!   `length` and `clear`.
 //! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
-//! - `codec/`: sessions to bytes. The only place that touches payload bytes.
+//! - `codec/`: sessions to bytes, the only place that touches payload bytes: the serializers,
+//!   the envelope (compression, encryption), and each framework's shape of a session
+//!   (`tower.rs`, `actix.rs`) decoded and encoded straight from and into the stored bytes.
 //! - `backend/`: the [`Backend`] trait, `redis.rs`, `cluster.rs`, `sentinel/` (the backend;
 //!   `resolve.rs` asks the sentinels) and `memory.rs`.
 //! - `deployment.rs`: [`Deployment`] URLs, [`connect`] and [`AnyBackend`].
-//! - `adapters/`: `tower.rs` (both tower-sessions versions) and `actix.rs`; thin, no policy.
-//! - `session.rs`, `id.rs`, `error.rs`: the value types.
-//! - `fuzzing.rs`: the entry functions of the fuzz targets in `fuzz/` (hidden; the tests replay
-//!   the committed corpus through them).
+//! - `session.rs`, `id.rs` (ids, listed [`StoredId`]s, randomness), `keytext.rs` (keys given
+//!   as base64 text), `error.rs`: the value types.
+//! - `fuzzing.rs`: the entry functions of the fuzz targets in `fuzz/` (feature `fuzzing`, not
+//!   API; the tests replay the committed corpus through them).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -293,10 +311,12 @@ pub mod codec;
 #[cfg(feature = "redis")]
 mod deployment;
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod id;
 mod keyspace;
+mod keytext;
 mod redact;
 mod session;
 mod store;
@@ -309,16 +329,17 @@ pub use backend::{ClusterBackend, ClusterConfig};
 pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sentinel")]
 pub use backend::{SentinelBackend, SentinelConfig};
+#[cfg(feature = "encryption")]
+pub use codec::KeyRing;
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPack;
 pub use codec::{Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
-#[cfg(feature = "encryption")]
-pub use codec::{KeyRing, KeyRingError};
 #[cfg(feature = "redis")]
 pub use deployment::{connect, AnyBackend, Deployment};
 pub use error::{BackendError, BackendErrorKind, CodecError, Error, Result};
-pub use id::{Fingerprint, InvalidId, SessionId, MAX_ID_LEN, MIN_ID_LEN};
+pub use id::{Fingerprint, InvalidId, RandomError, SessionId, StoredId, MAX_ID_LEN, MIN_ID_LEN};
 pub use keyspace::{escape_glob, IdHashing, Keyspace};
+pub use keytext::KeyRingError;
 pub use redact::redact_url;
 pub use session::Session;
 pub use store::{

@@ -3,24 +3,22 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::codec::fields;
 use crate::timefmt;
-
-/// The field that carries the expiry, as express-session writes it: `{"cookie":{"expires":ISO}}`.
-pub(crate) const COOKIE: &str = "cookie";
-const EXPIRES: &str = "expires";
 
 /// One session: named fields holding JSON-compatible values, and an optional expiry.
 ///
 /// This is the shape tower-sessions (`Record`) and actix-session (a string map) hand over, and the
 /// shape connect-redis stores: the serialized form is an object of the fields, with the expiry in
 /// `cookie.expires` as an ISO-8601 string, so a session written by express-session reads here
-/// and one written here reads in express-session. Any other members of a stored `cookie` object
-/// are kept as a field named `cookie`.
+/// and one written here reads in express-session. A stored `cookie` object is kept as the field
+/// `cookie`, exactly as it was (its `expires` member included): a session read and written back
+/// unchanged keeps its JSON, member order and `null`s included; only a changed expiry rewrites
+/// `cookie.expires`.
 ///
 /// An expiry is either *stored* ([`with_expiry`](Session::with_expiry): in the value and in the
 /// key's TTL) or *key-only* ([`with_key_expiry`](Session::with_key_expiry): in the key's TTL
@@ -29,7 +27,7 @@ const EXPIRES: &str = "expires";
 /// store's idle timeout, where the stored expiry is the bound sliding reads never pass.
 ///
 /// `Debug` shows the field names and the expiry, never the values. Equality compares the fields
-/// and the expiry time, not where the expiry is kept.
+/// and the expiry time, not where the expiry is kept (a `cookie.expires` member is the expiry).
 #[derive(Clone, Default)]
 pub struct Session {
     data: Map<String, Value>,
@@ -40,7 +38,8 @@ pub struct Session {
 
 impl PartialEq for Session {
     fn eq(&self, other: &Session) -> bool {
-        self.data == other.data && self.expires == other.expires
+        self.expires.map(timefmt::millis) == other.expires.map(timefmt::millis)
+            && fields::same_fields(&self.data, &other.data)
     }
 }
 
@@ -50,12 +49,19 @@ impl Session {
         Session::default()
     }
 
-    /// A session from its fields.
+    /// A session from its fields. A `cookie` object's `expires` member, if it is a timestamp,
+    /// is the session's (stored) expiry, as when the session is read from the store.
     pub fn from_map(data: Map<String, Value>) -> Session {
+        let expires = fields::expiry_of(&data);
+        Session::from_parts(data, expires)
+    }
+
+    /// A session as decoded: its fields and the expiry they carry.
+    pub(crate) fn from_parts(data: Map<String, Value>, expires: Option<SystemTime>) -> Session {
         Session {
             data,
-            expires: None,
-            expiry_stored: false,
+            expiry_stored: expires.is_some(),
+            expires,
         }
     }
 
@@ -153,9 +159,17 @@ impl Session {
         &mut self.data
     }
 
-    /// Takes the fields out.
+    /// Takes the fields out (a `cookie` object as it was stored, `expires` included).
     pub fn into_data(self) -> Map<String, Value> {
         self.data
+    }
+
+    /// The fields without the expiry: the expiry taken out of a `cookie` object, and a
+    /// `cookie` that held nothing else dropped (the framework shapes' view).
+    pub(crate) fn into_fields(self) -> Map<String, Value> {
+        let mut data = self.data;
+        fields::split_cookie(&mut data);
+        data
     }
 
     /// Number of fields.
@@ -176,142 +190,6 @@ impl fmt::Debug for Session {
             .field("expires", &self.expires.map(timefmt::format))
             .field("expiry_stored", &self.expiry_stored())
             .finish()
-    }
-}
-
-impl Serialize for Session {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let expires = self.expires.filter(|_| self.expiry_stored);
-        serialize_fields(serializer, self.data.iter(), self.data.get(COOKIE), expires)
-    }
-}
-
-/// Serializes fields as a session object, with a stored expiry in `cookie.expires`: merged
-/// into the `cookie` field when that is an object (express-session's own), else a `cookie`
-/// field of its own. A `cookie` field that is not an object is written as it is, and the
-/// expiry then stays out of the value (the key's TTL still carries it).
-pub(crate) fn serialize_fields<'a, S: Serializer>(
-    serializer: S,
-    fields: impl ExactSizeIterator<Item = (&'a String, &'a Value)>,
-    cookie: Option<&Value>,
-    expires: Option<SystemTime>,
-) -> Result<S::Ok, S::Error> {
-    let extra = usize::from(expires.is_some() && cookie.is_none());
-    let mut map = serializer.serialize_map(Some(fields.len() + extra))?;
-    for (key, value) in fields {
-        match (key.as_str(), expires, value) {
-            (COOKIE, Some(expires), Value::Object(cookie)) => {
-                let mut cookie = cookie.clone();
-                cookie.insert(EXPIRES.into(), Value::String(timefmt::format(expires)));
-                map.serialize_entry(key, &cookie)?;
-            }
-            _ => map.serialize_entry(key, value)?,
-        }
-    }
-    if let Some(expires) = expires.filter(|_| extra == 1) {
-        map.serialize_entry(COOKIE, &ExpiresOnly(&timefmt::format(expires)))?;
-    }
-    map.end()
-}
-
-/// `{"expires": ISO}` without building a JSON map.
-struct ExpiresOnly<'a>(&'a str);
-
-impl Serialize for ExpiresOnly<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(1))?;
-        map.serialize_entry(EXPIRES, self.0)?;
-        map.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Session {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (data, expires) = deserialize_fields::<D, Map<String, Value>>(deserializer)?;
-        Ok(Session {
-            data,
-            expiry_stored: expires.is_some(),
-            expires,
-        })
-    }
-}
-
-/// A map of fields that a stored session object decodes into: the session's own, and the
-/// framework adapters' shapes, so each is built straight from the stored bytes.
-pub(crate) trait Fields: Sized {
-    /// How a field's value is held.
-    type Value: DeserializeOwned;
-    /// An empty map with room for `n` fields.
-    fn with_capacity(n: usize) -> Self;
-    /// Adds a field.
-    fn insert(&mut self, key: String, value: Self::Value);
-    /// A `cookie` field that holds more than the expiry, as a field value.
-    fn cookie(cookie: Value) -> Self::Value;
-}
-
-impl Fields for Map<String, Value> {
-    type Value = Value;
-    fn with_capacity(_: usize) -> Self {
-        Map::new()
-    }
-    fn insert(&mut self, key: String, value: Value) {
-        Map::insert(self, key, value);
-    }
-    fn cookie(cookie: Value) -> Value {
-        cookie
-    }
-}
-
-/// Decodes a stored session object into `F`, splitting the expiry out of `cookie.expires`
-/// (express-session's place for it). A `cookie` object that holds nothing else is dropped; an
-/// unparseable expiry is kept as data (the TTL then follows the `ttl` option); a null one is
-/// dropped.
-pub(crate) fn deserialize_fields<'de, D: Deserializer<'de>, F: Fields>(
-    deserializer: D,
-) -> Result<(F, Option<SystemTime>), D::Error> {
-    struct FieldsVisitor<F>(std::marker::PhantomData<F>);
-    impl<'de, F: Fields> Visitor<'de> for FieldsVisitor<F> {
-        type Value = (F, Option<SystemTime>);
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a session object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-            // JSON gives no size hint: room for a typical session, so small ones never regrow.
-            let mut fields = F::with_capacity(access.size_hint().unwrap_or(8).min(64));
-            let mut expires = None;
-            while let Some(key) = access.next_key::<String>()? {
-                if key != COOKIE {
-                    fields.insert(key, access.next_value()?);
-                    continue;
-                }
-                let mut cookie: Value = access.next_value()?;
-                if let Value::Object(members) = &mut cookie {
-                    expires = take_expiry(members);
-                    if members.is_empty() {
-                        continue;
-                    }
-                }
-                fields.insert(key, F::cookie(cookie));
-            }
-            Ok((fields, expires))
-        }
-    }
-    deserializer.deserialize_map(FieldsVisitor(std::marker::PhantomData))
-}
-
-/// Takes a parseable or null `expires` out of a stored `cookie` object.
-fn take_expiry(cookie: &mut Map<String, Value>) -> Option<SystemTime> {
-    match cookie.get(EXPIRES)? {
-        Value::String(iso) => {
-            let t = timefmt::parse(iso)?;
-            cookie.remove(EXPIRES);
-            Some(t)
-        }
-        Value::Null => {
-            cookie.remove(EXPIRES);
-            None
-        }
-        _ => None,
     }
 }
 
@@ -353,7 +231,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             serde_json::to_string(&with_cookie).unwrap(),
-            r#"{"cookie":{"path":"/"},"n":1}"#
+            r#"{"n":1,"cookie":{"path":"/"}}"#
         );
         let mut cleared = stored;
         cleared.set_expires(None);
@@ -383,13 +261,49 @@ mod tests {
             s.expires(),
             Some(UNIX_EPOCH + Duration::from_millis(1_764_298_245_678))
         );
-        let again: serde_json::Value = serde_json::to_value(&s).unwrap();
-        let original: serde_json::Value = serde_json::from_str(json).unwrap();
-        assert_eq!(again, original);
+        assert_eq!(serde_json::to_string(&s).unwrap(), json);
         let null_expiry: Session =
             serde_json::from_str(r#"{"cookie":{"expires":null},"a":1}"#).unwrap();
         assert_eq!(null_expiry.expires(), None);
-        assert!(null_expiry.get_value("cookie").is_none());
+        assert_eq!(
+            serde_json::to_string(&null_expiry).unwrap(),
+            r#"{"cookie":{"expires":null},"a":1}"#
+        );
+    }
+
+    /// A session read and written back unchanged keeps its JSON: member order, nulls, every
+    /// cookie member and the expiry's text. Changing the expiry rewrites `expires` in place.
+    #[test]
+    fn unchanged_sessions_keep_their_json() {
+        for text in [
+            r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#,
+            r#"{"z":1,"cookie":{"originalMaxAge":86400000,"expires":"2030-01-01T00:00:00.000Z","secure":false},"a":[3,null,{"y":1,"b":2}]}"#,
+            r#"{"b":2,"a":1,"big":18446744073709551615,"neg":-9223372036854775808,"f":0.1}"#,
+            r#"{"cookie":{"expires":"not a date","path":"/"}}"#,
+            r#"{"cookie":"not an object","n":1}"#,
+        ] {
+            let s: Session = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_string(&s).unwrap(), text);
+        }
+        let text =
+            r#"{"cookie":{"originalMaxAge":1,"expires":"2030-01-01T00:00:00Z","path":"/"},"n":1}"#;
+        let s: Session = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            text,
+            "the expiry's own text"
+        );
+        let later = s.with_expiry(UNIX_EPOCH + Duration::from_millis(1_900_000_000_123));
+        assert_eq!(
+            serde_json::to_string(&later).unwrap(),
+            r#"{"cookie":{"originalMaxAge":1,"expires":"2030-03-17T17:46:40.123Z","path":"/"},"n":1}"#
+        );
+        let mut cleared = later;
+        cleared.set_expires(None);
+        assert_eq!(
+            serde_json::to_string(&cleared).unwrap(),
+            r#"{"cookie":{"originalMaxAge":1,"expires":null,"path":"/"},"n":1}"#
+        );
     }
 
     #[test]

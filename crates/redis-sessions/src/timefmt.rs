@@ -35,6 +35,12 @@ pub(crate) fn format(t: SystemTime) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Milliseconds since the epoch: the precision of a stored expiry, so two times that format
+/// the same compare equal.
+pub(crate) fn millis(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
+}
+
 /// [`format`] for any year, with `format!`.
 fn format_general(ms: u128) -> String {
     let secs = (ms / 1000) as i64;

@@ -24,7 +24,7 @@ pub(crate) async fn run(ctx: &Context) -> anyhow::Result<Status> {
     let mut sessions = pin!(store
         .ids_stream()
         .map_ok(|id| async move {
-            let (value, ttl) = future::join(store.get(&id), store.ttl(&id)).await;
+            let (value, ttl) = future::join(store.get_listed(&id), store.ttl_listed(&id)).await;
             Ok::<_, Error>((id, value, ttl?))
         })
         .try_buffered(IN_FLIGHT));

@@ -28,12 +28,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Show { ids, cookie } => {
             let ids = parse_ids(&ids)?;
             let ctx = Context::connect(global).await?;
-            show::run(&ctx, &ctx.stored_ids(ids, cookie)).await
+            show::run(&ctx, &ctx.stored_ids(&ids, cookie)).await
         }
         Command::Rm { ids, cookie } => {
             let ids = parse_ids(&ids)?;
             let ctx = Context::connect(global).await?;
-            rm::run(&ctx, &ctx.stored_ids(ids, cookie)).await
+            rm::run(&ctx, &ctx.stored_ids(&ids, cookie)).await
         }
         Command::Clear { yes } => {
             let confirm = clear::confirmation(&global.prefix, yes)?;

@@ -2,15 +2,15 @@
 
 use std::io::Write as _;
 
-use redis_sessions::SessionId;
+use redis_sessions::StoredId;
 
 use crate::context::Context;
 use crate::Status;
 
-pub(crate) async fn run(ctx: &Context, ids: &[SessionId]) -> anyhow::Result<Status> {
+pub(crate) async fn run(ctx: &Context, ids: &[StoredId]) -> anyhow::Result<Status> {
     let mut deleted = 0u64;
     for id in ids {
-        deleted += u64::from(ctx.store.destroy(id).await?);
+        deleted += u64::from(ctx.store.destroy_listed(id).await?);
     }
     let mut out = super::stdout();
     if ctx.json {

@@ -3,22 +3,22 @@
 use std::io::Write as _;
 
 use anyhow::{bail, Context as _};
-use redis_sessions::{KeyTtl, SessionId};
+use redis_sessions::{KeyTtl, StoredId};
 
 use crate::context::Context;
 use crate::record::{human_ttl, Out};
 use crate::Status;
 
-pub(crate) async fn run(ctx: &Context, ids: &[SessionId]) -> anyhow::Result<Status> {
+pub(crate) async fn run(ctx: &Context, ids: &[StoredId]) -> anyhow::Result<Status> {
     let mut out = super::stdout();
     for (n, id) in ids.iter().enumerate() {
         let argument = n + 1;
         let session = ctx
             .store
-            .get(id)
+            .get_listed(id)
             .await
             .with_context(|| format!("argument {argument}"))?;
-        let ttl = ctx.store.ttl(id).await?;
+        let ttl = ctx.store.ttl_listed(id).await?;
         let (Some(session), false) = (session, ttl == KeyTtl::Missing) else {
             out.flush()?;
             bail!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use redis_sessions::{KeyTtl, SessionId};
+use redis_sessions::{KeyTtl, StoredId};
 use serde::Serialize;
 
 use crate::context::Context;
@@ -98,13 +98,13 @@ pub(crate) async fn run(ctx: &Context, sample: usize) -> anyhow::Result<Status> 
         .enumerate()
         .map(|(n, id)| async move {
             let id = id?;
-            let ttl = store.ttl(&id).await?;
+            let ttl = store.ttl_listed(&id).await?;
             let bytes = match n < sample && ttl != KeyTtl::Missing {
                 true => memory_usage(store, &id).await?,
                 false => None,
             };
             let node = slots.map(|map| {
-                let key = store.keyspace().key(&id);
+                let key = store.keyspace().stored_key(&id);
                 map.node_of(key.as_bytes()).to_owned()
             });
             Ok::<_, anyhow::Error>((ttl, bytes, node))
@@ -167,9 +167,9 @@ pub(crate) async fn run(ctx: &Context, sample: usize) -> anyhow::Result<Status> 
 /// `MEMORY USAGE key`, `None` when the key is gone (on a cluster, asked of the key's node).
 async fn memory_usage(
     store: &redis_sessions::RedisStore<crate::connect::Conn>,
-    id: &SessionId,
+    id: &StoredId,
 ) -> anyhow::Result<Option<u64>> {
-    let key = store.keyspace().key(id);
+    let key = store.keyspace().stored_key(id);
     store
         .backend()
         .command(redis::cmd("MEMORY").arg("USAGE").arg(key))

@@ -22,28 +22,18 @@
 //! store's idle timeout the expiry is stored (the absolute bound the sliding TTL never passes)
 //! and loads return it.
 //!
+//! **Ids** are tower-sessions' own: 128 random bits, 22 base64url characters (the store's own
+//! ids, from [`SessionId::generate`](crate::SessionId::generate), have 192 bits).
+//!
 //! Errors become tower-sessions' string errors in one place (`to_tower_error`), after the
-//! source is logged; no message carries a session id or contents.
+//! source is logged; no message carries a session id or contents. The shape of a record in
+//! bytes is the codec's (`codec/tower.rs`); this file only translates types.
 
-use std::collections::HashMap;
-use std::time::SystemTime;
-
-use std::borrow::Cow;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::codec::{Decoded, Encodable};
-use crate::session::{deserialize_fields, serialize_fields, Fields, COOKIE};
-use crate::{Backend, Error, RedisStore, Session, SessionId};
-
-/// The parts of a loaded tower-sessions `Record`, identical in 0.14 and 0.15.
-struct Parts {
-    id: i128,
-    data: HashMap<String, Value>,
-    expiry: OffsetDateTime,
-}
+use crate::codec::tower::{TowerIn, TowerOut};
+use crate::id::{random_i128, tower_session_id};
+use crate::{Backend, Error, RedisStore};
 
 /// tower-sessions' string errors, one variant per kind, as a version-independent value.
 enum TowerError {
@@ -62,69 +52,21 @@ fn to_tower_error(e: Error) -> TowerError {
     }
 }
 
-fn tower_id_text(id: i128) -> String {
-    // tower-sessions' `Id` displays as 22 unpadded base64url characters of its little-endian bytes.
-    crate::id::base64url(&id.to_le_bytes())
-}
-
-fn session_id(id: i128) -> SessionId {
-    // 22 base64url characters: a valid id by construction.
-    SessionId::from_base64url(tower_id_text(id))
-}
-
-/// A record's fields and expiry, written straight from tower-sessions' `HashMap` (no copy into
-/// a [`Session`], except for a custom serializer).
-struct Outgoing<'a> {
-    data: &'a HashMap<String, Value>,
-    expires: SystemTime,
-    /// The store's [`expiry_in_value`](RedisStore::expiry_in_value).
-    stored: bool,
-}
-
-impl<'a> Outgoing<'a> {
-    fn new<B: Backend>(
-        store: &RedisStore<B>,
-        data: &'a HashMap<String, Value>,
-        expiry: OffsetDateTime,
-    ) -> Self {
-        Outgoing {
-            data,
-            expires: SystemTime::from(expiry),
-            stored: store.expiry_in_value(),
-        }
+fn outgoing(
+    data: &std::collections::HashMap<String, serde_json::Value>,
+    expiry: OffsetDateTime,
+) -> TowerOut<'_> {
+    TowerOut {
+        data,
+        expires: expiry.into(),
     }
 }
 
-impl Serialize for Outgoing<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let expires = self.stored.then_some(self.expires);
-        serialize_fields(serializer, self.data.iter(), self.data.get(COOKIE), expires)
-    }
-}
-
-impl Encodable for Outgoing<'_> {
-    fn expires(&self) -> Option<SystemTime> {
-        Some(self.expires)
-    }
-
-    fn expiry_stored(&self) -> bool {
-        self.stored
-    }
-
-    fn to_session(&self) -> Cow<'_, Session> {
-        let data = self
-            .data
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, self.stored))
-    }
-}
-
+/// Creates the record under its id, or a fresh one on a collision.
 async fn create<B: Backend>(
     store: &RedisStore<B>,
     first_id: i128,
-    session: &Outgoing<'_>,
+    session: &TowerOut<'_>,
 ) -> Result<i128, TowerError> {
     let mut first = Some(first_id);
     let (id, _outcome) = store
@@ -133,96 +75,56 @@ async fn create<B: Backend>(
                 Some(id) => id,
                 None => random_i128()?,
             };
-            Ok((id, session_id(id)))
+            Ok((id, tower_session_id(id)))
         })
         .await
         .map_err(to_tower_error)?;
     Ok(id)
 }
 
-fn random_i128() -> Result<i128, Error> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
-    Ok(i128::from_le_bytes(bytes))
-}
-
 async fn save<B: Backend>(
     store: &RedisStore<B>,
     id: i128,
-    session: &Outgoing<'_>,
+    session: &TowerOut<'_>,
 ) -> Result<(), TowerError> {
-    let id = session_id(id);
     // `Gone` is "logout wins": logged by the store, nothing written, not an error (see above).
     let _gone_or_written = store
-        .update_as(&id, session)
+        .update_as(&tower_session_id(id), session)
         .await
         .map_err(to_tower_error)?;
     Ok(())
 }
 
-/// A stored session in tower-sessions' shape, decoded straight into its `HashMap`.
-struct Loaded {
-    data: HashMap<String, Value>,
-    expires: Option<SystemTime>,
-}
-
-impl Fields for HashMap<String, Value> {
-    type Value = Value;
-    fn with_capacity(n: usize) -> Self {
-        HashMap::with_capacity(n)
-    }
-    fn insert(&mut self, key: String, value: Value) {
-        HashMap::insert(self, key, value);
-    }
-    fn cookie(cookie: Value) -> Value {
-        cookie
-    }
-}
-
-impl<'de> Deserialize<'de> for Loaded {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (data, expires) = deserialize_fields(deserializer)?;
-        Ok(Loaded { data, expires })
-    }
-}
-
-impl Decoded for Loaded {
-    fn from_session(session: Session) -> Self {
-        Loaded {
-            expires: session.expires(),
-            data: session.into_data().into_iter().collect(),
-        }
-    }
-
-    fn expires(&self) -> Option<SystemTime> {
-        self.expires
-    }
-}
-
-async fn load<B: Backend>(store: &RedisStore<B>, id: i128) -> Result<Option<Parts>, TowerError> {
-    let sid = session_id(id);
-    let Some(loaded) = store
-        .load_as::<Loaded>(&sid)
+/// The record's data and expiry. Without a stored expiry (the usual case: see the module docs)
+/// the load time stands in; tower-sessions recomputes the expiry before every save and never
+/// reads this one.
+async fn load<B: Backend>(
+    store: &RedisStore<B>,
+    id: i128,
+) -> Result<
+    Option<(
+        std::collections::HashMap<String, serde_json::Value>,
+        OffsetDateTime,
+    )>,
+    TowerError,
+> {
+    let loaded = store
+        .load_as::<TowerIn>(&tower_session_id(id))
         .await
-        .map_err(to_tower_error)?
-    else {
-        return Ok(None);
-    };
-    // Without a stored expiry (the usual case: see the module docs) the load time stands in;
-    // tower-sessions recomputes the expiry before every save and never reads this one.
-    let expiry = loaded
-        .expires
-        .map_or_else(OffsetDateTime::now_utc, OffsetDateTime::from);
-    Ok(Some(Parts {
-        id,
-        data: loaded.data,
-        expiry,
+        .map_err(to_tower_error)?;
+    Ok(loaded.map(|l| {
+        let expiry = l
+            .expires
+            .map_or_else(OffsetDateTime::now_utc, OffsetDateTime::from);
+        (l.data, expiry)
     }))
 }
 
 async fn delete<B: Backend>(store: &RedisStore<B>, id: i128) -> Result<(), TowerError> {
-    let sid = session_id(id);
-    store.destroy(&sid).await.map_err(to_tower_error)?;
+    store
+        .destroy(&tower_session_id(id))
+        .await
+        .map_err(to_tower_error)?;
     Ok(())
 }
 
@@ -245,7 +147,7 @@ macro_rules! impl_session_store {
                 &self,
                 record: &mut $core::session::Record,
             ) -> $core::session_store::Result<()> {
-                let session = Outgoing::new(self, &record.data, record.expiry_date);
+                let session = outgoing(&record.data, record.expiry_date);
                 record.id = $core::session::Id(create(self, record.id.0, &session).await?);
                 Ok(())
             }
@@ -254,7 +156,7 @@ macro_rules! impl_session_store {
                 &self,
                 record: &$core::session::Record,
             ) -> $core::session_store::Result<()> {
-                let session = Outgoing::new(self, &record.data, record.expiry_date);
+                let session = outgoing(&record.data, record.expiry_date);
                 Ok(save(self, record.id.0, &session).await?)
             }
 
@@ -262,11 +164,13 @@ macro_rules! impl_session_store {
                 &self,
                 id: &$core::session::Id,
             ) -> $core::session_store::Result<Option<$core::session::Record>> {
-                Ok(load(self, id.0).await?.map(|p| $core::session::Record {
-                    id: $core::session::Id(p.id),
-                    data: p.data,
-                    expiry_date: p.expiry,
-                }))
+                Ok(load(self, id.0)
+                    .await?
+                    .map(|(data, expiry_date)| $core::session::Record {
+                        id: *id,
+                        data,
+                        expiry_date,
+                    }))
             }
 
             async fn delete(&self, id: &$core::session::Id) -> $core::session_store::Result<()> {
@@ -289,17 +193,18 @@ impl_session_store!(core015);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SessionId;
 
     #[test]
     fn tower_ids_map_to_valid_session_ids() {
         for id in [0i128, 1, -1, i128::MAX, i128::MIN, 0x0123_4567_89ab_cdef] {
-            let text = tower_id_text(id);
-            assert_eq!(text.len(), 22);
-            assert!(SessionId::parse(session_id(id).as_str()).is_ok());
+            let sid = tower_session_id(id);
+            assert_eq!(sid.as_str().len(), 22);
+            assert!(SessionId::parse(sid.as_str()).is_ok());
             #[cfg(feature = "tower-sessions-015")]
-            assert_eq!(text, core015::session::Id(id).to_string());
+            assert_eq!(sid.as_str(), core015::session::Id(id).to_string());
             #[cfg(feature = "tower-sessions-014")]
-            assert_eq!(text, core014::session::Id(id).to_string());
+            assert_eq!(sid.as_str(), core014::session::Id(id).to_string());
         }
     }
 }

@@ -10,9 +10,11 @@ use sha2::{Digest, Sha256};
 
 use super::envelope::{KEY_ID_LEN, NONCE_LEN};
 use crate::error::{CodecError, Error};
+use crate::id::random_bytes;
+use crate::keytext::{decode_key, KeyRingError};
 
 /// Length of an encryption key in bytes (256 bits).
-pub const KEY_LEN: usize = 32;
+pub const KEY_LEN: usize = crate::keytext::KEY_LEN;
 
 /// The encryption keys of a store: values are encrypted with the first (current) key and
 /// decrypted with whichever key their envelope names, so keys rotate without logging anyone out.
@@ -43,31 +45,6 @@ struct RingKey {
     id: [u8; KEY_ID_LEN],
     /// Holds the key; it zeroizes it on drop.
     cipher: XChaCha20Poly1305,
-}
-
-/// Why a key ring could not be built. Never contains key material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyRingError {
-    /// No key was given.
-    #[error("the key ring is empty: give at least one 32-byte key")]
-    Empty,
-    /// A key is not valid base64.
-    #[error("key {position} is not valid base64 (standard or URL-safe)")]
-    Base64 {
-        /// 1-based position of the key in the list.
-        position: usize,
-    },
-    /// A key does not decode to 32 bytes.
-    #[error(
-        "key {position} is {len} bytes; keys are 32 random bytes (e.g. `openssl rand -base64 32`)"
-    )]
-    Length {
-        /// 1-based position of the key in the list.
-        position: usize,
-        /// Its decoded length.
-        len: usize,
-    },
 }
 
 impl KeyRing {
@@ -121,8 +98,7 @@ impl KeyRing {
     /// # Errors
     /// [`Error::Random`] when the OS cannot provide random bytes.
     pub fn generate_base64_key() -> Result<String, Error> {
-        let mut key = [0u8; KEY_LEN];
-        getrandom::fill(&mut key).map_err(|e| Error::Random(e.to_string()))?;
+        let key: [u8; KEY_LEN] = random_bytes()?;
         Ok(base64::engine::general_purpose::STANDARD.encode(key))
     }
 
@@ -153,8 +129,7 @@ impl KeyRing {
         let Some(key) = self.keys.first() else {
             return Err(Error::Encode(CodecError::UnknownKey { key_id: 0 }));
         };
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| Error::Random(e.to_string()))?;
+        let nonce: [u8; NONCE_LEN] = random_bytes()?;
         out.extend_from_slice(header);
         out.extend_from_slice(&key.id);
         let aad = associated_data(out, bound_to);
@@ -227,37 +202,11 @@ impl RingKey {
 
 /// Associated data: the authenticated header, then what the value is bound to (the key suffix:
 /// the session id or its hash), so a value copied to another session's key fails.
-impl crate::IdHashing {
-    /// [`IdHashing::HmacSha256`](crate::IdHashing::HmacSha256) with a 32-byte key given as
-    /// base64 (standard or URL-safe, padded or not; surrounding whitespace ignored), the form
-    /// key files and environment variables hold (`openssl rand -base64 32`). Feature
-    /// `encryption`.
-    ///
-    /// # Errors
-    /// [`KeyRingError`] when the text is not base64 of 32 bytes (the error never holds the key).
-    pub fn hmac_from_base64(key: &str) -> Result<crate::IdHashing, KeyRingError> {
-        Ok(crate::IdHashing::HmacSha256(decode_key(1, key.trim())?))
-    }
-}
-
 fn associated_data(header: &[u8], bound_to: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(header.len() + bound_to.len());
     aad.extend_from_slice(header);
     aad.extend_from_slice(bound_to);
     aad
-}
-
-fn decode_key(position: usize, text: &str) -> Result<[u8; KEY_LEN], KeyRingError> {
-    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-    let text = text.trim_end_matches('=');
-    let bytes = STANDARD_NO_PAD
-        .decode(text)
-        .or_else(|_| URL_SAFE_NO_PAD.decode(text))
-        .map_err(|_| KeyRingError::Base64 { position })?;
-    <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| KeyRingError::Length {
-        position,
-        len: bytes.len(),
-    })
 }
 
 impl fmt::Debug for KeyRing {
@@ -276,19 +225,6 @@ impl fmt::Debug for KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hmac_hashing_from_base64() {
-        let text = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
-        let hashing = crate::IdHashing::hmac_from_base64(&format!(" {text}\n")).unwrap();
-        assert!(matches!(hashing, crate::IdHashing::HmacSha256(k) if k == [3u8; 32]));
-        let short = base64::engine::general_purpose::STANDARD.encode([3u8; 16]);
-        assert!(matches!(
-            crate::IdHashing::hmac_from_base64(&short),
-            Err(KeyRingError::Length { len: 16, .. })
-        ));
-        assert!(crate::IdHashing::hmac_from_base64("not base64!").is_err());
-    }
 
     #[test]
     fn parses_lists_and_names_bad_keys_by_position() {

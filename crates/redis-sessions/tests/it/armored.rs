@@ -76,7 +76,7 @@ pub async fn lifecycle_with_everything_on<B: Backend + Clone>(b: B) {
         let listed = store.ids().await.unwrap();
         assert_eq!(listed.len(), 2);
         for hash in &listed {
-            assert!(hash != &a && hash != &c);
+            assert!(hash.as_str() != a.as_str() && hash.as_str() != c.as_str());
             assert_eq!(hash.as_str().len(), 43);
             assert!(store.get_listed(hash).await.unwrap().is_some());
         }

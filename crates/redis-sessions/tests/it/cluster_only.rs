@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis_harness::RedisCluster;
 use redis_sessions::{
-    Backend, ClusterBackend, ClusterConfig, KeyTtl, RedisStore, SessionId, SetMode,
+    Backend, ClusterBackend, ClusterConfig, KeyTtl, RedisStore, SessionId, SetMode, StoredId,
 };
 
-use crate::support::{cluster_backend as cluster, id, session};
+use crate::support::{self, cluster_backend as cluster, id, session};
 
 /// `WAIT 1 1000` on the primary at `port`: how many replicas acknowledged every earlier write
 /// sent on the backend's connection to that node.
@@ -168,11 +168,14 @@ async fn ten_thousand_sessions_over_every_slot_and_node() {
     assert_eq!(store.length().await.unwrap(), 10_000);
     let listed = store.ids().await.unwrap();
     assert_eq!(listed.len(), 10_000, "ids lists each session once");
-    let listed: HashSet<SessionId> = listed.into_iter().collect();
-    assert_eq!(listed, ids.iter().cloned().collect::<HashSet<_>>());
-    let all: HashMap<SessionId, _> = store.all().await.unwrap().into_iter().collect();
+    let listed: HashSet<StoredId> = listed.into_iter().collect();
+    assert_eq!(
+        listed,
+        support::listed(&ids).into_iter().collect::<HashSet<_>>()
+    );
+    let all: HashMap<StoredId, _> = store.all().await.unwrap().into_iter().collect();
     assert_eq!(all.len(), 10_000);
-    for (i, id) in ids.iter().enumerate() {
+    for (i, id) in support::listed(&ids).iter().enumerate() {
         assert_eq!(all.get(id), Some(&session(i as i64)));
     }
     assert_eq!(store.clear().await.unwrap(), 10_000);
@@ -284,8 +287,10 @@ async fn killed_primary_is_replaced_and_the_store_recovers() {
     until_recovered(&store, &replicated[0]).await;
     assert_all_readable(&store, &replicated).await;
     // The scan walks the new primary: every replicated session is listed once.
-    let listed: HashSet<SessionId> = store.ids().await.unwrap().into_iter().collect();
-    assert!(replicated.iter().all(|id| listed.contains(id)));
+    let listed: HashSet<StoredId> = store.ids().await.unwrap().into_iter().collect();
+    assert!(support::listed(&replicated)
+        .iter()
+        .all(|id| listed.contains(id)));
     let fresh = id();
     assert!(store.set(&fresh, &session(1)).await.unwrap().is_written());
     // Right after a failover the client may resend an `UNLINK` whose first attempt already
@@ -305,9 +310,9 @@ async fn killed_primary_is_replaced_and_the_store_recovers() {
 }
 
 /// Takes `n` ids from a running scan.
-async fn take<S>(stream: &mut std::pin::Pin<&mut S>, n: usize, seen: &mut Vec<SessionId>)
+async fn take<S>(stream: &mut std::pin::Pin<&mut S>, n: usize, seen: &mut Vec<StoredId>)
 where
-    S: futures_util::Stream<Item = redis_sessions::Result<SessionId>>,
+    S: futures_util::Stream<Item = redis_sessions::Result<StoredId>>,
 {
     use futures_util::StreamExt;
     for _ in 0..n {
@@ -322,7 +327,7 @@ async fn a_scan_survives_failovers_between_its_pages() {
     let (backend, cluster) = cluster_for_failover().await;
     let store = RedisStore::builder(backend).scan_count(10).build();
     let ids = write_replicated(&cluster, &store, 300).await;
-    let want: HashSet<SessionId> = ids.iter().cloned().collect();
+    let want: HashSet<StoredId> = support::listed(&ids).into_iter().collect();
     let first = cluster.primary_for_slot(0);
 
     // 1. A manual failover of the first shard mid-scan, noticed through another scan's

@@ -19,6 +19,7 @@ mod armored;
 #[cfg(feature = "cluster")]
 mod cluster_only;
 mod conformance;
+#[cfg(feature = "fuzzing")]
 mod fuzz_corpus;
 mod redis_only;
 #[cfg(feature = "sentinel")]

@@ -119,3 +119,10 @@ pub async fn ttl_of<B: Backend>(backend: &B, key: &str) -> Duration {
         other => panic!("expected an expiring key, got {other:?}"),
     }
 }
+
+/// What a store without id hashing lists for these ids.
+pub fn listed<'a>(ids: impl IntoIterator<Item = &'a SessionId>) -> Vec<redis_sessions::StoredId> {
+    ids.into_iter()
+        .map(|id| redis_sessions::IdHashing::Off.stored_id(id))
+        .collect()
+}

@@ -1,0 +1,249 @@
+//! The session object's serde code, shared by every shape: the fields as one object, with the
+//! expiry in `cookie.expires` as express-session writes it.
+//!
+//! Two ways to treat a stored `cookie` object:
+//! - kept as it stands ([`Session`], the direct API): member order, a `null` expiry and every
+//!   other member survive a read and write-back, and only a changed expiry rewrites
+//!   `cookie.expires` (in place);
+//! - split (the framework shapes): the expiry is taken out of `cookie`, a `cookie` that held
+//!   nothing else is dropped, so the store's own bookkeeping never shows in the application's
+//!   session data.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::SystemTime;
+
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::session::Session;
+use crate::timefmt;
+
+/// The field that carries the expiry, as express-session writes it: `{"cookie":{"expires":ISO}}`.
+pub(crate) const COOKIE: &str = "cookie";
+const EXPIRES: &str = "expires";
+
+/// A map of fields that a stored session object decodes into.
+pub(crate) trait Fields: Sized {
+    /// How a field's value is held.
+    type Value: DeserializeOwned;
+    /// Keep a `cookie` object as it stands (else split the expiry out of it).
+    const KEEP_COOKIE: bool;
+    /// An empty map with room for `n` fields.
+    fn with_capacity(n: usize) -> Self;
+    /// Adds a field.
+    fn insert(&mut self, key: String, value: Self::Value);
+    /// A `cookie` field, as a field value.
+    fn cookie(cookie: Value) -> Self::Value;
+}
+
+impl Fields for Map<String, Value> {
+    type Value = Value;
+    const KEEP_COOKIE: bool = true;
+    fn with_capacity(n: usize) -> Self {
+        Map::with_capacity(n)
+    }
+    fn insert(&mut self, key: String, value: Value) {
+        Map::insert(self, key, value);
+    }
+    fn cookie(cookie: Value) -> Value {
+        cookie
+    }
+}
+
+/// Decodes a stored session object into `F`, reading the expiry from `cookie.expires`. An
+/// unparseable expiry is data (the TTL then follows the `ttl` option), a null one no expiry.
+pub(crate) fn deserialize_fields<'de, D: Deserializer<'de>, F: Fields>(
+    deserializer: D,
+) -> Result<(F, Option<SystemTime>), D::Error> {
+    struct FieldsVisitor<F>(PhantomData<F>);
+    impl<'de, F: Fields> Visitor<'de> for FieldsVisitor<F> {
+        type Value = (F, Option<SystemTime>);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a session object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            // JSON gives no size hint: room for a typical session, so small ones never regrow.
+            let mut fields = F::with_capacity(access.size_hint().unwrap_or(8).min(64));
+            let mut expires = None;
+            while let Some(key) = access.next_key::<String>()? {
+                if key != COOKIE {
+                    fields.insert(key, access.next_value()?);
+                    continue;
+                }
+                let mut cookie: Value = access.next_value()?;
+                if let Value::Object(members) = &mut cookie {
+                    if F::KEEP_COOKIE {
+                        expires = expiry_in(members);
+                    } else {
+                        expires = take_expiry(members);
+                        if members.is_empty() {
+                            continue;
+                        }
+                    }
+                }
+                fields.insert(key, F::cookie(cookie));
+            }
+            Ok((fields, expires))
+        }
+    }
+    deserializer.deserialize_map(FieldsVisitor(PhantomData))
+}
+
+/// The parseable expiry of a `cookie` object.
+fn expiry_in(cookie: &Map<String, Value>) -> Option<SystemTime> {
+    cookie.get(EXPIRES)?.as_str().and_then(timefmt::parse)
+}
+
+/// Takes a parseable or null `expires` out of a `cookie` object.
+fn take_expiry(cookie: &mut Map<String, Value>) -> Option<SystemTime> {
+    match cookie.get(EXPIRES)? {
+        Value::String(iso) => {
+            let t = timefmt::parse(iso)?;
+            cookie.remove(EXPIRES);
+            Some(t)
+        }
+        Value::Null => {
+            cookie.remove(EXPIRES);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Splits the expiry out of a kept `cookie` field (a [`Session`]'s data turned into a framework
+/// shape).
+pub(crate) fn split_cookie(data: &mut Map<String, Value>) {
+    if let Some(Value::Object(cookie)) = data.get_mut(COOKIE) {
+        take_expiry(cookie);
+        if cookie.is_empty() {
+            data.shift_remove(COOKIE);
+        }
+    }
+}
+
+/// Whether two sessions' fields are the same, not counting where the expiry is kept: a
+/// `cookie.expires` member, or a `cookie` that holds nothing else, is the expiry, which
+/// [`Session`]'s equality compares on its own.
+pub(crate) fn same_fields(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    let others = |m: &Map<String, Value>| m.iter().filter(|(k, _)| *k != COOKIE).count();
+    let rest = |m: &Map<String, Value>| -> Option<Value> {
+        let mut cookie = m.get(COOKIE)?.clone();
+        if let Value::Object(members) = &mut cookie {
+            members.shift_remove(EXPIRES);
+            if members.is_empty() {
+                return None;
+            }
+        }
+        Some(cookie)
+    };
+    others(a) == others(b)
+        && a.iter()
+            .filter(|(k, _)| *k != COOKIE)
+            .all(|(k, v)| b.get(k) == Some(v))
+        && rest(a) == rest(b)
+}
+
+/// Serializes fields as a session object with `expires` as the expiry:
+/// - a `cookie` object gets `expires` in place of the one it has, only when that changed;
+///   without an expiry, one it held becomes `null` (express-session's "no expiry"); a `cookie`
+///   without an `expires` member gets one only when `store` is set;
+/// - without a `cookie` field, one holding only the expiry is added when `store` is set;
+/// - a `cookie` field that is not an object is written as it is (the key's TTL still carries
+///   the expiry).
+pub(crate) fn serialize_fields<'a, S: Serializer>(
+    serializer: S,
+    fields: impl ExactSizeIterator<Item = (&'a String, &'a Value)>,
+    cookie: Option<&Value>,
+    expires: Option<SystemTime>,
+    store: bool,
+) -> Result<S::Ok, S::Error> {
+    let add = store && expires.is_some() && cookie.is_none();
+    let mut map = serializer.serialize_map(Some(fields.len() + usize::from(add)))?;
+    for (key, value) in fields {
+        match (key.as_str(), value) {
+            (COOKIE, Value::Object(members)) => match updated_cookie(members, expires, store) {
+                Some(updated) => map.serialize_entry(key, &updated)?,
+                None => map.serialize_entry(key, value)?,
+            },
+            _ => map.serialize_entry(key, value)?,
+        }
+    }
+    if let Some(expires) = expires.filter(|_| add) {
+        map.serialize_entry(COOKIE, &ExpiresOnly(&timefmt::format(expires)))?;
+    }
+    map.end()
+}
+
+/// The `cookie` object to write instead of `cookie`, when the expiry it carries must change.
+fn updated_cookie(
+    cookie: &Map<String, Value>,
+    expires: Option<SystemTime>,
+    store: bool,
+) -> Option<Map<String, Value>> {
+    let member = cookie.get(EXPIRES);
+    let current = member.and_then(Value::as_str).and_then(timefmt::parse);
+    if current.map(timefmt::millis) == expires.map(timefmt::millis) {
+        return None;
+    }
+    let value = match expires {
+        Some(at) if store || matches!(member, Some(Value::String(_))) => {
+            Value::String(timefmt::format(at))
+        }
+        None if current.is_some() => Value::Null,
+        _ => return None,
+    };
+    let mut updated = cookie.clone();
+    updated.insert(EXPIRES.into(), value);
+    Some(updated)
+}
+
+/// A [`Session`] (kept `cookie`), its expiry stored when `store` or the session asks for it.
+pub(crate) fn serialize_session<S: Serializer>(
+    session: &Session,
+    serializer: S,
+    store: bool,
+) -> Result<S::Ok, S::Error> {
+    let data = session.data();
+    serialize_fields(
+        serializer,
+        data.iter(),
+        data.get(COOKIE),
+        session.expires(),
+        store || session.expiry_stored(),
+    )
+}
+
+/// `{"expires": ISO}` without building a JSON map.
+struct ExpiresOnly<'a>(&'a str);
+
+impl Serialize for ExpiresOnly<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(EXPIRES, self.0)?;
+        map.end()
+    }
+}
+
+impl Serialize for Session {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_session(self, serializer, false)
+    }
+}
+
+impl<'de> Deserialize<'de> for Session {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (data, expires) = deserialize_fields::<D, Map<String, Value>>(deserializer)?;
+        Ok(Session::from_parts(data, expires))
+    }
+}
+
+/// The expiry a `cookie` field of `data` carries (for [`Session::from_map`]).
+pub(crate) fn expiry_of(data: &Map<String, Value>) -> Option<SystemTime> {
+    match data.get(COOKIE)? {
+        Value::Object(cookie) => expiry_in(cookie),
+        _ => None,
+    }
+}

@@ -1,0 +1,95 @@
+//! What the codec pipeline decodes into and encodes from: a [`Session`], or a framework
+//! adapter's own shape of one, built straight from the stored bytes and written straight into
+//! them (no `Session` in between, except for a custom serializer).
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
+
+use super::fields;
+use super::json;
+use crate::error::CodecError;
+use crate::session::Session;
+
+/// What a stored value decodes into. A custom serializer's values go through its `Session`.
+pub(crate) trait Decoded: DeserializeOwned {
+    /// The shape of a session a custom serializer decoded.
+    fn from_session(session: Session) -> Self;
+    /// The explicit expiry stored in the value, if any.
+    fn expires(&self) -> Option<SystemTime>;
+    /// Decodes a JSON body (a shape can borrow from the JSON text here).
+    fn from_json(body: &[u8]) -> Result<Self, CodecError> {
+        json::from_slice(body)
+    }
+}
+
+/// What the store writes. Whether the expiry goes into the value is the store's decision
+/// (`stored`: the expiry to write, or `None`), never the shape's.
+pub(crate) trait Encodable {
+    /// The explicit expiry (the key's TTL follows it), if any.
+    fn expires(&self) -> Option<SystemTime>;
+    /// Whether the caller asked for the expiry to be written into the value
+    /// ([`Session::with_expiry`]); the framework shapes never do.
+    fn expiry_stored(&self) -> bool {
+        false
+    }
+    /// Serializes the session object, with `stored` in `cookie.expires`.
+    fn serialize_with<S: Serializer>(
+        &self,
+        serializer: S,
+        stored: Option<SystemTime>,
+    ) -> Result<S::Ok, S::Error>;
+    /// The same session as a [`Session`] (for a custom serializer), its expiry written into the
+    /// value when `stored`.
+    fn to_session(&self, stored: bool) -> Cow<'_, Session>;
+    /// The JSON body.
+    fn to_json(&self, stored: Option<SystemTime>) -> Result<Vec<u8>, CodecError> {
+        json::to_vec(&WithExpiry(self, stored))
+    }
+}
+
+/// A shape with the expiry to store, as one `Serialize` value.
+pub(crate) struct WithExpiry<'a, E: ?Sized>(pub(crate) &'a E, pub(crate) Option<SystemTime>);
+
+impl<E: Encodable + ?Sized> Serialize for WithExpiry<'_, E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_with(serializer, self.1)
+    }
+}
+
+impl Decoded for Session {
+    fn from_session(session: Session) -> Self {
+        session
+    }
+
+    fn expires(&self) -> Option<SystemTime> {
+        Session::expires(self)
+    }
+}
+
+impl Encodable for Session {
+    fn expires(&self) -> Option<SystemTime> {
+        Session::expires(self)
+    }
+
+    fn expiry_stored(&self) -> bool {
+        Session::expiry_stored(self)
+    }
+
+    fn serialize_with<S: Serializer>(
+        &self,
+        serializer: S,
+        stored: Option<SystemTime>,
+    ) -> Result<S::Ok, S::Error> {
+        fields::serialize_session(self, serializer, stored.is_some())
+    }
+
+    fn to_session(&self, stored: bool) -> Cow<'_, Session> {
+        match (stored, self.expires()) {
+            (true, Some(at)) if !self.expiry_stored() => Cow::Owned(self.clone().with_expiry(at)),
+            _ => Cow::Borrowed(self),
+        }
+    }
+}

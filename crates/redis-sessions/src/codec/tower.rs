@@ -1,0 +1,93 @@
+//! tower-sessions' shape of a session: the `Record`'s `HashMap` of values, decoded straight
+//! from the stored bytes and encoded straight from the record (no [`Session`] in between,
+//! except for a custom serializer). The same in tower-sessions 0.14 and 0.15.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Deserializer, Serializer};
+use serde_json::Value;
+
+use super::fields::{deserialize_fields, serialize_fields, Fields, COOKIE};
+use super::{Decoded, Encodable};
+use crate::session::Session;
+
+/// A record's fields and expiry, as the store writes them.
+pub(crate) struct TowerOut<'a> {
+    /// The record's data, borrowed: never copied on the JSON and MessagePack paths.
+    pub(crate) data: &'a HashMap<String, Value>,
+    /// The record's `expiry_date`: the key's TTL.
+    pub(crate) expires: SystemTime,
+}
+
+impl Encodable for TowerOut<'_> {
+    fn expires(&self) -> Option<SystemTime> {
+        Some(self.expires)
+    }
+
+    fn serialize_with<S: Serializer>(
+        &self,
+        serializer: S,
+        stored: Option<SystemTime>,
+    ) -> Result<S::Ok, S::Error> {
+        serialize_fields(
+            serializer,
+            self.data.iter(),
+            self.data.get(COOKIE),
+            stored,
+            true,
+        )
+    }
+
+    fn to_session(&self, stored: bool) -> Cow<'_, Session> {
+        let data = self
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, stored))
+    }
+}
+
+/// A stored session in tower-sessions' shape.
+pub(crate) struct TowerIn {
+    /// The fields, without the store's expiry (split out of `cookie`).
+    pub(crate) data: HashMap<String, Value>,
+    /// The expiry stored in the value, if any.
+    pub(crate) expires: Option<SystemTime>,
+}
+
+impl Fields for HashMap<String, Value> {
+    type Value = Value;
+    const KEEP_COOKIE: bool = false;
+    fn with_capacity(n: usize) -> Self {
+        HashMap::with_capacity(n)
+    }
+    fn insert(&mut self, key: String, value: Value) {
+        HashMap::insert(self, key, value);
+    }
+    fn cookie(cookie: Value) -> Value {
+        cookie
+    }
+}
+
+impl<'de> Deserialize<'de> for TowerIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (data, expires) = deserialize_fields(deserializer)?;
+        Ok(TowerIn { data, expires })
+    }
+}
+
+impl Decoded for TowerIn {
+    fn from_session(session: Session) -> Self {
+        TowerIn {
+            expires: session.expires(),
+            data: session.into_fields().into_iter().collect(),
+        }
+    }
+
+    fn expires(&self) -> Option<SystemTime> {
+        self.expires
+    }
+}

@@ -1,0 +1,162 @@
+//! [`StoreBuilder`]: the store's options, each with connect-redis's default.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Inner, RedisStore, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL};
+use crate::backend::Backend;
+#[cfg(feature = "encryption")]
+use crate::codec::KeyRing;
+use crate::codec::{format_of, Codec, Serializer};
+use crate::keyspace::{IdHashing, Keyspace};
+use crate::session::Session;
+
+/// Builds a [`RedisStore`]; every option has connect-redis's default.
+#[must_use]
+pub struct StoreBuilder<B> {
+    backend: B,
+    prefix: String,
+    ttl: TtlFn,
+    /// Serializer, size cap, compression and encryption: held once, in the codec itself.
+    codec: Codec,
+    disable_ttl: bool,
+    disable_touch: bool,
+    scan_count: u32,
+    idle_timeout: Option<Duration>,
+    hashing: IdHashing,
+}
+
+impl<B: Backend> RedisStore<B> {
+    /// A builder for a store on `backend`.
+    pub fn builder(backend: B) -> StoreBuilder<B> {
+        StoreBuilder {
+            backend,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            ttl: Arc::new(|_| DEFAULT_TTL),
+            codec: Codec::default(),
+            disable_ttl: false,
+            disable_touch: false,
+            scan_count: DEFAULT_SCAN_COUNT,
+            idle_timeout: None,
+            hashing: IdHashing::Off,
+        }
+    }
+}
+
+impl<B: Backend> StoreBuilder<B> {
+    /// Key prefix (default `"sess:"`). May be empty, but then [`RedisStore::clear`] refuses.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Fixed time to live for sessions without an explicit expiry (default 86,400 s).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Arc::new(move |_| ttl);
+        self
+    }
+
+    /// Time to live computed from the session, for sessions without an explicit expiry. A zero
+    /// result deletes the session instead of writing it.
+    pub fn ttl_with(mut self, ttl: impl Fn(&Session) -> Duration + Send + Sync + 'static) -> Self {
+        self.ttl = Arc::new(ttl);
+        self
+    }
+
+    /// Write sessions without expiry and make `touch` a no-op (default `false`). A session whose
+    /// explicit expiry has passed is still deleted on write.
+    pub fn disable_ttl(mut self, disable: bool) -> Self {
+        self.disable_ttl = disable;
+        self
+    }
+
+    /// Make `touch` a no-op (default `false`).
+    pub fn disable_touch(mut self, disable: bool) -> Self {
+        self.disable_touch = disable;
+        self
+    }
+
+    /// Serializer (default [`Json`](crate::Json)).
+    pub fn serializer<S: Serializer>(mut self, serializer: S) -> Self {
+        self.codec
+            .set_serializer(Arc::new(serializer), format_of::<S>());
+        self
+    }
+
+    /// `SCAN COUNT` hint and batch size of `MGET`/`UNLINK` in admin operations (default 100;
+    /// values below 1 become 1).
+    pub fn scan_count(mut self, count: u32) -> Self {
+        self.scan_count = count.max(1);
+        self
+    }
+
+    /// Server-side idle timeout (default none): a session not read or written for this long
+    /// expires. Every write's TTL is capped at it, and [`RedisStore::load`] (the read the
+    /// framework adapters use) re-arms it in the same command as the read (`GETEX PX`), so a
+    /// read-only request costs one Redis command and rewrites nothing. A session's explicit
+    /// expiry is then written into its value, and a read after it deletes the session, however
+    /// recently it was used.
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// Hash session ids into keys (default [`IdHashing::Off`]): a Redis dump then holds no
+    /// usable session ids. Listings return the hashes; see [`IdHashing`].
+    pub fn hash_ids(mut self, hashing: IdHashing) -> Self {
+        self.hashing = hashing;
+        self
+    }
+
+    /// Cap on the size of a stored value and of a serialized session, in bytes (default
+    /// [`DEFAULT_MAX_VALUE_SIZE`](crate::DEFAULT_MAX_VALUE_SIZE), 64 KiB). A larger session is
+    /// refused on write with [`Error::TooLarge`](crate::Error::TooLarge); a larger value in
+    /// Redis is a decode error, read no further.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.codec.set_max_size(bytes);
+        self
+    }
+
+    /// Compress serialized sessions of at least `threshold` bytes with LZ4 (default: no
+    /// compression; [`DEFAULT_COMPRESS_ABOVE`](crate::codec::DEFAULT_COMPRESS_ABOVE) is a good
+    /// threshold). A session is stored compressed only when that makes it smaller.
+    #[cfg(feature = "compression")]
+    pub fn compress_above(mut self, threshold: usize) -> Self {
+        self.codec.set_compress_above(Some(threshold));
+        self
+    }
+
+    /// Encrypt sessions at rest with the ring's first key (XChaCha20-Poly1305, bound to the
+    /// session's key); values encrypted with any key of the ring are read, and so are
+    /// unencrypted values (see [`require_encryption`](StoreBuilder::require_encryption)).
+    #[cfg(feature = "encryption")]
+    pub fn encrypt(mut self, keys: KeyRing) -> Self {
+        self.codec.set_keys(Some(keys));
+        self
+    }
+
+    /// Refuse values that are not encrypted (default `false`, so a store that turns encryption
+    /// on keeps reading its old sessions). Turn it on once the old sessions have expired: then
+    /// someone who can write to Redis but has no key cannot plant a session.
+    #[cfg(feature = "encryption")]
+    pub fn require_encryption(mut self, required: bool) -> Self {
+        self.codec.set_require_encryption(required);
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> RedisStore<B> {
+        RedisStore {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                keyspace: Keyspace::new(self.prefix).with_hashing(self.hashing),
+                codec: self.codec,
+                ttl: self.ttl,
+                disable_ttl: self.disable_ttl,
+                disable_touch: self.disable_touch,
+                scan_count: self.scan_count,
+                idle_timeout: self.idle_timeout,
+            }),
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! [`RedisStore`]: connect-redis's methods with its options, and the fixes it lacks.
+//!
+//! - `mod.rs`: the store type, [`Outcome`], and the reads;
+//! - `builder.rs`: [`StoreBuilder`], the options;
+//! - `write.rs`: the one write path: every change of Redis state goes through it;
+//! - `scan.rs`: listings, `length` and `clear`.
+
+mod builder;
+mod scan;
+mod write;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use builder::StoreBuilder;
+
+use crate::backend::{Backend, BackendResult, KeyTtl};
+use crate::codec::{Codec, Decoded};
+use crate::error::{BackendErrorKind, CodecError, Error, Result};
+use crate::id::{Fingerprint, SessionId, StoredId};
+use crate::keyspace::Keyspace;
+use crate::session::Session;
+use write::Write;
+
+/// Default key prefix, as connect-redis.
+pub const DEFAULT_PREFIX: &str = "sess:";
+/// Default time to live: one day, as connect-redis.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
+/// Default `SCAN COUNT` and batch size of admin operations, as connect-redis.
+pub const DEFAULT_SCAN_COUNT: u32 = 100;
+
+/// A function computing a session's time to live (connect-redis's `ttl` function).
+pub type TtlFn = Arc<dyn Fn(&Session) -> Duration + Send + Sync>;
+
+/// What a write did. Each method documents which outcomes it can return; more outcomes will
+/// come, so match with a wildcard arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The value was written, or (touch) its TTL refreshed.
+    Written,
+    /// The session's TTL was zero or less, so it was deleted instead of written.
+    Expired,
+    /// Update or touch: the session no longer exists (destroyed or expired); nothing was written.
+    Gone,
+    /// Create: a session with this id already exists; nothing was written.
+    Exists,
+    /// Touch with `disable_touch` or `disable_ttl`: nothing was sent.
+    Skipped,
+    /// Destroy: the session existed and was deleted.
+    Deleted,
+}
+
+impl Outcome {
+    /// The value (or TTL) is now in the store.
+    pub fn is_written(self) -> bool {
+        self == Outcome::Written
+    }
+}
+
+/// Redis-backed session store with connect-redis's options and methods.
+///
+/// Cloning is cheap (an `Arc`); clones share the backend connection.
+pub struct RedisStore<B> {
+    inner: Arc<Inner<B>>,
+}
+
+struct Inner<B> {
+    backend: B,
+    keyspace: Keyspace,
+    codec: Codec,
+    ttl: TtlFn,
+    disable_ttl: bool,
+    disable_touch: bool,
+    scan_count: u32,
+    /// Sliding idle timeout: caps every TTL and is re-armed by every [`RedisStore::load`].
+    idle_timeout: Option<Duration>,
+}
+
+impl<B> Clone for RedisStore<B> {
+    fn clone(&self) -> Self {
+        RedisStore {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B> fmt::Debug for RedisStore<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.keyspace.prefix())
+            .field("hashing", self.inner.keyspace.hashing())
+            .field("codec", &self.inner.codec)
+            .field("disable_ttl", &self.inner.disable_ttl)
+            .field("disable_touch", &self.inner.disable_touch)
+            .field("scan_count", &self.inner.scan_count)
+            .field("idle_timeout", &self.inner.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One session's key, with the fingerprint that names it in logs and errors.
+pub(crate) struct Target {
+    key: String,
+    fingerprint: Fingerprint,
+}
+
+impl<B: Backend> RedisStore<B> {
+    /// A store on `backend` with every option at its default.
+    pub fn new(backend: B) -> Self {
+        Self::builder(backend).build()
+    }
+
+    /// The backend, for operations of your own.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// The key layout.
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.inner.keyspace
+    }
+
+    fn target(&self, id: &SessionId) -> Target {
+        Target {
+            key: self.inner.keyspace.key(id),
+            fingerprint: id.fingerprint(),
+        }
+    }
+
+    fn listed(&self, stored: &StoredId) -> Target {
+        Target {
+            key: self.inner.keyspace.stored_key(stored),
+            fingerprint: stored.fingerprint(),
+        }
+    }
+
+    /// Reads a session (`GET`). `None` when it is missing, expired or empty.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for a value that is not a session (including a key of another Redis
+    /// type); [`Error::Backend`] when Redis fails.
+    pub async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
+        self.read(&self.target(id), None).await
+    }
+
+    /// Reads a session and sets its TTL to `ttl` in the same command (`GETEX PX`, Redis 6.2+):
+    /// sliding expiry for one round trip and no rewrite.
+    ///
+    /// A session whose explicit expiry has passed is deleted and `None` is returned, so a
+    /// refresh never outlives an absolute expiry.
+    ///
+    /// # Errors
+    /// As [`RedisStore::get`].
+    pub async fn get_and_refresh(&self, id: &SessionId, ttl: Duration) -> Result<Option<Session>> {
+        self.read(&self.target(id), Some(ttl)).await
+    }
+
+    /// Reads a session by a stored id as [`ids`](RedisStore::ids) and [`all`](RedisStore::all)
+    /// list it (the hash, when ids are hashed).
+    ///
+    /// # Errors
+    /// As [`RedisStore::get`].
+    pub async fn get_listed(&self, stored: &StoredId) -> Result<Option<Session>> {
+        self.read(&self.listed(stored), None).await
+    }
+
+    /// The read path for framework adapters: [`get`](RedisStore::get), or with an
+    /// [`idle_timeout`](StoreBuilder::idle_timeout) [`get_and_refresh`](RedisStore::get_and_refresh)
+    /// (one command either way).
+    ///
+    /// Policy for a corrupt value: it is logged (with the session's fingerprint) and treated as
+    /// no session, so the user gets a fresh one instead of an error page; the bad value is left in
+    /// Redis for inspection until its TTL ends.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when Redis fails.
+    pub async fn load(&self, id: &SessionId) -> Result<Option<Session>> {
+        self.load_as(id).await
+    }
+
+    /// [`load`](RedisStore::load) into an adapter's own shape of a session, decoded straight
+    /// from JSON or MessagePack.
+    pub(crate) async fn load_as<T: Decoded>(&self, id: &SessionId) -> Result<Option<T>> {
+        match self.read(&self.target(id), self.inner.idle_timeout).await {
+            Err(Error::Decode { .. }) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// `GET`, or `GETEX PX refresh`, then decode; a session past its explicit expiry is
+    /// deleted (through the write path) and reads as none.
+    async fn read<T: Decoded>(
+        &self,
+        target: &Target,
+        refresh: Option<Duration>,
+    ) -> Result<Option<T>> {
+        let backend = &self.inner.backend;
+        let bytes = match refresh {
+            Some(ttl) => backend.get_ex(&target.key, ttl).await,
+            None => backend.get(&target.key).await,
+        };
+        let Some(bytes) = present(target, bytes)? else {
+            return Ok(None);
+        };
+        let session: T = self.decode(target, &bytes)?;
+        if session.expires().is_some_and(|t| t <= SystemTime::now()) {
+            let _expired = self.write::<Session>(target, Write::DeleteExpired).await?;
+            return Ok(None);
+        }
+        Ok(Some(session))
+    }
+
+    fn decode<T: Decoded>(&self, target: &Target, bytes: &[u8]) -> Result<T> {
+        let bound_to = self.inner.keyspace.suffix(&target.key);
+        self.inner.codec.decode_into(bytes, bound_to).map_err(|source| {
+            tracing::warn!(session = %target.fingerprint, error = %source, "undecodable session value");
+            Error::Decode {
+                fingerprint: target.fingerprint,
+                source,
+            }
+        })
+    }
+
+    /// The remaining time to live of a session.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn ttl(&self, id: &SessionId) -> Result<KeyTtl> {
+        Ok(self.inner.backend.pttl(&self.target(id).key).await?)
+    }
+
+    /// The remaining time to live of a session by a stored id, as the listings return it.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn ttl_listed(&self, stored: &StoredId) -> Result<KeyTtl> {
+        Ok(self.inner.backend.pttl(&self.listed(stored).key).await?)
+    }
+}
+
+/// A read's bytes: `None` for a missing or empty value; a key of another Redis type is a
+/// decode error naming the session.
+fn present(target: &Target, bytes: BackendResult<Option<Vec<u8>>>) -> Result<Option<Vec<u8>>> {
+    match bytes {
+        Ok(Some(bytes)) if !bytes.is_empty() => Ok(Some(bytes)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == BackendErrorKind::WrongType => Err(Error::Decode {
+            fingerprint: target.fingerprint,
+            source: CodecError::NotASession {
+                format: "redis",
+                what: "the key holds another Redis type",
+            },
+        }),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,284 @@
+//! The one write path. Every change of Redis state goes through [`RedisStore::write`] (one
+//! session) or [`RedisStore::delete_batch`] (`clear`'s batches): creates, updates, `set`,
+//! touches, refreshes, destroys (by id or by listed id), and the delete of a session a read
+//! found past its expiry. A per-user index update or a version check added here covers every
+//! change.
+
+use std::time::{Duration, SystemTime};
+
+use super::{Outcome, RedisStore, Target};
+use crate::backend::{Backend, SetMode};
+use crate::codec::Encodable;
+use crate::error::{Error, Result};
+use crate::id::{SessionId, StoredId};
+use crate::session::Session;
+
+/// A change of one session. `E` is a [`Session`], or a framework adapter's borrowed shape of
+/// one.
+pub(super) enum Write<'a, E = Session> {
+    /// `set`: create or overwrite (connect-redis).
+    Upsert(&'a E),
+    /// `create`: only if absent.
+    Create(&'a E),
+    /// `update`: only if present.
+    Update(&'a E),
+    /// `touch`: refresh the TTL only.
+    Touch(&'a E),
+    /// `refresh`: set the TTL to this duration (capped by the idle timeout).
+    Refresh(Duration),
+    /// `destroy`: delete the session.
+    Destroy,
+    /// A read found the session past its explicit expiry: delete it.
+    DeleteExpired,
+}
+
+/// How long a session is to live, from invariant 2.
+enum Lifetime {
+    Expire(Duration),
+    Persist,
+    Dead,
+}
+
+impl<B: Backend> RedisStore<B> {
+    /// Writes a session, creating or overwriting it (connect-redis `set`): `SET key value PX ttl`,
+    /// plain `SET` with `disable_ttl`, `UNLINK` when the TTL is zero or less.
+    ///
+    /// Returns [`Outcome::Written`] or [`Outcome::Expired`]. Prefer [`RedisStore::update`] for
+    /// an existing session: `set` after a concurrent `destroy` brings the session back.
+    ///
+    /// # Errors
+    /// [`Error::Encode`], [`Error::TooLarge`] or [`Error::Backend`].
+    pub async fn set(&self, id: &SessionId, session: &Session) -> Result<Outcome> {
+        self.write(&self.target(id), Write::Upsert(session)).await
+    }
+
+    /// Writes a new session only if no session has this id (`SET NX`).
+    ///
+    /// Returns [`Outcome::Written`], [`Outcome::Exists`] (nothing written: pick a new id), or
+    /// [`Outcome::Expired`] (the TTL was zero or less; nothing written).
+    ///
+    /// # Errors
+    /// [`Error::Encode`], [`Error::TooLarge`] or [`Error::Backend`].
+    pub async fn create(&self, id: &SessionId, session: &Session) -> Result<Outcome> {
+        self.write(&self.target(id), Write::Create(session)).await
+    }
+
+    /// Creates `session` under a fresh id from `next_id`, drawing again on a collision
+    /// ([`Outcome::Exists`]), so an existing session is never overwritten. Returns the caller's
+    /// id value and the outcome ([`Outcome::Written`] or [`Outcome::Expired`]).
+    ///
+    /// # Errors
+    /// [`Error::IdCollisions`] when 8 ids in a row collided (a broken random generator), and
+    /// the errors of [`RedisStore::create`] and of `next_id`.
+    pub async fn create_unique<T>(
+        &self,
+        session: &Session,
+        next_id: impl FnMut() -> Result<(T, SessionId)>,
+    ) -> Result<(T, Outcome)> {
+        self.create_unique_as(session, next_id).await
+    }
+
+    /// [`create_unique`](RedisStore::create_unique) of an adapter's shape of a session.
+    pub(crate) async fn create_unique_as<T, E: Encodable>(
+        &self,
+        session: &E,
+        mut next_id: impl FnMut() -> Result<(T, SessionId)>,
+    ) -> Result<(T, Outcome)> {
+        const ATTEMPTS: usize = 8;
+        for _ in 0..ATTEMPTS {
+            let (value, id) = next_id()?;
+            match self
+                .write(&self.target(&id), Write::Create(session))
+                .await?
+            {
+                Outcome::Exists => continue,
+                outcome => return Ok((value, outcome)),
+            }
+        }
+        Err(Error::IdCollisions(ATTEMPTS))
+    }
+
+    /// Overwrites a session only if it still exists (`SET XX`), so a write racing a `destroy`
+    /// (logout) never resurrects the session.
+    ///
+    /// Returns [`Outcome::Written`], [`Outcome::Gone`] (it was destroyed or expired; nothing
+    /// written) or [`Outcome::Expired`] (TTL zero or less: deleted).
+    ///
+    /// # Errors
+    /// [`Error::Encode`], [`Error::TooLarge`] or [`Error::Backend`].
+    pub async fn update(&self, id: &SessionId, session: &Session) -> Result<Outcome> {
+        self.update_as(id, session).await
+    }
+
+    /// [`update`](RedisStore::update) of an adapter's shape of a session.
+    pub(crate) async fn update_as<E: Encodable>(
+        &self,
+        id: &SessionId,
+        session: &E,
+    ) -> Result<Outcome> {
+        self.write(&self.target(id), Write::Update(session)).await
+    }
+
+    /// Refreshes a session's TTL without rewriting its value (`PEXPIRE`).
+    ///
+    /// Returns [`Outcome::Written`], [`Outcome::Gone`], [`Outcome::Expired`] (its explicit
+    /// expiry has passed: deleted, as connect-redis's `EXPIRE key -1`) or [`Outcome::Skipped`]
+    /// (`disable_touch` or `disable_ttl`).
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn touch(&self, id: &SessionId, session: &Session) -> Result<Outcome> {
+        self.write(&self.target(id), Write::Touch(session)).await
+    }
+
+    /// Sets a session's TTL to `ttl` (capped by the idle timeout) without rewriting it
+    /// (`PEXPIRE`); the same outcomes as [`RedisStore::touch`]. A zero `ttl` deletes.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn refresh(&self, id: &SessionId, ttl: Duration) -> Result<Outcome> {
+        self.write::<Session>(&self.target(id), Write::Refresh(ttl))
+            .await
+    }
+
+    /// Deletes a session (`UNLINK`); `true` if it existed.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn destroy(&self, id: &SessionId) -> Result<bool> {
+        let outcome = self
+            .write::<Session>(&self.target(id), Write::Destroy)
+            .await?;
+        Ok(outcome == Outcome::Deleted)
+    }
+
+    /// Deletes a session by a stored id as [`ids`](RedisStore::ids) lists it (the hash, when
+    /// ids are hashed); `true` if it existed.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn destroy_listed(&self, stored: &StoredId) -> Result<bool> {
+        let outcome = self
+            .write::<Session>(&self.listed(stored), Write::Destroy)
+            .await?;
+        Ok(outcome == Outcome::Deleted)
+    }
+
+    /// The single write path for one session.
+    pub(super) async fn write<E: Encodable>(
+        &self,
+        target: &Target,
+        op: Write<'_, E>,
+    ) -> Result<Outcome> {
+        let backend = &self.inner.backend;
+        let (session, mode) = match op {
+            Write::Upsert(s) => (s, SetMode::Always),
+            Write::Create(s) => (s, SetMode::IfAbsent),
+            Write::Update(s) => (s, SetMode::IfPresent),
+            Write::Touch(s) => return self.expire(target, self.lifetime(s)).await,
+            Write::Refresh(ttl) => return self.expire(target, self.lifetime_of(ttl)).await,
+            Write::Destroy => {
+                let existed = backend.delete(std::slice::from_ref(&target.key)).await? > 0;
+                return Ok(if existed {
+                    Outcome::Deleted
+                } else {
+                    Outcome::Gone
+                });
+            }
+            Write::DeleteExpired => return self.delete_expired(target).await,
+        };
+        let ttl = match self.lifetime(session) {
+            Lifetime::Dead if mode == SetMode::IfAbsent => return Ok(Outcome::Expired),
+            Lifetime::Dead => return self.delete_expired(target).await,
+            Lifetime::Expire(ttl) => Some(ttl),
+            Lifetime::Persist => None,
+        };
+        let value = self.encode(target, session)?;
+        if backend.set(&target.key, &value, ttl, mode).await? {
+            return Ok(Outcome::Written);
+        }
+        Ok(match mode {
+            SetMode::IfAbsent => {
+                tracing::debug!(session = %target.fingerprint, "create: id already in use");
+                Outcome::Exists
+            }
+            _ => {
+                tracing::warn!(session = %target.fingerprint, "update of a destroyed or expired session dropped (not resurrected)");
+                Outcome::Gone
+            }
+        })
+    }
+
+    /// Deletes keys that `clear`'s own scan returned; the number that existed.
+    pub(super) async fn delete_batch(&self, keys: &[String]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.inner.backend.delete(keys).await?)
+    }
+
+    fn lifetime<E: Encodable>(&self, session: &E) -> Lifetime {
+        let ttl = match session.expires() {
+            Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
+            None => (self.inner.ttl)(&session.to_session(false)),
+        };
+        self.lifetime_of(ttl)
+    }
+
+    fn lifetime_of(&self, ttl: Duration) -> Lifetime {
+        let ttl = self.inner.idle_timeout.map_or(ttl, |idle| ttl.min(idle));
+        if ttl < Duration::from_millis(1) {
+            Lifetime::Dead
+        } else if self.inner.disable_ttl {
+            Lifetime::Persist
+        } else {
+            Lifetime::Expire(ttl)
+        }
+    }
+
+    /// The expiry to write into the value: the session's own when it asks for that
+    /// ([`Session::with_expiry`]), and any explicit expiry under an idle timeout, whose reads
+    /// re-arm the TTL past it, so the value must keep it as the bound a read checks. Otherwise
+    /// the key's TTL alone carries it ([`Session::with_key_expiry`], the framework adapters).
+    fn stored_expiry<E: Encodable>(&self, session: &E) -> Option<SystemTime> {
+        let at = session.expires()?;
+        (session.expiry_stored() || self.inner.idle_timeout.is_some()).then_some(at)
+    }
+
+    fn encode<E: Encodable>(&self, target: &Target, session: &E) -> Result<Vec<u8>> {
+        let inner = &*self.inner;
+        let bound_to = inner.keyspace.suffix(&target.key);
+        inner
+            .codec
+            .encode(session, self.stored_expiry(session), bound_to)
+            .inspect_err(|e| {
+                if e.is_too_large() {
+                    tracing::warn!(session = %target.fingerprint, error = %e, "session refused");
+                }
+            })
+    }
+
+    /// The TTL-only writes (touch, refresh).
+    async fn expire(&self, target: &Target, lifetime: Lifetime) -> Result<Outcome> {
+        let inner = &*self.inner;
+        if inner.disable_touch || inner.disable_ttl {
+            return Ok(Outcome::Skipped);
+        }
+        match lifetime {
+            Lifetime::Dead => self.delete_expired(target).await,
+            Lifetime::Expire(ttl) => Ok(match inner.backend.pexpire(&target.key, ttl).await? {
+                true => Outcome::Written,
+                false => Outcome::Gone,
+            }),
+            Lifetime::Persist => Ok(Outcome::Skipped),
+        }
+    }
+
+    async fn delete_expired(&self, target: &Target) -> Result<Outcome> {
+        self.inner
+            .backend
+            .delete(std::slice::from_ref(&target.key))
+            .await?;
+        Ok(Outcome::Expired)
+    }
+}
