@@ -62,6 +62,7 @@ impl SessionId {
 
     /// An id made of base64url output by this crate: valid by construction when it is 16 to
     /// 128 characters long (tower-sessions' 22-character ids).
+    #[cfg(any(feature = "tower-sessions-014", feature = "tower-sessions-015"))]
     pub(crate) fn from_base64url(text: String) -> SessionId {
         debug_assert!(validate(&text).is_ok());
         SessionId(text.into_boxed_str())

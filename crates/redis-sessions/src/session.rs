@@ -88,6 +88,11 @@ impl Session {
 
     /// [`with_expiry`](Session::with_expiry) when `stored`, else
     /// [`with_key_expiry`](Session::with_key_expiry).
+    #[cfg(any(
+        feature = "tower-sessions-014",
+        feature = "tower-sessions-015",
+        feature = "actix"
+    ))]
     pub(crate) fn with_expiry_kept(self, expires: SystemTime, stored: bool) -> Session {
         match stored {
             true => self.with_expiry(expires),
@@ -166,6 +171,11 @@ impl Session {
 
     /// The fields without the expiry: the expiry taken out of a `cookie` object, and a
     /// `cookie` that held nothing else dropped (the framework shapes' view).
+    #[cfg(any(
+        feature = "tower-sessions-014",
+        feature = "tower-sessions-015",
+        feature = "actix"
+    ))]
     pub(crate) fn into_fields(self) -> Map<String, Value> {
         let mut data = self.data;
         fields::split_cookie(&mut data);

@@ -17,7 +17,7 @@
 //! - `update` of a session that is gone (a concurrent logout) writes nothing and returns the same
 //!   key: "logout wins", logged with the fingerprint; actix's store would create a new session.
 //! - A cookie that is not a valid id loads as no session, as does a corrupt value (logged).
-//! - The expiry lives in the key's TTL only ([`Session::with_key_expiry`]; actix-session keeps
+//! - The expiry lives in the key's TTL only ([`Session::with_key_expiry`](crate::Session::with_key_expiry); actix-session keeps
 //!   no expiry in the state), except with the store's idle timeout, where the value keeps it as
 //!   the absolute bound (actix's session TTL) that sliding reads never pass.
 

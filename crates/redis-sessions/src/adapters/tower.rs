@@ -16,7 +16,7 @@
 //! **Corrupt values** load as no session (logged); the user gets a fresh one.
 //!
 //! **Expiry.** The record's `expiry_date` becomes the key's TTL and is not written into the
-//! value ([`Session::with_key_expiry`]): tower-sessions computes the expiry afresh from its
+//! value ([`Session::with_key_expiry`](crate::Session::with_key_expiry)): tower-sessions computes the expiry afresh from its
 //! `Expiry` setting before every save and never reads a loaded one, so storing it would only
 //! cost memory. A loaded `Record`'s `expiry_date` is therefore the time of the load. With the
 //! store's idle timeout the expiry is stored (the absolute bound the sliding TTL never passes)

@@ -115,6 +115,11 @@ fn take_expiry(cookie: &mut Map<String, Value>) -> Option<SystemTime> {
 
 /// Splits the expiry out of a kept `cookie` field (a [`Session`]'s data turned into a framework
 /// shape).
+#[cfg(any(
+    feature = "tower-sessions-014",
+    feature = "tower-sessions-015",
+    feature = "actix"
+))]
 pub(crate) fn split_cookie(data: &mut Map<String, Value>) {
     if let Some(Value::Object(cookie)) = data.get_mut(COOKIE) {
         take_expiry(cookie);

@@ -13,6 +13,7 @@ use super::msgpack;
 use super::KeyRing;
 use super::{Decoded, Encodable, Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
 use crate::error::{CodecError, Error};
+#[cfg(any(test, feature = "fuzzing"))]
 use crate::session::Session;
 
 /// The store's codec: the serializer and the envelope around it.
