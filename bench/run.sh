@@ -6,6 +6,8 @@
 #   bash bench/run.sh                     # everything (about 12 minutes)
 #   ROUNDS=2 DURATION=3 bash bench/run.sh # shorter
 #   STACKS="axum-ours axum-tsrs" PATHS="/read" bash bench/run.sh
+#   BEFORE_BIN=/path/to/old/bench-server STACKS="axum-ours axum-ours@before axum-tsrs" \
+#     OUT=/tmp/before-after bash bench/run.sh   # today's stacks against an earlier build's
 set -euo pipefail
 cd "$(dirname "$0")"
 BENCH=$PWD
@@ -18,13 +20,24 @@ CONNS=${CONNS:-64}
 STACKS=${STACKS:-"axum-ours axum-ours-sliding axum-tsrs axum-memory axum-none actix-ours actix-ours-sliding actix-redis actix-cookie actix-none express"}
 PATHS=${PATHS:-"/login /inc /read"}
 OUT=${OUT:-$BENCH/results}
+mkdir -p "$OUT"
+# cargo puts the binary under CARGO_TARGET_DIR when it is set.
+SERVER=${CARGO_TARGET_DIR:-$BENCH/target}/release/bench-server
+# A stack named NAME@before runs NAME on $BEFORE_BIN: a bench-server built from an earlier
+# commit, measured side by side with today's in the same interleaved rounds.
+server_of() {
+  case $1 in
+    *@before) echo "${BEFORE_BIN:?a stack NAME@before needs BEFORE_BIN, an earlier bench-server}" ;;
+    *) echo "$SERVER" ;;
+  esac
+}
 
 . ../scripts/redis-env.sh
 
 # Stacks that never talk to Redis: the ceilings (no sessions) and the session layer on a store
 # without Redis (tower-sessions' MemoryStore, actix-session's CookieSessionStore). They have no
 # stored session to measure; their Redis CPU and commands per request come out as 0.
-no_redis() { case $1 in axum-none|actix-none|axum-memory|actix-cookie) return 0 ;; esac; return 1; }
+no_redis() { case ${1%@before} in axum-none|actix-none|axum-memory|actix-cookie) return 0 ;; esac; return 1; }
 
 # --- tools -----------------------------------------------------------------------------------
 if ! command -v wrk >/dev/null 2>&1; then
@@ -63,7 +76,7 @@ for s in $STACKS; do
   if [ "$s" = express ]; then
     (cd node && PORT=${PORT[$s]} REDIS_URL=$url exec node server.js) 2>"$WORK/$s.log" &
   else
-    ./target/release/bench-server --stack "$s" --listen "127.0.0.1:${PORT[$s]}" --redis "$url" \
+    "$(server_of "$s")" --stack "${s%@before}" --listen "127.0.0.1:${PORT[$s]}" --redis "$url" \
       2>"$WORK/$s.log" &
   fi
   PID[$s]=$!
