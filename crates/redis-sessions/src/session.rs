@@ -82,6 +82,11 @@ impl Session {
 
     /// [`with_expiry`](Session::with_expiry) when `stored`, else
     /// [`with_key_expiry`](Session::with_key_expiry).
+    #[cfg(any(
+        feature = "tower-sessions-014",
+        feature = "tower-sessions-015",
+        feature = "actix"
+    ))]
     pub(crate) fn with_expiry_kept(self, expires: SystemTime, stored: bool) -> Session {
         match stored {
             true => self.with_expiry(expires),
