@@ -111,11 +111,7 @@ fn session_error(e: session::Error) -> Response {
 }
 
 async fn home(session: Session) -> Result<String, Response> {
-    let Some(user) = session
-        .get::<String>("user")
-        .await
-        .map_err(session_error)?
-    else {
+    let Some(user) = session.get::<String>("user").await.map_err(session_error)? else {
         return Ok("not logged in: POST /login with user=NAME\n".into());
     };
     let visits: u64 = session
