@@ -41,7 +41,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Export => export::run(&Context::connect(global).await?).await,
         Command::Import { file, overwrite } => {
-            let input = import::open(file.as_deref())?;
+            let input = import::open(file.as_deref()).await?;
             import::run(&Context::connect(global).await?, input, overwrite).await
         }
         Command::Stats { sample } => stats::run(&Context::connect(global).await?, sample).await,
