@@ -141,6 +141,25 @@ pub fn sorted_lines(text: &str) -> Vec<String> {
     lines
 }
 
+/// Runs the CLI against `url` with stdin and stderr on a pseudo-terminal (util-linux
+/// `script`); returns the exit code and what the terminal showed.
+pub fn run_on_terminal(url: &str, args: &[&str]) -> (i32, String) {
+    let mut line = format!("'{}' --url '{url}'", env!("CARGO_BIN_EXE_redis-sessions"));
+    for arg in args {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    let output = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("util-linux `script` (Debian: bsdutils) runs the CLI on a terminal");
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap(), screen)
+}
+
 /// The CLI against `url` with a pipe on stdin that stays open until the test closes it.
 pub fn spawn_with_stdin(url: &str, args: &[&str]) -> std::process::Child {
     command(url, args).stdin(Stdio::piped()).spawn().unwrap()
