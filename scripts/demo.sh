@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/redis-env.sh
 start_private_redis
-cargo build -q -p demo
-./target/debug/demo --redis-url "$REDIS_URL" "$@"
+# `cargo run` finds the binary wherever cargo puts it (CARGO_TARGET_DIR, a workspace target).
+cargo run -q -p demo --bin demo -- --redis-url "$REDIS_URL" "$@"

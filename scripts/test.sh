@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: installs redis-server when missing, then
-# fmt, clippy (-D warnings), docs (-D warnings) and every test with every feature.
+# fmt, a warning-free `cargo check` of the library under every feature set, clippy
+# (-D warnings), docs (-D warnings) and every test with every feature.
 # Tests start their own redis-server processes on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,23 @@ redis-server --version
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+echo "==> cargo check of the library per feature set (-D warnings)"
+# The library alone, without tests: no features, the defaults, each feature alone, all of
+# them. In a target dir of its own, so the different RUSTFLAGS and feature sets do not
+# invalidate the main build's artifacts.
+feature_check_dir=target/feature-check
+lib_features=$(sed -n '/^\[features\]/,/^\[/{s/^\([a-z0-9-]*\) *=.*/\1/p}' \
+  crates/redis-sessions/Cargo.toml | grep -vx default)
+check_lib() {
+  echo "    cargo check -p redis-sessions $*"
+  RUSTFLAGS="-D warnings" cargo check -q -p redis-sessions --target-dir "$feature_check_dir" "$@"
+}
+check_lib --no-default-features
+check_lib
+for feature in $lib_features; do
+  check_lib --no-default-features --features "$feature"
+done
+check_lib --all-features
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "==> cargo doc"

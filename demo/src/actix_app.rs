@@ -35,7 +35,10 @@ async fn serve<B: Backend + Clone>(
     // Signs and encrypts the cookie holding the session id; a new key per start is fine for a
     // demo (it logs everyone out on restart).
     let key = Key::generate();
-    tracing::info!(addr = %listener.local_addr()?, "actix demo listening");
+    tracing::info!(
+        "demo-actix: JSON API on http://{}/api/",
+        listener.local_addr()?
+    );
     let server = HttpServer::new(move || {
         App::new()
             .wrap(

@@ -66,7 +66,7 @@ async fn serve<B: Backend>(
         .route("/api/logout", post(api_logout))
         .layer(sessions)
         .with_state(App { store, label });
-    tracing::info!(addr = %listener.local_addr()?, "demo listening");
+    tracing::info!("demo: open http://{}/", listener.local_addr()?);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

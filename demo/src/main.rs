@@ -12,6 +12,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = demo::Config::parse();
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    println!("demo: open http://{}/", listener.local_addr()?);
+    // The first line says which backend the store is on; the address comes after it.
     demo::run(listener, config, demo::shutdown_signal()).await
 }

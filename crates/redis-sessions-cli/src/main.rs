@@ -61,7 +61,12 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
-    match runtime.block_on(cmd::run(cli)) {
+    let result = runtime.block_on(cmd::run(cli));
+    // An `import` stopped by an error may leave a read of standard input waiting on one of the
+    // runtime's blocking threads; dropping the runtime would wait for it (for ever, on a pipe
+    // that stays open).
+    runtime.shutdown_background();
+    match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Partial) => ExitCode::from(EXIT_PARTIAL),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -1,5 +1,12 @@
-//! A tour of the store on a real Redis: `REDIS_URL=redis://127.0.0.1:6379 cargo run --example
-//! quickstart` (or `bash scripts/demo.sh`, which starts a private Redis for it).
+//! A tour of the store's own API (no web framework) on a real Redis:
+//!
+//! ```sh
+//! redis-server --port 6379 --save ''        # any Redis 6.2+ will do; this one keeps nothing
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run -p redis-sessions --example quickstart
+//! ```
+//!
+//! It writes under the prefix `quickstart:` and clears it at the end. For a web app see the
+//! `axum` and `actix` examples.
 
 use std::time::Duration;
 

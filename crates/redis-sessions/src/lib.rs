@@ -345,3 +345,15 @@ pub use session::Session;
 pub use store::{
     Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL,
 };
+
+/// The README's Rust snippets, compiled (and the runnable ones run) as doc tests, warnings
+/// denied, so the README and the code cannot drift apart. They use these features.
+#[cfg(all(
+    doctest,
+    feature = "redis",
+    feature = "tower-sessions-015",
+    feature = "actix"
+))]
+#[doc = include_str!("../../../README.md")]
+#[doc(test(attr(deny(warnings))))]
+struct ReadmeDoctests;

@@ -11,10 +11,7 @@ fn main() -> anyhow::Result<()> {
     let config = demo::Config::parse();
     actix_web::rt::System::new().block_on(async move {
         let listener = std::net::TcpListener::bind(config.listen)?;
-        println!(
-            "demo-actix: JSON API on http://{}/api/",
-            listener.local_addr()?
-        );
+        // The first line says which backend the store is on; the address comes after it.
         demo::run_actix(listener, config, async {
             let _ = actix_web::rt::signal::ctrl_c().await;
         })

@@ -57,5 +57,6 @@ pub(crate) async fn run(ctx: &Context, confirm: Confirm) -> anyhow::Result<Statu
         writeln!(out, "deleted {deleted} sessions")?;
     }
     out.flush()?;
+    super::hint_if_empty(ctx, deleted);
     Ok(Status::Ok)
 }

@@ -17,5 +17,6 @@ pub(crate) async fn run(ctx: &Context) -> anyhow::Result<Status> {
         writeln!(out, "{count}")?;
     }
     out.flush()?;
+    super::hint_if_empty(ctx, count);
     Ok(Status::Ok)
 }

@@ -50,6 +50,7 @@ pub(crate) async fn run(ctx: &Context) -> anyhow::Result<Status> {
     }
     bar.finish_and_clear();
     out.flush()?;
+    super::hint_if_empty(ctx, exported + failed);
     if failed > 0 {
         eprintln!("error: exported {exported} sessions; {failed} could not be decoded");
         return Ok(Status::Partial);

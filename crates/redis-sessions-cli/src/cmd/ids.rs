@@ -12,6 +12,7 @@ pub(crate) async fn run(ctx: &Context) -> anyhow::Result<Status> {
     let bar = progress::counter("listed");
     let mut ids = pin!(ctx.store.ids_stream());
     let mut out = super::stdout();
+    let mut listed = 0u64;
     while let Some(id) = ids.try_next().await? {
         if ctx.json {
             serde_json::to_writer(&mut out, id.as_str())?;
@@ -20,8 +21,10 @@ pub(crate) async fn run(ctx: &Context) -> anyhow::Result<Status> {
             writeln!(out, "{}", id.as_str())?;
         }
         bar.inc(1);
+        listed += 1;
     }
     bar.finish_and_clear();
     out.flush()?;
+    super::hint_if_empty(ctx, listed);
     Ok(Status::Ok)
 }

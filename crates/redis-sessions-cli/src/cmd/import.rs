@@ -1,13 +1,17 @@
 //! `import [FILE]`: reads the export format and writes each session with its remaining TTL.
 //!
 //! Each session is created only if absent (`SET NX`; an existing one is counted as skipped),
-//! or overwritten with `--overwrite`. A line that is not a valid record is reported on stderr
-//! with its line number and skipped; the exit status then says some failed. A Redis failure
-//! stops the import (lines after the reported one may have been written; importing the file
-//! again skips them).
+//! or overwritten with `--overwrite`. A line that is not a valid record, and a session over
+//! the store's size cap, is reported on stderr with its line number and skipped; the exit
+//! status then says some failed. A Redis failure stops the import (lines after the reported
+//! one may have been written; importing the file again skips them).
 //!
-//! Up to [`IN_FLIGHT`] writes are in flight on the multiplexed connection; results are settled
-//! and reported in line order, and two lines with the same id are never in flight together, so
+//! The input is read with tokio's async IO (standard input and files are read on its blocking
+//! threads), so writes go on while the next line is awaited: `tail -f export.jsonl | import`
+//! imports each line as it comes. Memory is bounded: lines are streamed, a line longer than
+//! [`MAX_LINE`] is skipped as it is read (never held whole) and reported, and up to
+//! [`IN_FLIGHT`] writes are in flight on the multiplexed connection. Results are settled and
+//! reported in line order, and two lines with the same id are never in flight together, so
 //! the file's order decides (with `--overwrite` the last line wins).
 //!
 //! TTLs: a record's `ttl_ms` becomes the key's TTL. A session without an explicit expiry is
@@ -17,8 +21,7 @@
 //! TTL. A null `ttl_ms` writes the session without expiry.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -27,8 +30,9 @@ use futures_util::future::{self, LocalBoxFuture};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use indicatif::ProgressBar;
-use redis_sessions::{Error, Outcome, RedisStore, Session, SessionId};
+use redis_sessions::{Error, Outcome, RedisStore, Session, SessionId, DEFAULT_MAX_VALUE_SIZE};
 use serde_json::error::Category;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, BufReader};
 
 use crate::connect::Conn;
 use crate::context::Context;
@@ -46,14 +50,23 @@ const MAX_TTL_MS: u64 = 100 * 365 * 86_400 * 1000;
 /// than the expiry it came from; such a value is written back unchanged.
 const EXPIRY_SLACK: Duration = Duration::from_secs(1);
 
+/// Longest line read: twice the store's size cap (the CLI's store has the default cap) plus
+/// room for the id and TTL. A record's value is the session's JSON, so a longer line holds a
+/// session the store would refuse anyway.
+const MAX_LINE: usize = 2 * DEFAULT_MAX_VALUE_SIZE + 4096;
+
+/// The input, read asynchronously.
+pub(crate) type Input = Box<dyn AsyncBufRead + Unpin>;
+
 /// Opens `file`, or standard input for none or `-`.
-pub(crate) fn open(file: Option<&Path>) -> anyhow::Result<Box<dyn BufRead>> {
+pub(crate) async fn open(file: Option<&Path>) -> anyhow::Result<Input> {
     Ok(match file {
-        None => Box::new(std::io::stdin().lock()),
-        Some(path) if path == Path::new("-") => Box::new(std::io::stdin().lock()),
-        Some(path) => Box::new(BufReader::new(
-            File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        Some(path) if path != Path::new("-") => Box::new(BufReader::new(
+            tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("cannot open {}", path.display()))?,
         )),
+        _ => Box::new(BufReader::new(tokio::io::stdin())),
     })
 }
 
@@ -115,41 +128,45 @@ impl Tally {
     }
 }
 
-pub(crate) async fn run(
-    ctx: &Context,
-    mut input: Box<dyn BufRead>,
-    overwrite: bool,
-) -> anyhow::Result<Status> {
+pub(crate) async fn run(ctx: &Context, input: Input, overwrite: bool) -> anyhow::Result<Status> {
     let bar = progress::counter("imported");
     let mut tally = Tally::default();
     let mut pending: FuturesOrdered<LocalBoxFuture<'_, Done>> = FuturesOrdered::new();
-    let mut reader = Lines::default();
+    let mut reader = Lines::new(input, MAX_LINE);
     loop {
-        if pending.len() < IN_FLIGHT {
-            if let Some((number, line)) = reader.next(&mut input)? {
-                let task = match prepare(ctx, line) {
-                    Ok(prepared) => {
-                        while tally.in_flight.contains(&prepared.id) {
-                            let Some(done) = pending.next().await else {
-                                break;
-                            };
-                            tally.settle(done, &bar)?;
-                        }
-                        tally.in_flight.insert(prepared.id.clone());
-                        write(number, prepared, overwrite).boxed_local()
-                    }
-                    Err(why) => {
+        let read_more = !reader.eof && pending.len() < IN_FLIGHT;
+        // Writes progress while the next line is awaited; finished writes are settled first.
+        // `Lines::next` is cancel-safe, so losing the race to a write loses no input.
+        tokio::select! {
+            biased;
+            Some(done) = pending.next(), if !pending.is_empty() => tally.settle(done, &bar)?,
+            line = reader.next(), if read_more => {
+                let task = match line? {
+                    None => continue,
+                    Some(Line::TooLong(number)) => {
+                        let why = format!("line is longer than {MAX_LINE} bytes: not read");
                         future::ready((number, None, Err(LineError::Bad(why)))).boxed_local()
                     }
+                    Some(Line::Record(number, line)) => match prepare(ctx, line) {
+                        Ok(prepared) => {
+                            while tally.in_flight.contains(&prepared.id) {
+                                let Some(done) = pending.next().await else {
+                                    break;
+                                };
+                                tally.settle(done, &bar)?;
+                            }
+                            tally.in_flight.insert(prepared.id.clone());
+                            write(number, prepared, overwrite).boxed_local()
+                        }
+                        Err(why) => {
+                            future::ready((number, None, Err(LineError::Bad(why)))).boxed_local()
+                        }
+                    },
                 };
                 pending.push_back(task);
-                continue;
             }
+            else => break,
         }
-        let Some(done) = pending.next().await else {
-            break;
-        };
-        tally.settle(done, &bar)?;
     }
     bar.finish_and_clear();
     let Tally {
@@ -179,24 +196,78 @@ pub(crate) async fn run(
     })
 }
 
-/// Numbered non-blank lines, as bytes (a line that is not UTF-8 is reported as invalid JSON).
-#[derive(Default)]
+/// A line of the input.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A non-blank line and its number, as bytes (a line that is not UTF-8 is reported as
+    /// invalid JSON).
+    Record(u64, Vec<u8>),
+    /// A line longer than the limit, skipped unread.
+    TooLong(u64),
+}
+
+/// Numbered non-blank lines of at most `max` bytes, streamed from the input.
 struct Lines {
+    input: Input,
+    max: usize,
+    /// Number of the last line returned or skipped.
     number: u64,
+    /// The input has ended.
     eof: bool,
+    /// The current line so far.
+    line: Vec<u8>,
+    /// The current line is over `max`: the rest of it is skipped, not kept.
+    too_long: bool,
 }
 
 impl Lines {
-    fn next(&mut self, input: &mut dyn BufRead) -> anyhow::Result<Option<(u64, Vec<u8>)>> {
+    fn new(input: Input, max: usize) -> Lines {
+        Lines {
+            input,
+            max,
+            number: 0,
+            eof: false,
+            line: Vec::new(),
+            too_long: false,
+        }
+    }
+
+    /// The next line, or `None` at the end. Cancel-safe: its only await (`fill_buf`) consumes
+    /// nothing, and what it has consumed is in `self`, so a dropped call loses no input.
+    async fn next(&mut self) -> anyhow::Result<Option<Line>> {
         while !self.eof {
+            let chunk = self
+                .input
+                .fill_buf()
+                .await
+                .with_context(|| format!("cannot read line {}", self.number + 1))?;
+            let (used, ended) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(at) => (at + 1, true),
+                None if chunk.is_empty() => {
+                    self.eof = true;
+                    (0, true)
+                }
+                None => (chunk.len(), false),
+            };
+            if !self.too_long {
+                if self.line.len() + used > self.max {
+                    self.too_long = true;
+                    self.line = Vec::new();
+                } else {
+                    self.line.extend_from_slice(&chunk[..used]);
+                }
+            }
+            self.input.consume(used);
+            if !ended || (self.eof && self.line.is_empty() && !self.too_long) {
+                continue;
+            }
             self.number += 1;
-            let mut line = Vec::new();
-            let read = input
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("cannot read line {}", self.number))?;
-            self.eof = read == 0;
+            let line = std::mem::take(&mut self.line);
+            if std::mem::take(&mut self.too_long) {
+                return Ok(Some(Line::TooLong(self.number)));
+            }
             if !line.trim_ascii().is_empty() {
-                return Ok(Some((self.number, line)));
+                return Ok(Some(Line::Record(self.number, line)));
             }
         }
         Ok(None)
@@ -246,6 +317,8 @@ async fn write(number: u64, prepared: Prepared, overwrite: bool) -> Done {
     };
     let result = written.map_err(|e| match e {
         Error::Encode(why) => LineError::Bad(format!("session could not be encoded: {why}")),
+        // Over the size cap: this record, not the run.
+        e if e.is_too_large() => LineError::Bad(e.to_string()),
         e => LineError::Fatal(e),
     });
     (number, Some(id), result)

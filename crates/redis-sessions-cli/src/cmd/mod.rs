@@ -9,7 +9,7 @@ mod rm;
 mod show;
 mod stats;
 
-use std::io::{BufWriter, StdoutLock};
+use std::io::{BufWriter, IsTerminal as _, StdoutLock};
 
 use anyhow::Context as _;
 use redis_sessions::SessionId;
@@ -41,7 +41,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Export => export::run(&Context::connect(global).await?).await,
         Command::Import { file, overwrite } => {
-            let input = import::open(file.as_deref())?;
+            let input = import::open(file.as_deref()).await?;
             import::run(&Context::connect(global).await?, input, overwrite).await
         }
         Command::Stats { sample } => stats::run(&Context::connect(global).await?, sample).await,
@@ -63,4 +63,47 @@ fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<SessionId>> {
 /// Buffered standard output; flush it before returning.
 fn stdout() -> BufWriter<StdoutLock<'static>> {
     BufWriter::new(std::io::stdout().lock())
+}
+
+/// After a listing (`count`, `ids`, `export`, `clear`): when it found no session and stderr is
+/// a terminal, says on stderr which prefix was scanned and how to scan another. Piped or
+/// redirected output gets nothing extra.
+fn hint_if_empty(ctx: &Context, found: u64) {
+    let prefix = ctx.store.keyspace().prefix();
+    if let Some(hint) = empty_hint(found, prefix, std::io::stderr().is_terminal()) {
+        eprintln!("{hint}");
+    }
+}
+
+/// The hint of [`hint_if_empty`], if one is due.
+fn empty_hint(found: u64, prefix: &str, terminal: bool) -> Option<String> {
+    (found == 0 && terminal).then(|| {
+        format!(
+            "hint: no sessions under the prefix {prefix:?}; if the application uses another \
+             prefix, pass it with --prefix (e.g. --prefix myapp:sess:), and check the database \
+             in --url / REDIS_URL"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_listing_on_a_terminal_names_the_prefix_and_the_option() {
+        let hint = empty_hint(0, "sess:", true).unwrap();
+        assert!(hint.starts_with("hint: "), "{hint}");
+        assert!(hint.contains("\"sess:\""), "{hint}");
+        assert!(hint.contains("--prefix"), "{hint}");
+        assert!(!hint.contains('\n'), "one line: {hint}");
+        assert!(empty_hint(0, "", true).unwrap().contains("\"\""));
+    }
+
+    #[test]
+    fn no_hint_when_something_was_found_or_off_a_terminal() {
+        assert_eq!(empty_hint(1, "sess:", true), None);
+        assert_eq!(empty_hint(0, "sess:", false), None);
+        assert_eq!(empty_hint(7, "sess:", false), None);
+    }
 }

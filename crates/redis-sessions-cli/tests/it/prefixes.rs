@@ -3,7 +3,7 @@
 
 use redis_harness::RedisServer;
 
-use crate::support::{id, json, keys, put, run, run_stdin, sorted_lines};
+use crate::support::{id, json, keys, put, run, run_on_terminal, run_stdin, sorted_lines};
 
 fn check_prefix(prefix: &str, foreign: &[String]) {
     let server = RedisServer::start();
@@ -73,4 +73,36 @@ fn question_mark_and_bracket_prefix_matches_only_itself() {
             "x?[y]:admin:1".to_owned(),
         ],
     );
+}
+
+#[test]
+fn an_empty_listing_on_a_terminal_names_the_prefix_it_scanned() {
+    let server = RedisServer::start();
+    put(
+        &server,
+        &format!("myapp:sess:{}", id(1)),
+        r#"{"n":1}"#,
+        None,
+    );
+    for args in [&["count"][..], &["ids"], &["export"], &["clear", "--yes"]] {
+        let (code, screen) = run_on_terminal(&server.url(), args);
+        assert_eq!(code, 0, "{args:?}: {screen}");
+        assert!(
+            screen.contains(r#"hint: no sessions under the prefix "sess:""#)
+                && screen.contains("--prefix"),
+            "{args:?}: {screen}"
+        );
+        // Not a terminal: nothing extra (`ok` asserts an empty stderr).
+        run(&server, args).ok();
+    }
+    let mut found = vec!["--prefix", "myapp:sess:", "count"];
+    let (code, screen) = run_on_terminal(&server.url(), &found);
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.trim_end().ends_with('1') && !screen.contains("hint:"),
+        "no hint when sessions are found: {screen}"
+    );
+    found[2] = "ids";
+    let (_, screen) = run_on_terminal(&server.url(), &found);
+    assert!(!screen.contains("hint:"), "{screen}");
 }

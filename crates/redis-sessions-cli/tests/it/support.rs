@@ -140,3 +140,53 @@ pub fn sorted_lines(text: &str) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// Runs the CLI against `url` with stdin and stderr on a pseudo-terminal (util-linux
+/// `script`); returns the exit code and what the terminal showed.
+pub fn run_on_terminal(url: &str, args: &[&str]) -> (i32, String) {
+    let mut line = format!("'{}' --url '{url}'", env!("CARGO_BIN_EXE_redis-sessions"));
+    for arg in args {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    let output = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("util-linux `script` (Debian: bsdutils) runs the CLI on a terminal");
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap(), screen)
+}
+
+/// The CLI against `url` with a pipe on stdin that stays open until the test closes it.
+pub fn spawn_with_stdin(url: &str, args: &[&str]) -> std::process::Child {
+    command(url, args).stdin(Stdio::piped()).spawn().unwrap()
+}
+
+/// Waits for `child` to exit, for at most `secs` seconds (then kills it and fails).
+pub fn wait_at_most(mut child: std::process::Child, secs: u64) -> Run {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the CLI did not exit within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
+/// Polls until `key` exists, for at most `secs` seconds; whether it appeared.
+pub fn appears(server: &RedisServer, key: &str, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if get(server, key).is_some() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}

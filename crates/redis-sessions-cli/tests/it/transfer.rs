@@ -4,7 +4,11 @@ use std::collections::BTreeMap;
 
 use redis_harness::RedisServer;
 
-use crate::support::{get, id, json, keys, pttl, put, run, run_stdin};
+use std::io::Write as _;
+
+use crate::support::{
+    appears, get, id, json, keys, pttl, put, run, run_stdin, spawn_with_stdin, wait_at_most,
+};
 
 /// Exported records by id.
 fn records(export: &str) -> BTreeMap<String, serde_json::Value> {
@@ -330,4 +334,88 @@ fn thousands_of_sessions_page_batch_and_round_trip() {
         format!("imported {total}, skipped 0 (exist), expired 0, failed 0\n")
     );
     assert_eq!(keys(&server).len(), total as usize);
+}
+
+#[test]
+fn import_reports_an_oversized_session_and_an_overlong_line_and_goes_on() {
+    let server = RedisServer::start();
+    let record = |n: u32, text: &str| {
+        serde_json::json!({"id": id(n), "ttl_ms": 60_000, "value": {"text": text}}).to_string()
+    };
+    // Over the store's 64 KiB cap once encoded, but short enough a line to be read.
+    let oversized = record(2, &"x".repeat(70_000));
+    // Longer than any line import reads: skipped as it streams by.
+    let overlong = record(3, &"y".repeat(1_000_000));
+    let input = [record(1, "a"), oversized, overlong, record(4, "b")].join("\n");
+
+    let result = run_stdin(&server, &["import"], &input);
+    assert_eq!(result.code, 3, "{}", result.stderr);
+    assert_eq!(
+        result.stdout,
+        "imported 2, skipped 0 (exist), expired 0, failed 2\n"
+    );
+    let errors: Vec<&str> = result.stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "{}", result.stderr);
+    assert!(
+        errors[0].starts_with("error: line 2: session is ") && errors[0].contains("cap"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].starts_with("error: line 3: line is longer than "),
+        "{}",
+        errors[1]
+    );
+    assert_eq!(
+        keys(&server),
+        vec![format!("sess:{}", id(1)), format!("sess:{}", id(4))]
+    );
+}
+
+#[test]
+fn import_writes_each_line_while_the_input_is_still_open() {
+    let server = RedisServer::start();
+    let mut child = spawn_with_stdin(&server.url(), &["import"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let line =
+        |n: u32| serde_json::json!({"id": id(n), "ttl_ms": 60_000, "value": {"n": n}}).to_string();
+    writeln!(stdin, "{}", line(1)).unwrap();
+    stdin.flush().unwrap();
+    // The write must not wait for more input: reading stdin may not block the runtime.
+    assert!(
+        appears(&server, &format!("sess:{}", id(1)), 20),
+        "line 1 was not written while the input stayed open"
+    );
+    writeln!(stdin, "{}", line(2)).unwrap();
+    drop(stdin);
+    let done = wait_at_most(child, 20);
+    assert_eq!(
+        done.ok(),
+        "imported 2, skipped 0 (exist), expired 0, failed 0\n"
+    );
+}
+
+#[test]
+fn import_stopped_by_a_redis_failure_exits_while_the_input_is_open() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let mut child = spawn_with_stdin(&url, &["import"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let line =
+        |n: u32| serde_json::json!({"id": id(n), "ttl_ms": 60_000, "value": {"n": n}}).to_string();
+    writeln!(stdin, "{}", line(1)).unwrap();
+    stdin.flush().unwrap();
+    assert!(appears(&server, &format!("sess:{}", id(1)), 20));
+    server.stop();
+    writeln!(stdin, "{}", line(2)).unwrap();
+    stdin.flush().unwrap();
+    // Input stays open: the CLI must still exit, with the error.
+    let done = wait_at_most(child, 30);
+    drop(stdin);
+    assert_eq!(done.code, 1, "{}", done.stderr);
+    assert!(
+        done.one_error().contains("import stopped at line 2"),
+        "{}",
+        done.stderr
+    );
 }
