@@ -9,7 +9,7 @@ use redis_sessions::{Backend, RedisStore};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{open_store, valid_user, Config, Opened, COUNTER, USER};
+use crate::{open_store, valid_user, Config, IncrementHook, Opened, COUNTER, USER};
 
 /// Runs the actix-web demo on `listener` until `shutdown` completes. Call it inside an actix
 /// system (`actix_web::rt::System::new().block_on(..)` or `#[actix_web::main]`).
@@ -21,15 +21,17 @@ pub async fn run_actix(
     config: Config,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> anyhow::Result<()> {
+    let hook = web::Data::new(config.increment_hook.clone());
     match open_store(&config).await? {
-        Opened::Redis(store, _) => serve(listener, store, shutdown).await,
-        Opened::Memory(store, _) => serve(listener, store, shutdown).await,
+        Opened::Redis(store, _) => serve(listener, store, hook, shutdown).await,
+        Opened::Memory(store, _) => serve(listener, store, hook, shutdown).await,
     }
 }
 
 async fn serve<B: Backend + Clone>(
     listener: std::net::TcpListener,
     store: RedisStore<B>,
+    hook: web::Data<Option<IncrementHook>>,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> anyhow::Result<()> {
     // Signs and encrypts the cookie holding the session id; a new key per start is fine for a
@@ -41,6 +43,7 @@ async fn serve<B: Backend + Clone>(
     );
     let server = HttpServer::new(move || {
         App::new()
+            .app_data(hook.clone())
             .wrap(
                 SessionMiddleware::builder(store.clone(), key.clone())
                     .cookie_secure(false)
@@ -101,12 +104,15 @@ async fn login(session: Session, body: web::Json<Login>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"user": user, "counter": 0}))
 }
 
-async fn increment(session: Session) -> HttpResponse {
+async fn increment(session: Session, hook: web::Data<Option<IncrementHook>>) -> HttpResponse {
     match current(&session) {
         Ok(Some((_, counter))) => {
             let next = counter.saturating_add(1);
             match session.insert(COUNTER, next) {
-                Ok(()) => HttpResponse::Ok().json(json!({"counter": next})),
+                Ok(()) => {
+                    IncrementHook::run(hook.as_ref().as_ref()).await;
+                    HttpResponse::Ok().json(json!({"counter": next}))
+                }
                 Err(e) => unavailable(e),
             }
         }

@@ -13,7 +13,7 @@ use serde_json::json;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::page::{self, Home};
-use crate::{open_store, valid_user, BackendLabel, Config, Opened, COUNTER, USER};
+use crate::{open_store, valid_user, BackendLabel, Config, IncrementHook, Opened, COUNTER, USER};
 
 /// Runs the axum demo on `listener` until `shutdown` completes.
 ///
@@ -24,15 +24,17 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let hook = config.increment_hook.clone();
     match open_store(&config).await? {
-        Opened::Redis(store, label) => serve(listener, store, label, shutdown).await,
-        Opened::Memory(store, label) => serve(listener, store, label, shutdown).await,
+        Opened::Redis(store, label) => serve(listener, App { store, label, hook }, shutdown).await,
+        Opened::Memory(store, label) => serve(listener, App { store, label, hook }, shutdown).await,
     }
 }
 
 struct App<B> {
     store: RedisStore<B>,
     label: BackendLabel,
+    hook: Option<IncrementHook>,
 }
 
 impl<B> Clone for App<B> {
@@ -40,16 +42,17 @@ impl<B> Clone for App<B> {
         App {
             store: self.store.clone(),
             label: self.label.clone(),
+            hook: self.hook.clone(),
         }
     }
 }
 
 async fn serve<B: Backend>(
     listener: tokio::net::TcpListener,
-    store: RedisStore<B>,
-    label: BackendLabel,
+    app: App<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let store = app.store.clone();
     // Browser-session cookie; the server-side idle timeout (the store's) ends idle sessions, and
     // every read slides it in the same command (GETEX), so reads never rewrite the session.
     let sessions = SessionManagerLayer::new(store.clone())
@@ -61,11 +64,11 @@ async fn serve<B: Backend>(
         .route("/increment", post(increment_form))
         .route("/logout", post(logout_form))
         .route("/api/login", post(api_login))
-        .route("/api/increment", post(api_increment))
+        .route("/api/increment", post(api_increment::<B>))
         .route("/api/me", get(api_me))
         .route("/api/logout", post(api_logout))
         .layer(sessions)
-        .with_state(App { store, label });
+        .with_state(app);
     tracing::info!("demo: open http://{}/", listener.local_addr()?);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -183,9 +186,12 @@ async fn api_login(session: Session, Json(body): Json<Login>) -> Response {
     }
 }
 
-async fn api_increment(session: Session) -> Response {
+async fn api_increment<B: Backend>(State(app): State<App<B>>, session: Session) -> Response {
     match increment(&session).await {
-        Ok(Some(counter)) => Json(json!({"counter": counter})).into_response(),
+        Ok(Some(counter)) => {
+            IncrementHook::run(app.hook.as_ref()).await;
+            Json(json!({"counter": counter})).into_response()
+        }
         Ok(None) => not_logged_in(),
         Err(response) => response,
     }

@@ -1,5 +1,8 @@
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use clap::ArgAction;
 use redis_sessions::IdHashing;
@@ -55,6 +58,34 @@ pub struct Config {
     /// treated as corrupt on load).
     #[arg(long, env = "SESSION_MAX_SIZE", default_value_t = redis_sessions::DEFAULT_MAX_VALUE_SIZE)]
     pub max_session_size: usize,
+    /// Test hook, not a flag (always `None` from the command line): see [`IncrementHook`].
+    #[arg(skip)]
+    pub increment_hook: Option<IncrementHook>,
+}
+
+/// A test hook: `/api/increment` awaits it after it has read the session and changed the
+/// counter, before it answers, so before the session layer saves the change. A test holds
+/// saves in flight with it while another request (a logout) runs, so races happen in a known
+/// order. Outside tests it is `None`, which costs one branch per increment.
+#[derive(Clone)]
+pub struct IncrementHook(Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>);
+
+impl IncrementHook {
+    /// A hook that runs `f` and awaits the future it returns.
+    pub fn new<F, Fut>(f: F) -> IncrementHook
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        IncrementHook(Arc::new(move || Box::pin(f())))
+    }
+
+    /// Runs the hook, if there is one.
+    pub(crate) async fn run(hook: Option<&IncrementHook>) {
+        if let Some(hook) = hook {
+            (hook.0)().await;
+        }
+    }
 }
 
 impl Config {
@@ -72,6 +103,7 @@ impl Config {
             keys: None,
             require_encryption: false,
             max_session_size: redis_sessions::DEFAULT_MAX_VALUE_SIZE,
+            increment_hook: None,
         }
     }
 

@@ -18,7 +18,7 @@ use redis_sessions::{
 
 pub use actix_app::run_actix;
 pub use axum_app::run;
-pub use config::Config;
+pub use config::{Config, IncrementHook};
 
 /// Session fields the demo uses.
 pub(crate) const USER: &str = "user";

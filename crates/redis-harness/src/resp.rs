@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One RESP2 reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +72,62 @@ impl Connection {
         }
         self.reader.get_mut().write_all(&out)?;
         self.read_reply()
+    }
+
+    /// The commands that clients are blocked on right now (`CLIENT LIST` entries with the `b`
+    /// flag, e.g. writes held by `CLIENT PAUSE .. WRITE`), lower-case, in client-id order.
+    /// Sentinels' `PUBLISH` of their hello messages, which a write pause also holds, is left
+    /// out, so the list holds the test's own commands only.
+    ///
+    /// # Errors
+    /// I/O failure or a reply that is not `CLIENT LIST`'s text.
+    pub fn blocked_commands(&mut self) -> std::io::Result<Vec<String>> {
+        let list = self.command(&["CLIENT", "LIST"])?;
+        let Some(text) = list.text().filter(|_| matches!(list, Reply::Bulk(_))) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("CLIENT LIST: {list:?}"),
+            ));
+        };
+        Ok(text
+            .lines()
+            .filter_map(|client| {
+                let field = |name: &str| {
+                    client
+                        .split(' ')
+                        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+                };
+                let blocked = field("flags")?.contains('b');
+                let cmd = field("cmd")?;
+                (blocked && cmd != "publish").then(|| cmd.to_owned())
+            })
+            .collect())
+    }
+
+    /// Waits until exactly `n` clients are blocked (see [`Connection::blocked_commands`]) and
+    /// returns their commands. Polls every millisecond for up to `timeout`.
+    ///
+    /// # Errors
+    /// I/O failure, or `TimedOut` (naming what was blocked) when the count was not reached.
+    pub fn wait_for_blocked(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+    ) -> std::io::Result<Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let blocked = self.blocked_commands()?;
+            if blocked.len() == n {
+                return Ok(blocked);
+            }
+            if Instant::now() > deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("waited {timeout:?} for {n} blocked clients, saw {blocked:?}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn read_reply(&mut self) -> std::io::Result<Reply> {

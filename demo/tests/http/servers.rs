@@ -143,6 +143,16 @@ impl Drop for Running {
 }
 
 pub async fn start(kind: Kind, topology: Topology, idle_timeout: u64) -> Running {
+    start_with_hook(kind, topology, idle_timeout, None).await
+}
+
+/// [`start`], with the demo's increment hook (see `demo::IncrementHook`).
+pub async fn start_with_hook(
+    kind: Kind,
+    topology: Topology,
+    idle_timeout: u64,
+    hook: Option<demo::IncrementHook>,
+) -> Running {
     let redis = match topology {
         Topology::Standalone => Redis::Server(RedisServer::start()),
         Topology::Cluster => Redis::Cluster(
@@ -153,6 +163,7 @@ pub async fn start(kind: Kind, topology: Topology, idle_timeout: u64) -> Running
     };
     let mut config = demo::Config::new(Some(redis.url()));
     config.idle_timeout = idle_timeout;
+    config.increment_hook = hook;
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
         let _ = stopped.await;

@@ -4,6 +4,8 @@
 //! empty-prefix fixes, create/update races with destroy, and corrupt values.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -12,7 +14,11 @@ use redis_sessions::{
     SetMode, StoredId,
 };
 
-use crate::support::{self, id, in_secs, session, ttl_of};
+use tokio::sync::Barrier;
+
+use crate::support::{
+    self, eventually, held_then_run_in_order, id, in_secs, session, ttl_of, Deployment,
+};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -125,8 +131,13 @@ pub async fn sessions_expire_by_themselves<B: Backend + Clone>(b: B) {
     let id = id();
     assert!(store.set(&id, &session(1)).await.unwrap().is_written());
     assert!(store.get(&id).await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(store.get(&id).await.unwrap(), None);
+    // Time has to pass here: wait for the expiry itself, not for a guess of how long it takes.
+    eventually(
+        Duration::from_secs(10),
+        "a 150 ms session expires",
+        || async { store.get(&id).await.unwrap().is_none() },
+    )
+    .await;
     assert_eq!(store.length().await.unwrap(), 0);
     assert_eq!(store.touch(&id, &session(1)).await.unwrap(), Outcome::Gone);
 }
@@ -425,38 +436,253 @@ pub async fn update_never_resurrects<B: Backend + Clone>(b: B) {
     assert_eq!(store.get(&id).await.unwrap(), None);
 }
 
+/// Spawns `a` and `b` and releases both at the same instant (a barrier), on the test's
+/// multi-threaded runtime.
+async fn at_once<A, B>(
+    a: impl Future<Output = A> + Send + 'static,
+    b: impl Future<Output = B> + Send + 'static,
+) -> (A, B)
+where
+    A: Send + 'static,
+    B: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(2));
+    let (for_a, for_b) = (barrier.clone(), barrier);
+    let a = tokio::spawn(async move {
+        for_a.wait().await;
+        a.await
+    });
+    let b = tokio::spawn(async move {
+        for_b.wait().await;
+        b.await
+    });
+    (a.await.unwrap(), b.await.unwrap())
+}
+
+/// Rounds of each barrier race: the outcome is checked in every one.
+const RACE_ROUNDS: usize = 100;
+
+/// Updates racing a destroy (invariant 3): in fixed orders, in a destroy that lands inside a
+/// stream of updates every time, and in rounds of an update and a destroy released at once.
 pub async fn updates_racing_destroy_never_resurrect<B: Backend + Clone>(b: B) {
     let store = RedisStore::new(b.clone());
-    for _round in 0..5 {
-        let id = id();
+    let key_of = |id: &SessionId| store.keyspace().key(id);
+
+    // Destroy completes, then the update: Gone, and no key.
+    let id = id();
+    assert!(store.create(&id, &session(0)).await.unwrap().is_written());
+    assert!(store.destroy(&id).await.unwrap());
+    assert_eq!(store.update(&id, &session(1)).await.unwrap(), Outcome::Gone);
+    assert!(!exists(&b, &key_of(&id)).await, "update resurrected");
+    // Update completes, then the destroy: written, then gone for good.
+    let id = self::id();
+    assert!(store.create(&id, &session(0)).await.unwrap().is_written());
+    assert_eq!(
+        store.update(&id, &session(1)).await.unwrap(),
+        Outcome::Written
+    );
+    assert!(store.destroy(&id).await.unwrap());
+    assert!(!exists(&b, &key_of(&id)).await);
+    assert_eq!(store.update(&id, &session(2)).await.unwrap(), Outcome::Gone);
+
+    // A destroy inside a stream of updates: the writer updates until it sees Gone, and the
+    // destroy is sent once the writer has written, so it always lands while updates are in
+    // flight (between two of them, or during one).
+    for round in 0..10 {
+        let id = self::id();
         assert!(store.create(&id, &session(0)).await.unwrap().is_written());
+        let (wrote, has_written) = tokio::sync::oneshot::channel();
         let writer = {
             let (store, id) = (store.clone(), id.clone());
             tokio::spawn(async move {
+                let mut wrote = Some(wrote);
                 let mut outcomes = Vec::new();
-                for n in 1..=60 {
-                    outcomes.push(store.update(&id, &session(n)).await.unwrap());
-                    tokio::task::yield_now().await;
+                for n in 1..=100_000 {
+                    let outcome = store.update(&id, &session(n)).await.unwrap();
+                    outcomes.push(outcome);
+                    if outcome == Outcome::Gone {
+                        // Every later update is refused too.
+                        for late in 0..3 {
+                            outcomes.push(store.update(&id, &session(-late)).await.unwrap());
+                        }
+                        return outcomes;
+                    }
+                    if let Some(wrote) = wrote.take() {
+                        wrote.send(()).unwrap();
+                    }
                 }
-                outcomes
+                panic!("100000 updates and the destroy never landed")
             })
         };
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        has_written.await.unwrap();
         assert!(
             store.destroy(&id).await.unwrap(),
-            "destroy found the session"
+            "round {round}: the destroy found the session"
         );
         let outcomes = writer.await.unwrap();
-        // After the first Gone every later update is Gone too, and the session stays destroyed.
-        let first_gone = outcomes.iter().position(|o| *o == Outcome::Gone);
-        if let Some(first) = first_gone {
-            assert!(
-                outcomes[first..].iter().all(|o| *o == Outcome::Gone),
-                "{outcomes:?}"
-            );
-        }
-        assert_eq!(store.get(&id).await.unwrap(), None, "session resurrected");
+        let written = outcomes.iter().take_while(|o| o.is_written()).count();
+        assert!(written >= 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes[written..].iter().all(|o| *o == Outcome::Gone),
+            "round {round}: a write after the destroy: {outcomes:?}"
+        );
+        assert!(
+            !exists(&b, &key_of(&id)).await,
+            "round {round}: session resurrected"
+        );
     }
+
+    // One update and one destroy released at once. Either serial order ends with no session
+    // and a destroy that found it; the update is Written (it ran first) or Gone (second).
+    for round in 0..RACE_ROUNDS {
+        let id = self::id();
+        assert!(store.create(&id, &session(0)).await.unwrap().is_written());
+        let (updated, destroyed) = {
+            let (s1, s2, id1, id2) = (store.clone(), store.clone(), id.clone(), id.clone());
+            at_once(
+                async move { s1.update(&id1, &session(1)).await.unwrap() },
+                async move { s2.destroy(&id2).await.unwrap() },
+            )
+            .await
+        };
+        assert!(
+            matches!(updated, Outcome::Written | Outcome::Gone),
+            "round {round}: {updated:?}"
+        );
+        assert!(destroyed, "round {round}: the destroy found the session");
+        assert!(
+            !exists(&b, &key_of(&id)).await,
+            "round {round}: update {updated:?} resurrected the session"
+        );
+    }
+}
+
+/// Creates racing a destroy or another create, released at once, many rounds. The outcomes
+/// must match the final state in every round:
+/// - create (new id) vs destroy: the create is always Written; the destroy found the session
+///   (`true`) exactly when it ran second, so then no key is left; `false` means it ran first,
+///   and the created session is there, intact.
+/// - create vs create of one id: exactly one is Written, the other is Exists, and the stored
+///   session is the winner's (never overwritten by the loser).
+pub async fn creates_racing_never_overwrite<B: Backend + Clone>(b: B) {
+    let store = RedisStore::new(b.clone());
+    for round in 0..RACE_ROUNDS {
+        let id = id();
+        let (created, destroyed) = {
+            let (s1, s2, id1, id2) = (store.clone(), store.clone(), id.clone(), id.clone());
+            at_once(
+                async move { s1.create(&id1, &session(1)).await.unwrap() },
+                async move { s2.destroy(&id2).await.unwrap() },
+            )
+            .await
+        };
+        assert_eq!(created, Outcome::Written, "round {round}");
+        let left = store.get(&id).await.unwrap();
+        if destroyed {
+            assert_eq!(left, None, "round {round}: destroyed but still there");
+        } else {
+            assert_eq!(left, Some(session(1)), "round {round}: destroy ran first");
+        }
+
+        let id = self::id();
+        let (one, two) = {
+            let (s1, s2, id1, id2) = (store.clone(), store.clone(), id.clone(), id.clone());
+            at_once(
+                async move { s1.create(&id1, &session(1)).await.unwrap() },
+                async move { s2.create(&id2, &session(2)).await.unwrap() },
+            )
+            .await
+        };
+        let winner = match (one, two) {
+            (Outcome::Written, Outcome::Exists) => session(1),
+            (Outcome::Exists, Outcome::Written) => session(2),
+            other => panic!("round {round}: two creates of one id gave {other:?}"),
+        };
+        assert_eq!(store.get(&id).await.unwrap(), Some(winner), "round {round}");
+    }
+}
+
+/// The same races with both commands truly in flight together: held at a paused server and
+/// then run in the order they arrived (real Redis only). One side goes through the backend
+/// under test, the other through a second client of the same deployment, each side first once.
+pub async fn writes_held_at_the_server_run_in_arrival_order<B, D>(b: B, deployment: &D)
+where
+    B: Backend + Clone,
+    D: Deployment,
+{
+    let ours = RedisStore::new(b.clone());
+    let other = RedisStore::new(redis_sessions::connect(&deployment.url()).await.unwrap());
+    held_in_order(
+        &ours,
+        &other,
+        &b,
+        deployment,
+        "the backend under test first",
+    )
+    .await;
+    held_in_order(&other, &ours, &b, deployment, "the other client first").await;
+}
+
+async fn held_in_order<F: Backend, S: Backend, B: Backend>(
+    first: &RedisStore<F>,
+    second: &RedisStore<S>,
+    b: &B,
+    deployment: &impl Deployment,
+    case: &str,
+) {
+    let sides = |id: &SessionId| (first.clone(), second.clone(), id.clone(), id.clone());
+
+    // The destroy arrives first, the update second: the update finds nothing.
+    let id = id();
+    let key = first.keyspace().key(&id);
+    assert!(first.create(&id, &session(0)).await.unwrap().is_written());
+    assert_eq!(second.get(&id).await.unwrap(), Some(session(0)), "{case}");
+    let (d, u, id1, id2) = sides(&id);
+    let (destroyed, updated) = held_then_run_in_order(
+        deployment.primary_for(&key),
+        async move { d.destroy(&id1).await.unwrap() },
+        async move { u.update(&id2, &session(1)).await.unwrap() },
+    )
+    .await;
+    assert!(destroyed, "destroy, then update; {case}");
+    assert_eq!(updated, Outcome::Gone, "destroy, then update; {case}");
+    assert!(!exists(b, &key).await, "update resurrected; {case}");
+
+    // The update arrives first, the destroy second: written, then deleted.
+    let id = self::id();
+    let key = first.keyspace().key(&id);
+    assert!(first.create(&id, &session(0)).await.unwrap().is_written());
+    let (u, d, id1, id2) = sides(&id);
+    let (updated, destroyed) = held_then_run_in_order(
+        deployment.primary_for(&key),
+        async move { u.update(&id1, &session(1)).await.unwrap() },
+        async move { d.destroy(&id2).await.unwrap() },
+    )
+    .await;
+    assert_eq!(updated, Outcome::Written, "update, then destroy; {case}");
+    assert!(destroyed, "update, then destroy; {case}");
+    assert!(!exists(b, &key).await, "update, then destroy; {case}");
+
+    // Two creates of one new id: the first wins; the second is Exists and writes nothing.
+    let id = self::id();
+    let key = first.keyspace().key(&id);
+    let (c1, c2, id1, id2) = sides(&id);
+    let (one, two) = held_then_run_in_order(
+        deployment.primary_for(&key),
+        async move { c1.create(&id1, &session(1)).await.unwrap() },
+        async move { c2.create(&id2, &session(2)).await.unwrap() },
+    )
+    .await;
+    assert_eq!(
+        (one, two),
+        (Outcome::Written, Outcome::Exists),
+        "create, create; {case}"
+    );
+    assert_eq!(
+        first.get(&id).await.unwrap(),
+        Some(session(1)),
+        "create, create; {case}"
+    );
 }
 
 pub async fn corrupt_values_are_typed_errors<B: Backend + Clone>(b: B) {
@@ -620,9 +846,10 @@ pub async fn key_only_expiry_lives_in_the_ttl_alone<B: Backend + Clone>(b: B) {
     assert!(diff < Duration::from_millis(1), "{diff:?}");
 }
 
-/// Declares one test per case for a backend constructor.
+/// Declares one test per case for a backend constructor; the `held` cases also get the
+/// deployment behind the backend.
 macro_rules! conformance {
-    ($backend:ident: $($case:ident),* $(,)?) => {
+    ($backend:ident: $($case:ident),* $(,)?; held: $($held:ident),* $(,)?) => {
         mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -631,13 +858,20 @@ macro_rules! conformance {
                     super::$case(backend).await;
                 }
             )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $held() {
+                    let (backend, deployment) = crate::support::$backend().await;
+                    super::$held(backend, &deployment).await;
+                }
+            )*
         }
     };
 }
 
 macro_rules! suite {
-    ($($backend:ident),*) => {
-        $(conformance!($backend:
+    (@cases $backend:ident; $($held:ident),*) => {
+        conformance!($backend:
             set_get_uses_prefix_and_default_ttl,
             explicit_expiry_wins_over_ttl_option,
             ttl_option_fixed_and_function,
@@ -657,15 +891,25 @@ macro_rules! suite {
             create_never_overwrites,
             update_never_resurrects,
             updates_racing_destroy_never_resurrect,
+            creates_racing_never_overwrite,
             corrupt_values_are_typed_errors,
             get_and_refresh_slides_ttl_in_one_step,
             reads_express_session_values,
-            key_only_expiry_lives_in_the_ttl_alone,
-        );)*
+            key_only_expiry_lives_in_the_ttl_alone;
+            held: $($held),*
+        );
+    };
+    // Embedded backends: nothing to pause.
+    (embedded: $($backend:ident),*) => {
+        $(suite!(@cases $backend;);)*
+    };
+    ($($backend:ident),*) => {
+        $(suite!(@cases $backend; writes_held_at_the_server_run_in_arrival_order);)*
     };
 }
 
-suite!(memory, redis, redis_multiplexed);
+suite!(embedded: memory);
+suite!(redis, redis_multiplexed);
 #[cfg(feature = "cluster")]
 suite!(cluster);
 #[cfg(feature = "sentinel")]

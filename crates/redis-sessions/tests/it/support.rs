@@ -1,8 +1,9 @@
 //! Fixtures shared by the integration tests.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis_harness::RedisServer;
+use redis_harness::{Connection, RedisServer};
 use redis_sessions::{Backend, KeyTtl, MemoryBackend, RedisBackend, Session, SessionId};
 
 /// Something that keeps a backend's server alive for the length of a test.
@@ -125,4 +126,115 @@ pub fn listed<'a>(ids: impl IntoIterator<Item = &'a SessionId>) -> Vec<redis_ses
     ids.into_iter()
         .map(|id| redis_sessions::IdHashing::Off.stored_id(id))
         .collect()
+}
+
+/// The servers behind a conformance backend, for cases that hold commands at the server.
+pub trait Deployment {
+    /// A URL for [`redis_sessions::connect`]: a second client, with connections of its own.
+    fn url(&self) -> String;
+    /// The port of the primary that holds `key`.
+    fn primary_for(&self, key: &str) -> u16;
+}
+
+impl Deployment for Guard {
+    fn url(&self) -> String {
+        self.as_ref().expect("a Redis server").url()
+    }
+    fn primary_for(&self, _key: &str) -> u16 {
+        self.as_ref().expect("a Redis server").port()
+    }
+}
+
+#[cfg(feature = "cluster")]
+impl Deployment for redis_harness::RedisCluster {
+    fn url(&self) -> String {
+        redis_harness::RedisCluster::url(self)
+    }
+    fn primary_for(&self, key: &str) -> u16 {
+        self.primary_for_key(key)
+    }
+}
+
+#[cfg(feature = "sentinel")]
+impl Deployment for redis_harness::RedisSentinelGroup {
+    fn url(&self) -> String {
+        redis_harness::RedisSentinelGroup::url(self)
+    }
+    fn primary_for(&self, _key: &str) -> u16 {
+        self.primary_port()
+    }
+}
+
+/// How long the server may take to report a held command (it is a loopback round trip).
+const HOLD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs `first` and `second` truly at once, in a known order: every write is held at the
+/// primary on `port` (`CLIENT PAUSE .. WRITE`), `first` is started and the server is seen
+/// holding it, then `second` likewise, and only then are both let go. The server runs held
+/// clients in the order they arrived, so `first`'s command runs before `second`'s, and both
+/// were in flight together. Each future must send exactly one write, on connections of its own.
+pub async fn held_then_run_in_order<T1, T2>(
+    port: u16,
+    first: impl Future<Output = T1> + Send + 'static,
+    second: impl Future<Output = T2> + Send + 'static,
+) -> (T1, T2)
+where
+    T1: Send + 'static,
+    T2: Send + 'static,
+{
+    let control = |f: Box<dyn FnOnce(&mut Connection) + Send>, mut conn: Connection| async move {
+        tokio::task::spawn_blocking(move || {
+            f(&mut conn);
+            conn
+        })
+        .await
+        .unwrap()
+    };
+    let conn = Connection::open(port).unwrap();
+    let conn = control(
+        Box::new(|c| {
+            let ok = c.command(&["CLIENT", "PAUSE", "20000", "WRITE"]).unwrap();
+            assert_eq!(ok.text().as_deref(), Some("OK"), "{ok:?}");
+            // Nothing of the test's is held yet.
+            assert_eq!(
+                c.wait_for_blocked(0, HOLD_TIMEOUT).unwrap(),
+                Vec::<String>::new()
+            );
+        }),
+        conn,
+    )
+    .await;
+    let first = tokio::spawn(first);
+    let conn = control(
+        Box::new(|c| {
+            c.wait_for_blocked(1, HOLD_TIMEOUT).unwrap();
+        }),
+        conn,
+    )
+    .await;
+    let second = tokio::spawn(second);
+    control(
+        Box::new(|c| {
+            c.wait_for_blocked(2, HOLD_TIMEOUT).unwrap();
+            let ok = c.command(&["CLIENT", "UNPAUSE"]).unwrap();
+            assert_eq!(ok.text().as_deref(), Some("OK"), "{ok:?}");
+        }),
+        conn,
+    )
+    .await;
+    (first.await.unwrap(), second.await.unwrap())
+}
+
+/// Polls `condition` until it holds, failing the test after `within`: for conditions that
+/// need time to pass (an expiry), never as a way to order steps.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
