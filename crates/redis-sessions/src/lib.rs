@@ -117,11 +117,14 @@
 //! command, `GETEX key PX idle`, which slides the idle timeout without rewriting the value; a
 //! request that changes it costs one `SET XX PX`. tower-sessions' own way to slide an
 //! `OnInactivity` expiry, `with_always_save(true)`, costs a `GET` plus a full `SET` on every
-//! request. For an absolute lifetime as well, use `Expiry::AtDateTime` (or any explicit expiry):
-//! a session read after its explicit expiry is deleted and loads as none, however recently it
-//! was used. Because the session's expiry is always such an absolute bound, do not combine
-//! `idle_timeout` with `Expiry::OnInactivity`: reads would slide the TTL, but the session would
-//! still end one inactivity period after its last write.
+//! request. Under an idle timeout the session's explicit expiry is written into the value, and a
+//! read after it deletes the session however recently it was used: that is a fixed bound only
+//! when the expiry is fixed (`Expiry::AtDateTime`). With `Expiry::OnSessionEnd`, tower-sessions
+//! sets it to the last write plus 14 days, so it moves forward with every write; with
+//! `Expiry::OnInactivity` it is the last write plus the inactivity period, so do not combine
+//! that with `idle_timeout` (reads would slide the TTL, yet the session would end one period
+//! after its last write). The README's "What ends a session" has the table for every setup; a
+//! real absolute timeout is planned.
 //!
 //! # Framework semantics
 //!

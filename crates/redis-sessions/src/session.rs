@@ -78,7 +78,8 @@ impl Session {
     /// key at `expires` all the same.
     ///
     /// With an [`idle_timeout`](crate::StoreBuilder::idle_timeout) the store stores the expiry
-    /// anyway: reads re-arm the TTL past it, so the value must keep it as the absolute bound.
+    /// anyway: reads re-arm the TTL past it, so the value must keep it as the bound reads
+    /// check (set afresh by each write).
     #[must_use]
     pub fn with_key_expiry(mut self, expires: SystemTime) -> Session {
         self.expires = Some(expires);

@@ -19,7 +19,8 @@
 //! - A cookie that is not a valid id loads as no session, as does a corrupt value (logged).
 //! - The expiry lives in the key's TTL only ([`Session::with_key_expiry`](crate::Session::with_key_expiry); actix-session keeps
 //!   no expiry in the state), except with the store's idle timeout, where the value keeps it as
-//!   the absolute bound (actix's session TTL) that sliding reads never pass.
+//!   the bound sliding reads never pass: actix's session TTL from the last write, so it moves
+//!   with every write.
 
 use std::time::{Duration, SystemTime};
 

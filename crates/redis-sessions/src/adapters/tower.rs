@@ -19,8 +19,8 @@
 //! value ([`Session::with_key_expiry`](crate::Session::with_key_expiry)): tower-sessions computes the expiry afresh from its
 //! `Expiry` setting before every save and never reads a loaded one, so storing it would only
 //! cost memory. A loaded `Record`'s `expiry_date` is therefore the time of the load. With the
-//! store's idle timeout the expiry is stored (the absolute bound the sliding TTL never passes)
-//! and loads return it.
+//! store's idle timeout the expiry is stored (the bound the sliding TTL never passes, set afresh
+//! by each save from tower-sessions' `Expiry`) and loads return it.
 //!
 //! **Ids** are tower-sessions' own: 128 random bits, 22 base64url characters (the store's own
 //! ids, from [`SessionId::generate`](crate::SessionId::generate), have 192 bits).
