@@ -787,7 +787,8 @@ pub async fn reads_express_session_values<B: Backend + Clone>(b: B) {
     assert!(store.set(&id, &s).await.unwrap().is_written());
     assert_eq!(b.get(key).await.unwrap().unwrap(), node);
     // A browser-session cookie (null expiry), members in express-session's order.
-    let browser = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#;
+    let browser =
+        br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#;
     raw_set(&b, key, browser).await;
     let s = store.get(&id).await.unwrap().unwrap();
     assert_eq!(s.expires(), None);
