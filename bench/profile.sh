@@ -5,6 +5,7 @@
 #
 #   bash bench/profile.sh axum-ours-sliding /read
 #   bash bench/profile.sh axum-memory /read     # the session layer alone (no Redis)
+#   SERVER=/path/to/old/bench-server OUT=/tmp/old.txt bash bench/profile.sh actix-ours /inc
 #
 # STACK: any stack of bench-server (`target/release/bench-server` alone lists them): axum-ours,
 # axum-ours-sliding, axum-tsrs, axum-memory, axum-none, actix-ours, actix-ours-sliding,
@@ -15,11 +16,12 @@ cd "$(dirname "$0")"
 STACK=${1:?stack}; PATH_=${2:-/read}; SECONDS_=${SECONDS_:-20}
 . ../scripts/redis-env.sh
 cargo build --release --quiet
+SERVER=${SERVER:-${CARGO_TARGET_DIR:-target}/release/bench-server}
 WORK=$(mktemp -d -t redis-sessions-prof-XXXXXX)
 start_private_redis
 PORT=$(free_port)
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
-  ./target/release/bench-server --stack "$STACK" --listen "127.0.0.1:$PORT" --redis "$REDIS_URL/1" \
+  "$SERVER" --stack "$STACK" --listen "127.0.0.1:$PORT" --redis "$REDIS_URL/1" \
   2>"$WORK/vg.log" &
 VG=$!
 trap 'kill $VG 2>/dev/null || true; stop_private_redis' EXIT
@@ -34,7 +36,7 @@ requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 callgrind_control -d "$VG" >/dev/null
 sleep 1
 kill -KILL "$VG" 2>/dev/null; wait "$VG" 2>/dev/null || true   # the dump above is the profile
-out="results/profile-$STACK-${PATH_#/}.txt"
+out=${OUT:-results/profile-$STACK-${PATH_#/}.txt}
 dump=$(ls -t "$WORK"/cg.out* | head -1)
 {
   echo "# callgrind: $STACK $PATH_, $requests requests (wrk -t1 -c4), instructions inclusive"

@@ -254,6 +254,31 @@ fn import_with_a_passed_expiry_writes_nothing() {
     assert!(keys(&server).is_empty());
 }
 
+/// What was imported is what is stored and exported again, byte for byte: member order,
+/// `null`s and every `cookie` member (a new user found `"expires": null` dropped and the
+/// members reordered).
+#[test]
+fn import_then_export_gives_back_the_same_value() {
+    let server = RedisServer::start();
+    let value =
+        r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#;
+    let line = format!(r#"{{"id":"{}","ttl_ms":60000,"value":{value}}}"#, id(1));
+    let report = run_stdin(&server, &["import"], &line).ok();
+    assert_eq!(
+        report,
+        "imported 1, skipped 0 (exist), expired 0, failed 0\n"
+    );
+    assert_eq!(
+        get(&server, &format!("sess:{}", id(1))).as_deref(),
+        Some(value)
+    );
+    let exported = run(&server, &["export"]).ok();
+    assert!(
+        exported.contains(&format!(r#""value":{value}"#)),
+        "{exported}"
+    );
+}
+
 #[test]
 fn duplicate_ids_in_one_import_follow_the_file_order() {
     let server = RedisServer::start();
