@@ -360,6 +360,24 @@ impl RedisCluster {
         }
     }
 
+    /// Starts the node at `port` again after [`RedisCluster::kill`], with its `nodes.conf` but
+    /// no data, and waits until it has rejoined (as a replica of whoever took its slots) and
+    /// every node reports the settled cluster again.
+    ///
+    /// # Panics
+    /// When the node does not start, or the cluster does not settle within 60 s.
+    pub fn restart(&mut self, port: u16) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port() == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        node.restart();
+        let expected = self.nodes.len();
+        self.wait_settled(expected)
+            .unwrap_or_else(|e| panic!("after restarting {port}: {e}"));
+    }
+
     /// `CLUSTER FAILOVER` on the replica at `replica_port`, then waits until it is a primary and
     /// the cluster has settled.
     ///
