@@ -10,8 +10,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use futures_util::{stream, StreamExt, TryStreamExt};
-
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -124,8 +122,8 @@ fn encode(shard: &Shard) -> usize {
 /// [`ScanPage::restarted`] set. Resharding (slots moving between primaries) during a scan is
 /// not covered: the scan fails with [`BackendErrorKind::Other`] instead of guessing.
 ///
-/// `MGET` and `UNLINK` are sent as one command per hash slot, each routed by redis-rs on its
-/// own: redis-rs 1.8's own split of a multi-slot command silently leaves out the slots whose
+/// `MGET` and `UNLINK` are sent as one command per hash slot, one after the other, each routed
+/// by redis-rs on its own: redis-rs 1.8's own split of a multi-slot command silently leaves out the slots whose
 /// mapped primary it has no connection to (its slot map still naming a primary that was
 /// replaced), so `UNLINK` reported and deleted fewer keys without an error after a failover.
 #[derive(Clone)]
@@ -140,9 +138,6 @@ impl std::fmt::Debug for ClusterBackend {
         f.debug_struct("ClusterBackend").finish_non_exhaustive()
     }
 }
-
-/// Commands in flight at once when a multi-key call is split by slot.
-const SLOT_CONCURRENCY: usize = 64;
 
 /// Nodes asked for their view of the topology at each read.
 const VIEWS: usize = 3;
@@ -246,10 +241,11 @@ impl ClusterBackend {
     /// Nodes are not addressed by name here: a request to an address redis-rs has no
     /// connection to makes it drop every connection and reconnect from the seed nodes.
     async fn read_topology(&self) -> Result<Vec<Shard>, String> {
-        let replies = futures_util::future::join_all(
-            (0..VIEWS).map(|_| self.cluster_nodes(SingleNodeRoutingInfo::Random)),
-        )
-        .await;
+        // One after the other: see `per_slot` on requests in flight during a slot-map refresh.
+        let mut replies = Vec::with_capacity(VIEWS);
+        for _ in 0..VIEWS {
+            replies.push(self.cluster_nodes(SingleNodeRoutingInfo::Random).await);
+        }
         let mut agreed: Option<Vec<Shard>> = None;
         for reply in replies {
             let text = reply.map_err(|e| format!("CLUSTER NODES failed: {e}"))?;
@@ -299,14 +295,19 @@ impl ClusterBackend {
         redis::from_redis_value(value).map_err(|e| map_error(e.into()))
     }
 
-    /// Runs `cmd KEYS...` once per hash slot (at most [`SLOT_CONCURRENCY`] at a time), each
-    /// a single-slot command routed by redis-rs (which follows `MOVED` and falls back to another
-    /// node when the mapped one is not connected). The replies come back with the indices of
-    /// their keys, in no particular order of slots.
+    /// Runs `cmd KEYS...` once per hash slot, one command after the other, each a single-slot
+    /// command routed by redis-rs (which follows `MOVED` and falls back to another node when
+    /// the mapped one is not connected). The replies come back with the indices of their keys.
     ///
     /// redis-rs's own split of a multi-slot command is not used: it silently leaves out the
     /// slots whose mapped primary it has no connection to (its slot map still naming a primary
     /// that was replaced), so `UNLINK` would report and delete fewer keys without an error.
+    ///
+    /// The commands are not sent concurrently: the first request to a shard whose route is
+    /// stale makes redis-rs refresh its slot map, and with redis-rs 1.8.1 a refresh that starts
+    /// while other requests of the same connection wait for its lock stalled every request
+    /// past the response timeout (seen on the first `clear` after a failover, in about half of
+    /// the runs with 64 commands in flight; never with one).
     async fn per_slot<T: redis::FromRedisValue + Send>(
         &self,
         name: &'static str,
@@ -316,17 +317,16 @@ impl ClusterBackend {
         for (i, key) in keys.iter().enumerate() {
             slots.entry(slot_of(key)).or_default().push(i);
         }
-        stream::iter(slots.into_values().map(|indices| async move {
+        let mut replies = Vec::with_capacity(slots.len());
+        for indices in slots.into_values() {
             let mut cmd = redis::cmd(name);
             for &i in &indices {
                 cmd.arg(&keys[i]);
             }
             let reply: T = self.keys.command(&cmd).await?;
-            Ok::<_, BackendError>((indices, reply))
-        }))
-        .buffer_unordered(SLOT_CONCURRENCY)
-        .try_collect()
-        .await
+            replies.push((indices, reply));
+        }
+        Ok(replies)
     }
 }
 
