@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use crate::resp::{Connection, Reply};
 use crate::server::{free_port, HarnessError, RedisServer};
 
-/// Node timeout: a dead primary is failed over after about this long.
-const NODE_TIMEOUT_MS: &str = "2000";
+/// Default node timeout: a dead primary is failed over after about this long.
+const NODE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed for the cluster to form, or to settle after a failover.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Cluster bus ports are the node port + 10,000, so node ports stay below this.
@@ -29,7 +29,7 @@ pub struct ClusterNode {
     pub slots: Vec<(u16, u16)>,
 }
 
-/// Three primaries with one replica each, `cluster-node-timeout` 2 s.
+/// Three primaries with one replica each, `cluster-node-timeout` 2 s (or as chosen).
 ///
 /// `start` returns only when every node reports `cluster_state:ok`, all 16,384 slots are
 /// covered, and every replica is attached to its primary.
@@ -155,14 +155,27 @@ impl RedisCluster {
         Self::try_start().unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Starts the cluster with another `cluster-node-timeout` (how long a node may be silent
+    /// before it is considered failed; a killed primary is replaced about a second after that).
+    ///
+    /// # Panics
+    /// As [`RedisCluster::start`].
+    pub fn start_with_node_timeout(timeout: Duration) -> RedisCluster {
+        Self::try_start_with(timeout).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Starts the cluster.
     ///
     /// # Errors
     /// A binary is missing, or the cluster did not form within 60 s.
     pub fn try_start() -> Result<RedisCluster, HarnessError> {
+        Self::try_start_with(NODE_TIMEOUT)
+    }
+
+    fn try_start_with(node_timeout: Duration) -> Result<RedisCluster, HarnessError> {
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start_once() {
+            match Self::try_start_once(node_timeout) {
                 Ok(cluster) => return Ok(cluster),
                 Err(e @ HarnessError::Missing(_)) => return Err(e),
                 Err(e) => last = Some(e),
@@ -171,9 +184,10 @@ impl RedisCluster {
         Err(last.unwrap_or_else(|| HarnessError::NotReady("no attempt".into())))
     }
 
-    fn try_start_once() -> Result<RedisCluster, HarnessError> {
+    fn try_start_once(node_timeout: Duration) -> Result<RedisCluster, HarnessError> {
         let ports = cluster_ports(6)?;
         let mut nodes = Vec::with_capacity(6);
+        let node_timeout = node_timeout.as_millis().to_string();
         for port in &ports {
             nodes.push(RedisServer::start_on(
                 *port,
@@ -181,7 +195,7 @@ impl RedisCluster {
                     "cluster-enabled",
                     "yes",
                     "cluster-node-timeout",
-                    NODE_TIMEOUT_MS,
+                    &node_timeout,
                     "cluster-allow-replica-migration",
                     "no",
                 ],
@@ -358,6 +372,43 @@ impl RedisCluster {
         if let Some(node) = self.nodes.iter_mut().find(|n| n.port() == port) {
             node.stop();
         }
+    }
+
+    /// Every key matching `pattern` on the primaries that serve slots, by `SCAN` on each (raw
+    /// connections, independent of any client under test).
+    ///
+    /// # Panics
+    /// When a primary cannot be reached or a reply is malformed.
+    pub fn scan_keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for port in self.primary_ports() {
+            let node = self
+                .nodes
+                .iter()
+                .find(|n| n.port() == port)
+                .unwrap_or_else(|| panic!("no node on port {port}"));
+            keys.extend(node.scan_keys(pattern));
+        }
+        keys
+    }
+
+    /// Starts the nodes at `ports` again after [`RedisCluster::kill`], each with its
+    /// `nodes.conf` but no data, and waits until they have rejoined (as replicas of whoever took
+    /// their slots) and every node reports the settled cluster again.
+    ///
+    /// # Panics
+    /// When a node does not start, or the cluster does not settle within 60 s.
+    pub fn restart(&mut self, ports: &[u16]) {
+        for &port in ports {
+            self.nodes
+                .iter_mut()
+                .find(|n| n.port() == port)
+                .unwrap_or_else(|| panic!("no node on port {port}"))
+                .restart();
+        }
+        let expected = self.nodes.len();
+        self.wait_settled(expected)
+            .unwrap_or_else(|e| panic!("after restarting {ports:?}: {e}"));
     }
 
     /// `CLUSTER FAILOVER` on the replica at `replica_port`, then waits until it is a primary and

@@ -1,13 +1,14 @@
 //! [`Backend`] on Redis Cluster, with redis-rs's async cluster client.
 //!
-//! Single-key commands are routed by hash slot by redis-rs. `MGET` and `UNLINK` are split by
-//! redis-rs into one sub-command per slot (never a `CROSSSLOT` error) and the replies are put
-//! back in key order. `SCAN` is the one command redis-rs cannot route (its `scan_match` silently
-//! walks one random node), so [`ClusterBackend`] walks every primary itself, see
-//! [`ClusterBackend::scan`](Backend::scan).
+//! Single-key commands are routed by hash slot by redis-rs. `MGET` and `UNLINK` are split here
+//! into one command per slot (never a `CROSSSLOT` error), each routed by redis-rs, and the
+//! replies are put back in key order. `SCAN` is the one command redis-rs cannot route (its
+//! `scan_match` silently walks one random node), so [`ClusterBackend`] walks every primary
+//! itself, see [`ClusterBackend::scan`](Backend::scan).
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -28,6 +29,11 @@ pub struct ClusterConfig {
     /// Attempts redis-rs makes on `MOVED`, `TRYAGAIN` or a lost node, within the response
     /// timeout (default 3).
     pub retries: u32,
+    /// How long a scan waits for the nodes to agree on which primaries serve the 16,384 slots
+    /// (default 2 s), for example while a failed primary is being replaced. A scan that cannot
+    /// resolve the topology within this time fails with
+    /// [`BackendErrorKind::Unavailable`](crate::BackendErrorKind::Unavailable).
+    pub topology_timeout: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -36,22 +42,35 @@ impl Default for ClusterConfig {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
             retries: 3,
+            topology_timeout: Duration::from_secs(2),
         }
     }
 }
 
+/// Number of hash slots of a Redis Cluster.
+const SLOTS: u32 = 16_384;
+
 /// A primary and the slots it serves, as `CLUSTER NODES` reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Shard {
-    /// Lowest slot served: names the shard across failovers (a promoted replica takes over
-    /// exactly its primary's slots), so cursors stay meaningful when addresses change.
-    first_slot: u16,
+    /// Slot ranges served, sorted and non-empty. The lowest slot names the shard across
+    /// failovers (a promoted replica takes over exactly its primary's slots), so cursors stay
+    /// meaningful when addresses change.
+    slots: Vec<(u16, u16)>,
     /// Host exactly as the cluster reports it: redis-rs routes by this string.
     host: String,
     port: u16,
 }
 
 impl Shard {
+    fn first_slot(&self) -> u16 {
+        self.slots.first().map_or(0, |r| r.0)
+    }
+
+    fn serves(&self, slot: u16) -> bool {
+        self.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+    }
+
     /// A 16-bit tag of the address, carried in the cursor to notice a primary change.
     fn tag(&self) -> usize {
         let mut h: u32 = 0x811c_9dc5;
@@ -60,19 +79,38 @@ impl Shard {
         }
         ((h ^ (h >> 16)) & 0xffff) as usize
     }
+
+    /// The cursor that scans this shard from `position`.
+    fn cursor(&self, position: u64) -> ScanCursor {
+        ScanCursor {
+            node: encode(self),
+            position,
+        }
+    }
 }
 
-/// [`ScanCursor::node`] of a cluster scan: shard index in the low 16 bits, address tag above.
-fn encode(index: usize, shard: &Shard) -> usize {
-    index | (shard.tag() << 16)
+/// [`ScanCursor::node`] of a cluster scan: the shard's first slot in the low 16 bits, the tag
+/// of its primary's address above. `ScanCursor::default()` names the shard serving slot 0.
+fn encode(shard: &Shard) -> usize {
+    usize::from(shard.first_slot()) | (shard.tag() << 16)
 }
 
 /// A [`Backend`] on a Redis Cluster (feature `cluster`).
 ///
-/// `scan` visits every primary with its own cursor. The primaries are read from `CLUSTER NODES`
-/// at the start of each scan and sorted by the first slot they serve; [`ScanCursor::node`]
-/// holds the shard's index and a tag of its primary's address. A topology change between pages
-/// never skips keys and never fails the scan by itself:
+/// `scan` visits every primary with its own cursor, one shard after the other in the order of
+/// the first slot each serves. [`ScanCursor::node`] names the shard by that first slot (not by
+/// a list index, which shifts when the list changes) and carries a tag of its primary's address.
+///
+/// The primaries are read (`CLUSTER NODES`) at the start of each shard's scan, and again when a
+/// page fails or the cursor's primary is not the one last seen. A read asks three nodes (picked
+/// by redis-rs among those it is connected to) and is used only when all three report the same
+/// primaries, those cover all 16,384 slots exactly once, and none of them is flagged failed
+/// (`fail`, `fail?`), address-less or in handshake: a node that has not yet learned of a
+/// failover still lists the failed primary with its slots, or both primaries. Until then the
+/// read is repeated, for at most [`ClusterConfig::topology_timeout`], and then the scan fails
+/// with [`BackendErrorKind::Unavailable`]. A scan never ends early without an error.
+///
+/// A topology change between pages never skips keys and never fails the scan by itself:
 ///
 /// - a primary that fails or is unreachable: the topology is read again and that shard is
 ///   scanned again from cursor 0 on its new primary (one retry);
@@ -80,13 +118,19 @@ fn encode(index: usize, shard: &Shard) -> usize {
 ///   scanned again from 0 on the new primary, since a `SCAN` cursor means nothing on another
 ///   server.
 ///
-/// Scanning a shard again returns keys twice; the store drops repeats, as it must for `SCAN`
-/// anyway. Resharding (slots moving between primaries) during a scan is not covered: `SCAN`
-/// makes no promise for keys that move.
+/// Scanning a shard again returns its keys again: the page that starts over has
+/// [`ScanPage::restarted`] set. Resharding (slots moving between primaries) during a scan is
+/// not covered: the scan fails with [`BackendErrorKind::Other`] instead of guessing.
+///
+/// `MGET` and `UNLINK` are sent as one command per hash slot, one after the other, each routed
+/// by redis-rs on its own: redis-rs 1.8's own split of a multi-slot command silently leaves out the slots whose
+/// mapped primary it has no connection to (its slot map still naming a primary that was
+/// replaced), so `UNLINK` reported and deleted fewer keys without an error after a failover.
 #[derive(Clone)]
 pub struct ClusterBackend {
     keys: RedisBackend<ClusterConnection>,
     shards: Arc<RwLock<Vec<Shard>>>,
+    topology_timeout: Duration,
 }
 
 impl std::fmt::Debug for ClusterBackend {
@@ -94,6 +138,9 @@ impl std::fmt::Debug for ClusterBackend {
         f.debug_struct("ClusterBackend").finish_non_exhaustive()
     }
 }
+
+/// Nodes asked for their view of the topology at each read.
+const VIEWS: usize = 3;
 
 impl ClusterBackend {
     /// Connects to a cluster through any of its nodes (`redis://[user:password@]host:port`, one
@@ -121,7 +168,8 @@ impl ClusterBackend {
             .build()
             .map_err(map_error)?;
         let conn = client.get_async_connection().await.map_err(map_error)?;
-        let backend = Self::new(conn);
+        let mut backend = Self::new(conn);
+        backend.topology_timeout = config.topology_timeout;
         backend.refresh().await?;
         Ok(backend)
     }
@@ -132,6 +180,7 @@ impl ClusterBackend {
         ClusterBackend {
             keys: RedisBackend::new(conn),
             shards: Arc::new(RwLock::new(Vec::new())),
+            topology_timeout: ClusterConfig::default().topology_timeout,
         }
     }
 
@@ -155,41 +204,73 @@ impl ClusterBackend {
         }
     }
 
-    /// Reads the primaries from `CLUSTER NODES` (a random node answers; up to 3 attempts).
+    /// Reads the primaries until the nodes agree on a complete, healthy view (see
+    /// [`ClusterBackend`]), for at most the topology timeout.
     async fn refresh(&self) -> BackendResult<Vec<Shard>> {
-        let mut last = None;
-        for attempt in 0..3u64 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-            }
-            let mut conn = self.connection().clone();
-            let reply = conn
-                .route_command(
-                    redis::cmd("CLUSTER").arg("NODES").clone(),
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-                )
-                .await
-                .and_then(|v| redis::from_redis_value::<String>(v).map_err(Into::into));
-            match reply {
-                Ok(text) => {
-                    let shards = parse_primaries(&text);
-                    if shards.is_empty() {
-                        last = Some(BackendError::new(
-                            BackendErrorKind::Unavailable,
-                            "CLUSTER NODES lists no primary serving slots",
-                        ));
-                        continue;
-                    }
+        let deadline = Instant::now() + self.topology_timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let reason = match self.read_topology().await {
+                Ok(shards) => {
                     match self.shards.write() {
                         Ok(mut guard) => *guard = shards.clone(),
                         Err(poisoned) => *poisoned.into_inner() = shards.clone(),
                     }
                     return Ok(shards);
                 }
-                Err(e) => last = Some(map_error(e)),
+                Err(reason) => reason,
+            };
+            if Instant::now() + pause > deadline {
+                return Err(BackendError::new(
+                    BackendErrorKind::Unavailable,
+                    format!(
+                        "cluster topology not resolved within {:?}: {reason}",
+                        self.topology_timeout
+                    ),
+                ));
+            }
+            tracing::debug!(%reason, "cluster topology not settled; reading it again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// One read of the topology: `CLUSTER NODES` from [`VIEWS`] nodes picked at random by
+    /// redis-rs among those it is connected to; `Err` says why the views cannot be used (yet).
+    ///
+    /// Nodes are not addressed by name here: a request to an address redis-rs has no
+    /// connection to makes it drop every connection and reconnect from the seed nodes.
+    async fn read_topology(&self) -> Result<Vec<Shard>, String> {
+        // One after the other: see `per_slot` on requests in flight during a slot-map refresh.
+        let mut replies = Vec::with_capacity(VIEWS);
+        for _ in 0..VIEWS {
+            replies.push(self.cluster_nodes(SingleNodeRoutingInfo::Random).await);
+        }
+        let mut agreed: Option<Vec<Shard>> = None;
+        for reply in replies {
+            let text = reply.map_err(|e| format!("CLUSTER NODES failed: {e}"))?;
+            let who = answering_node(&text);
+            let view = parse_view(&text).map_err(|e| format!("node {who}: {e}"))?;
+            match &agreed {
+                Some(first) if *first != view => {
+                    return Err(format!("nodes disagree on the primaries ({who} differs)"))
+                }
+                Some(_) => {}
+                None => agreed = Some(view),
             }
         }
-        Err(last.unwrap_or_else(|| BackendError::new(BackendErrorKind::Other, "no attempt")))
+        agreed.ok_or_else(|| "no view".to_owned())
+    }
+
+    async fn cluster_nodes(&self, route: SingleNodeRoutingInfo) -> redis::RedisResult<String> {
+        let mut conn = self.connection().clone();
+        let value = conn
+            .route_command(
+                redis::cmd("CLUSTER").arg("NODES").clone(),
+                RoutingInfo::SingleNode(route),
+            )
+            .await?;
+        Ok(redis::from_redis_value::<String>(value)?)
     }
 
     async fn scan_node(
@@ -213,38 +294,162 @@ impl ClusterBackend {
         let value = conn.route_command(cmd, routing).await.map_err(map_error)?;
         redis::from_redis_value(value).map_err(|e| map_error(e.into()))
     }
+
+    /// Runs `cmd KEYS...` once per hash slot, one command after the other, each a single-slot
+    /// command routed by redis-rs (which follows `MOVED` and falls back to another node when
+    /// the mapped one is not connected). The replies come back with the indices of their keys.
+    ///
+    /// redis-rs's own split of a multi-slot command is not used: it silently leaves out the
+    /// slots whose mapped primary it has no connection to (its slot map still naming a primary
+    /// that was replaced), so `UNLINK` would report and delete fewer keys without an error.
+    ///
+    /// The commands are not sent concurrently: the first request to a shard whose route is
+    /// stale makes redis-rs refresh its slot map, and with redis-rs 1.8.1 a refresh that starts
+    /// while other requests of the same connection wait for its lock stalled every request
+    /// past the response timeout (seen on the first `clear` after a failover, in about half of
+    /// the runs with 64 commands in flight; never with one).
+    async fn per_slot<T: redis::FromRedisValue + Send>(
+        &self,
+        name: &'static str,
+        keys: &[String],
+    ) -> BackendResult<Vec<(Vec<usize>, T)>> {
+        let mut slots: HashMap<u16, Vec<usize>> = HashMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            slots.entry(slot_of(key)).or_default().push(i);
+        }
+        let mut replies = Vec::with_capacity(slots.len());
+        for indices in slots.into_values() {
+            let mut cmd = redis::cmd(name);
+            for &i in &indices {
+                cmd.arg(&keys[i]);
+            }
+            let reply: T = self.keys.command(&cmd).await?;
+            replies.push((indices, reply));
+        }
+        Ok(replies)
+    }
 }
 
-/// Primaries serving slots, sorted by their first slot. Failed primaries are kept: their slots
-/// are not served by anyone else yet, and scanning them fails with a typed error.
-fn parse_primaries(text: &str) -> Vec<Shard> {
-    let mut shards: Vec<Shard> = text
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let flags = fields.get(2)?;
-            if !flags.split(',').any(|f| f == "master") {
-                return None;
-            }
-            // `ip:port@cport[,hostname]`
-            let addr = fields.get(1)?.split('@').next()?;
-            let (host, port) = addr.rsplit_once(':')?;
-            let first_slot = fields
-                .get(8..)?
-                .iter()
-                .filter(|s| !s.starts_with('['))
-                .filter_map(|s| s.split('-').next()?.parse::<u16>().ok())
-                .min()?;
-            Some(Shard {
-                first_slot,
-                host: host.to_owned(),
-                port: port.parse().ok()?,
-            })
+/// The hash slot of `key`: CRC16 (XMODEM) of the key, or of its `{hash tag}` when it has a
+/// non-empty one, modulo 16,384 (as the cluster specification defines).
+fn slot_of(key: &str) -> u16 {
+    let key = key.as_bytes();
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
         })
-        .filter(|s| !s.host.is_empty())
-        .collect();
-    shards.sort_by_key(|s| s.first_slot);
-    shards
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for &b in hashed {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % SLOTS as u16
+}
+
+/// Flags that make a node's view of itself or another node unusable for routing.
+fn unhealthy(flags: &str) -> bool {
+    flags
+        .split(',')
+        .any(|f| matches!(f, "fail" | "fail?" | "noaddr" | "handshake"))
+}
+
+/// `ip:port@cport[,hostname]` → (ip, port); `None` when the node has no address yet.
+fn address(field: &str) -> Option<(String, u16)> {
+    let addr = field.split('@').next()?;
+    let (host, port) = addr.rsplit_once(':')?;
+    let port = port.parse().ok().filter(|p| *p != 0)?;
+    (!host.is_empty()).then(|| (host.to_owned(), port))
+}
+
+/// The address of the node that answered a `CLUSTER NODES` (its `myself` line), for messages.
+fn answering_node(text: &str) -> String {
+    text.lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(2)?.split(',').any(|f| f == "myself").then(|| {
+                fields
+                    .get(1)
+                    .map(|a| a.split('@').next().unwrap_or(a).to_owned())
+            })?
+        })
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// The primaries of one node's `CLUSTER NODES` reply, sorted by first slot, if that view can be
+/// used: every slot served exactly once, by a primary that has an address and is not flagged
+/// failed. Otherwise why not.
+fn parse_view(text: &str) -> Result<Vec<Shard>, String> {
+    let mut shards = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
+            continue;
+        };
+        let mut slots = Vec::new();
+        for token in fields.iter().skip(8).filter(|s| !s.starts_with('[')) {
+            let (a, b) = token.split_once('-').unwrap_or((token, token));
+            match (a.parse::<u16>(), b.parse::<u16>()) {
+                (Ok(a), Ok(b)) if a <= b && u32::from(b) < SLOTS => slots.push((a, b)),
+                _ => return Err(format!("unreadable slot range {token:?}")),
+            }
+        }
+        if slots.is_empty() {
+            continue;
+        }
+        if !flags.split(',').any(|f| f == "master") {
+            return Err(format!("a node flagged {flags} serves slots"));
+        }
+        if unhealthy(flags) {
+            return Err(format!(
+                "slots from {} are served by a primary flagged {flags}",
+                slots[0].0
+            ));
+        }
+        let (host, port) =
+            address(addr).ok_or_else(|| "a primary serving slots has no address".to_owned())?;
+        slots.sort_unstable();
+        shards.push(Shard { slots, host, port });
+    }
+    let mut ranges: Vec<(u16, u16)> = shards.iter().flat_map(|s| s.slots.clone()).collect();
+    ranges.sort_unstable();
+    let mut next: u32 = 0;
+    for (a, b) in ranges {
+        match u32::from(a).cmp(&next) {
+            std::cmp::Ordering::Less => return Err(format!("slot {a} is served twice")),
+            std::cmp::Ordering::Greater => return Err(format!("slot {next} is not served")),
+            std::cmp::Ordering::Equal => next = u32::from(b) + 1,
+        }
+    }
+    if next != SLOTS {
+        return Err(format!("slot {next} is not served"));
+    }
+    shards.sort_by_key(Shard::first_slot);
+    Ok(shards)
+}
+
+/// The shard named by a cursor's first slot.
+fn shard_named(shards: &[Shard], first_slot: u16) -> BackendResult<&Shard> {
+    match shards.iter().find(|s| s.serves(first_slot)) {
+        Some(shard) if shard.first_slot() == first_slot => Ok(shard),
+        _ => Err(BackendError::new(
+            BackendErrorKind::Other,
+            format!(
+                "slots moved between primaries during the scan (slot {first_slot}); \
+                 start the scan again"
+            ),
+        )),
+    }
 }
 
 impl Backend for ClusterBackend {
@@ -274,57 +479,80 @@ impl Backend for ClusterBackend {
         self.keys.pttl(key).await
     }
 
-    /// `UNLINK`, split by redis-rs into one command per slot; the counts are summed.
+    /// One `UNLINK` per hash slot; the counts are summed.
     async fn delete(&self, keys: &[String]) -> BackendResult<u64> {
-        self.keys.delete(keys).await
+        let replies = self.per_slot::<u64>("UNLINK", keys).await?;
+        Ok(replies.into_iter().map(|(_, n)| n).sum())
     }
 
-    /// `MGET`, split by redis-rs into one command per slot; the values come back in key order.
+    /// One `MGET` per hash slot; the values are put back in key order.
     async fn mget(&self, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
-        self.keys.mget(keys).await
+        let replies = self.per_slot::<Vec<Option<Vec<u8>>>>("MGET", keys).await?;
+        let mut values = vec![None; keys.len()];
+        for (indices, reply) in replies {
+            if reply.len() != indices.len() {
+                return Err(BackendError::new(
+                    BackendErrorKind::Other,
+                    "MGET returned another number of values than keys",
+                ));
+            }
+            for (i, value) in indices.into_iter().zip(reply) {
+                values[i] = value;
+            }
+        }
+        Ok(values)
     }
 
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
-        let index = cursor.node & 0xffff;
-        let starting = cursor.node == 0 && cursor.position == 0;
-        let mut shards = self.snapshot();
-        if starting || shards.is_empty() {
-            shards = self.refresh().await?;
-        }
-        let Some(mut shard) = shards.get(index).cloned() else {
-            // The cluster has fewer shards than when the scan started (resharding).
-            return Ok(ScanPage::default());
-        };
+        let first_slot = (cursor.node & 0xffff) as u16;
+        let tag = cursor.node >> 16;
         let mut position = cursor.position;
-        if position != 0 && encode(index, &shard) != cursor.node {
-            tracing::debug!(
-                shard = index,
-                "primary changed during scan; rescanning shard"
-            );
-            position = 0;
+        let mut restarted = false;
+        // A shard's scan starts on a freshly read topology; later pages use the last one read.
+        let mut shards = match self.snapshot() {
+            shards if position != 0 && !shards.is_empty() => shards,
+            _ => self.refresh().await?,
+        };
+        let mut shard = shard_named(&shards, first_slot)?.clone();
+        if position != 0 && shard.tag() != tag {
+            // Another caller saw a primary change, or this cursor comes from a newer topology
+            // than the last one read: read it again before deciding.
+            shards = self.refresh().await?;
+            shard = shard_named(&shards, first_slot)?.clone();
+            if shard.tag() != tag {
+                tracing::debug!(first_slot, "primary changed during scan; rescanning shard");
+                position = 0;
+                restarted = true;
+            }
         }
         let (next, keys) = match self.scan_node(&shard, position, pattern, count).await {
             Ok(reply) => reply,
             Err(e) if e.kind() != BackendErrorKind::WrongType => {
-                tracing::debug!(shard = index, error = %e, "scan of a primary failed; re-resolving");
+                tracing::debug!(first_slot, error = %e, "scan of a primary failed; re-resolving");
                 shards = self.refresh().await?;
-                shard = shards.get(index).cloned().ok_or(e)?;
-                self.scan_node(&shard, 0, pattern, count).await?
+                let now = shard_named(&shards, first_slot)?.clone();
+                if now.tag() != shard.tag() && position != 0 {
+                    position = 0;
+                    restarted = true;
+                }
+                shard = now;
+                self.scan_node(&shard, position, pattern, count).await?
             }
             Err(e) => return Err(e),
         };
         let next = if next != 0 {
-            Some(ScanCursor {
-                node: encode(index, &shard),
-                position: next,
-            })
+            Some(shard.cursor(next))
         } else {
-            shards.get(index + 1).map(|s| ScanCursor {
-                node: encode(index + 1, s),
-                position: 0,
-            })
+            shards
+                .iter()
+                .find(|s| s.first_slot() > shard.first_slot())
+                .map(|s| s.cursor(0))
         };
-        Ok(ScanPage { keys, next })
+        Ok(ScanPage {
+            keys,
+            next,
+            restarted,
+        })
     }
 }
 
@@ -332,24 +560,116 @@ impl Backend for ClusterBackend {
 mod tests {
     use super::*;
 
+    const HEALTHY: &str = "a 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922\n\
+                           b 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
+                           c 127.0.0.1:7003@17003 slave a 0 0 2 connected\n\
+                           d 127.0.0.1:7002@17002,host.example master - 0 0 3 connected 10923-16383 [5-<-x]\n\
+                           e 127.0.0.1:7004@17004 master - 0 0 0 connected\n";
+
     #[test]
     fn primaries_sorted_by_first_slot() {
-        let text = "a 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922\n\
-                    b 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
-                    c 127.0.0.1:7003@17003 slave a 0 0 2 connected\n\
-                    d 127.0.0.1:7002@17002,host.example master - 0 0 3 connected 10923-16383 [5-<-x]\n\
-                    e 127.0.0.1:7004@17004 master - 0 0 0 connected\n";
-        let shards = parse_primaries(text);
+        let shards = parse_view(HEALTHY).unwrap();
         let ports: Vec<u16> = shards.iter().map(|s| s.port).collect();
         assert_eq!(ports, [7000, 7001, 7002]);
         assert_eq!(shards[2].host, "127.0.0.1");
-        assert_eq!(shards[1].first_slot, 5461);
+        assert_eq!(shards[1].first_slot(), 5461);
+        assert_eq!(shards[1].slots, [(5461, 10922)]);
     }
 
     #[test]
-    fn cursor_node_keeps_index_and_notices_address_changes() {
+    fn a_primary_with_several_ranges_is_one_shard() {
+        let text = "a 127.0.0.1:7001@17001 master - 0 0 2 connected 100-200 0-99 5000\n\
+                    b 127.0.0.1:7000@17000 master - 0 0 1 connected 201-4999 5001-16383\n";
+        let shards = parse_view(text).unwrap();
+        assert_eq!(shards.len(), 2);
+        assert_eq!(shards[0].slots, [(0, 99), (100, 200), (5000, 5000)]);
+        assert!(shards[0].serves(5000) && !shards[1].serves(5000));
+        assert!(shard_named(&shards, 201).is_ok());
+        assert!(
+            shard_named(&shards, 100).is_err(),
+            "not the first slot of its shard"
+        );
+    }
+
+    #[test]
+    fn views_a_scan_must_not_use() {
+        let cases = [
+            // A node that has not learned the failover yet: the failed primary still has slots.
+            (
+                "a 127.0.0.1:7000@17000 master,fail? - 0 0 1 connected 0-5460\n\
+                 b 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-16383\n",
+                "flagged master,fail?",
+            ),
+            (
+                "a 127.0.0.1:7000@17000 master,fail - 0 0 1 connected 0-5460\n\
+                 b 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-16383\n",
+                "flagged master,fail",
+            ),
+            // Old and new primary both listed with the same slots.
+            (
+                "a 127.0.0.1:7000@17000 master - 0 0 1 connected 0-5460\n\
+                 c 127.0.0.1:7003@17003 master - 0 0 4 connected 0-5460\n\
+                 b 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-16383\n",
+                "slot 0 is served twice",
+            ),
+            // Slots nobody serves (the new primary not listed yet).
+            (
+                "b 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-16383\n",
+                "slot 0 is not served",
+            ),
+            (
+                "b 127.0.0.1:7001@17001 master - 0 0 2 connected 0-16382\n",
+                "slot 16383 is not served",
+            ),
+            (
+                "a :0@0 master,noaddr - 0 0 1 connected 0-5460\n\
+                 b 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-16383\n",
+                "noaddr",
+            ),
+            (
+                "a 127.0.0.1:7000@17000 slave b 0 0 1 connected 0-5460\n\
+                 b 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-16383\n",
+                "flagged slave serves slots",
+            ),
+        ];
+        for (text, why) in cases {
+            let err = parse_view(text).unwrap_err();
+            assert!(err.contains(why), "{why}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_answering_node_is_named() {
+        assert_eq!(answering_node(HEALTHY), "127.0.0.1:7000");
+        assert_eq!(answering_node(""), "?");
+    }
+
+    #[test]
+    fn slots_match_redis_rs() {
+        use redis::cluster_routing::Slot;
+        assert_eq!(slot_of("123456789"), 0x31c3);
+        for key in [
+            "foo",
+            "sess:abc",
+            "{user1000}.following",
+            "a{}b",
+            "{}x",
+            "x{y",
+            "é{ü}",
+        ] {
+            assert_eq!(Slot::new(slot_of(key)), Some(Slot::for_key(key)), "{key}");
+        }
+        for n in 0..2_000 {
+            let key = format!("sess:{n}:{}", n * 7919);
+            assert_eq!(Slot::new(slot_of(&key)), Some(Slot::for_key(&key)), "{key}");
+        }
+        assert_eq!(slot_of("{a}1"), slot_of("{a}2"));
+    }
+
+    #[test]
+    fn cursor_names_the_shard_by_first_slot_and_notices_address_changes() {
         let a = Shard {
-            first_slot: 0,
+            slots: vec![(5461, 10922)],
             host: "127.0.0.1".into(),
             port: 7000,
         };
@@ -357,7 +677,8 @@ mod tests {
             port: 7003,
             ..a.clone()
         };
-        assert_eq!(encode(2, &a) & 0xffff, 2);
-        assert_ne!(encode(2, &a), encode(2, &b));
+        assert_eq!(encode(&a) & 0xffff, 5461);
+        assert_ne!(encode(&a), encode(&b));
+        assert_eq!(encode(&a) & 0xffff, encode(&b) & 0xffff);
     }
 }

@@ -212,6 +212,10 @@ impl Backend for MemoryBackend {
             node: 0,
             position: *hash,
         });
-        Ok(ScanPage { keys, next })
+        Ok(ScanPage {
+            keys,
+            next,
+            ..ScanPage::default()
+        })
     }
 }

@@ -53,22 +53,46 @@ pub enum KeyTtl {
 
 /// Where a scan continues. Start with `ScanCursor::default()`.
 ///
-/// `node` lets a backend with several servers (a cluster) walk each with its own cursor.
+/// `node` lets a backend with several servers (a cluster) walk each with its own cursor; its
+/// value is the backend's own (the cluster backend names a shard by the first hash slot it
+/// serves and a tag of its primary's address). A cursor whose `position` is 0 starts one
+/// server's scan: every backend returns such a cursor when it moves on to the next server, and
+/// never in the middle of one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanCursor {
-    /// Index of the server being scanned.
+    /// The server being scanned, in the backend's own encoding.
     pub node: usize,
     /// That server's `SCAN` cursor.
     pub position: u64,
 }
 
 /// One page of a scan.
+///
+/// What a full scan (from `ScanCursor::default()` until `next` is `None`) promises, as `SCAN`
+/// does for one server: every key that exists under the pattern for the whole scan is returned
+/// at least once; a key may be returned more than once. A backend with several servers adds
+/// one case of repeats: when a server's scan has to start over (the cluster backend, when a
+/// shard's primary was replaced between two pages; the Sentinel backend, when it switched to
+/// a new primary), the page that starts over has
+/// [`restarted`](ScanPage::restarted) set, and keys that server already returned in this scan
+/// may come again. Keys of servers whose scan had finished never come again.
+///
+/// A consumer that counts keys exactly with memory per server rather than per key keeps the
+/// count of the server being scanned apart (the one entered by the last cursor with `position`
+/// 0), adds it to the total when the next server starts, and drops it when a page has
+/// `restarted` set, before counting that page's keys. Repeats within one server's scan (a
+/// `SCAN` over a hash table that is being resized) are not signalled.
 #[derive(Clone, Debug, Default)]
 pub struct ScanPage {
-    /// Keys matching the pattern (may be empty; may repeat across pages, as `SCAN` may).
+    /// Keys matching the pattern (may be empty; may repeat across pages, see above).
     pub keys: Vec<Vec<u8>>,
     /// Where to continue, or `None` when the scan is complete.
     pub next: Option<ScanCursor>,
+    /// The scan of the server the cursor was in started over with this page, on a new primary
+    /// (its `SCAN` cursor meant nothing there): keys that server returned earlier in this scan
+    /// may be returned again. Set by the cluster backend (a shard's primary was replaced) and
+    /// the Sentinel backend (the primary was switched); always `false` on one server.
+    pub restarted: bool,
 }
 
 /// The Redis operations the store needs.

@@ -243,6 +243,10 @@ where
             node: 0,
             position: next,
         });
-        Ok(ScanPage { keys, next })
+        Ok(ScanPage {
+            keys,
+            next,
+            ..ScanPage::default()
+        })
     }
 }

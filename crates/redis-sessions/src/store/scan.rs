@@ -6,6 +6,14 @@
 //! bucket the scan was in, returned moments before. A window of the most recently listed keys
 //! ([`RECENT_KEYS`] keyed hashes, about 300 KiB) drops those repeats, so each session is listed
 //! once unless the database shrinks by more than that factor during one scan.
+//!
+//! On a cluster or through Sentinel a server's scan can start over on a new primary (a
+//! failover between two pages; the backend marks that page [`restarted`]). `length` then
+//! counts that server again from zero (one counter per server, so it stays exact); a listing
+//! has already yielded what that server returned, so keys it returned before the failover and
+//! longer ago than the window may be listed twice.
+//!
+//! [`restarted`]: crate::ScanPage::restarted
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -37,6 +45,11 @@ impl Recent {
         }
     }
 
+    fn forget(&mut self) {
+        self.order.clear();
+        self.seen.clear();
+    }
+
     /// `true` the first time `id` is offered within the window.
     fn first(&mut self, id: &StoredId) -> bool {
         let hash = self.hasher.hash_one(id);
@@ -53,9 +66,28 @@ impl Recent {
     }
 }
 
+/// One page of a scan, with where it stands among the servers.
+struct Page {
+    ids: Vec<StoredId>,
+    /// The first page of a server's scan: the servers before it are done.
+    starts_server: bool,
+    /// The server's scan started over (a failover): it returns its keys again.
+    restarted: bool,
+}
+
+/// What the window does when a server's scan starts over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnRestart {
+    /// Keep it: repeats of what was just listed are dropped (listings).
+    Keep,
+    /// Forget it: the server is counted again from zero (`length`).
+    Forget,
+}
+
 impl<B: Backend> RedisStore<B> {
-    /// Pages of stored ids under the prefix, `SCAN`'s repeats dropped.
-    fn id_pages(&self) -> impl Stream<Item = Result<Vec<StoredId>>> + Send + '_ {
+    /// Pages of stored ids under the prefix, `SCAN`'s repeats dropped. The window is emptied
+    /// whenever a server's scan starts: keys of finished servers never come again.
+    fn id_pages(&self, on_restart: OnRestart) -> impl Stream<Item = Result<Page>> + Send + '_ {
         let start = (Some(ScanCursor::default()), Recent::new());
         stream::try_unfold(start, move |(cursor, mut recent)| async move {
             let Some(cursor) = cursor else {
@@ -66,13 +98,22 @@ impl<B: Backend> RedisStore<B> {
                 .backend
                 .scan(cursor, inner.keyspace.scan_pattern(), inner.scan_count)
                 .await?;
+            let starts_server = cursor.position == 0;
+            if starts_server || (page.restarted && on_restart == OnRestart::Forget) {
+                recent.forget();
+            }
             let ids = page
                 .keys
                 .iter()
                 .filter_map(|key| inner.keyspace.id_of(key))
                 .filter(|id| recent.first(id))
                 .collect();
-            Ok(Some((ids, (page.next, recent))))
+            let page_out = Page {
+                ids,
+                starts_server,
+                restarted: page.restarted,
+            };
+            Ok(Some((page_out, (page.next, recent))))
         })
     }
 
@@ -81,8 +122,8 @@ impl<B: Backend> RedisStore<B> {
     /// Keys under the prefix whose rest is not a valid session id (another application's
     /// `sess:admin:1`) are skipped.
     pub fn ids_stream(&self) -> impl Stream<Item = Result<StoredId>> + Send + '_ {
-        self.id_pages()
-            .map_ok(|ids| stream::iter(ids.into_iter().map(Ok)))
+        self.id_pages(OnRestart::Keep)
+            .map_ok(|page| stream::iter(page.ids.into_iter().map(Ok)))
             .try_flatten()
     }
 
@@ -97,14 +138,27 @@ impl<B: Backend> RedisStore<B> {
         self.ids_stream().try_collect().await
     }
 
-    /// Number of sessions under the prefix (connect-redis `length`).
+    /// Number of sessions under the prefix (connect-redis `length`). Exact across failovers:
+    /// a server whose scan starts over is counted again from zero.
     ///
     /// # Errors
     /// [`Error::Backend`].
     pub async fn length(&self) -> Result<u64> {
-        self.id_pages()
-            .try_fold(0u64, |n, ids| async move { Ok(n + ids.len() as u64) })
-            .await
+        // Sessions of the finished servers, and of the one being scanned.
+        let (done, current) = self
+            .id_pages(OnRestart::Forget)
+            .try_fold((0u64, 0u64), |(mut done, mut current), page| async move {
+                if page.starts_server {
+                    done += current;
+                    current = 0;
+                }
+                if page.restarted {
+                    current = 0;
+                }
+                Ok((done, current + page.ids.len() as u64))
+            })
+            .await?;
+        Ok(done + current)
     }
 
     /// Every session with its stored id, streamed: values are fetched with `MGET` in batches

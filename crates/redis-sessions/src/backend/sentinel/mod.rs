@@ -269,12 +269,14 @@ impl Backend for SentinelBackend {
     crate::backend::redis::single_key_ops!();
 
     /// `SCAN` on the primary; [`ScanCursor::node`] holds the primary's generation, so a scan
-    /// that spans a switch starts again on the new primary.
+    /// that spans a switch starts again on the new primary (with [`ScanPage::restarted`] set).
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         let mut primary = self.shared.current.load_full();
         let mut position = cursor.position;
+        let mut restarted = false;
         if position != 0 && cursor.node as u64 != primary.generation {
             position = 0;
+            restarted = true;
         }
         let scan = |position: u64| {
             let mut cmd = redis::cmd("SCAN");
@@ -297,6 +299,7 @@ impl Backend for SentinelBackend {
                     .await
                     .map_err(|_| e)?;
                 primary = self.shared.current.load_full();
+                restarted |= position != 0;
                 let mut conn = primary.conn.clone();
                 scan(0).query_async(&mut conn).await.map_err(map_error)?
             }
@@ -306,6 +309,10 @@ impl Backend for SentinelBackend {
             node: usize::try_from(primary.generation).unwrap_or(usize::MAX),
             position: next,
         });
-        Ok(ScanPage { keys, next })
+        Ok(ScanPage {
+            keys,
+            next,
+            restarted,
+        })
     }
 }
