@@ -101,10 +101,17 @@ impl<B> fmt::Debug for RedisStore<B> {
     }
 }
 
-/// One session's key, with the fingerprint that names it in logs and errors.
-pub(crate) struct Target {
+/// One session's key, and the id text whose fingerprint names it in logs and errors
+/// (computed only when something is logged).
+pub(crate) struct Target<'a> {
     key: String,
-    fingerprint: Fingerprint,
+    id: &'a str,
+}
+
+impl Target<'_> {
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self.id)
+    }
 }
 
 impl<B: Backend> RedisStore<B> {
@@ -123,17 +130,17 @@ impl<B: Backend> RedisStore<B> {
         &self.inner.keyspace
     }
 
-    fn target(&self, id: &SessionId) -> Target {
+    fn target<'a>(&self, id: &'a SessionId) -> Target<'a> {
         Target {
             key: self.inner.keyspace.key(id),
-            fingerprint: id.fingerprint(),
+            id: id.as_str(),
         }
     }
 
-    fn listed(&self, stored: &StoredId) -> Target {
+    fn listed<'a>(&self, stored: &'a StoredId) -> Target<'a> {
         Target {
             key: self.inner.keyspace.stored_key(stored),
-            fingerprint: stored.fingerprint(),
+            id: stored.as_str(),
         }
     }
 
@@ -194,7 +201,7 @@ impl<B: Backend> RedisStore<B> {
     /// deleted (through the write path) and reads as none.
     async fn read<T: Decoded>(
         &self,
-        target: &Target,
+        target: &Target<'_>,
         refresh: Option<Duration>,
     ) -> Result<Option<T>> {
         let backend = &self.inner.backend;
@@ -213,12 +220,12 @@ impl<B: Backend> RedisStore<B> {
         Ok(Some(session))
     }
 
-    fn decode<T: Decoded>(&self, target: &Target, bytes: &[u8]) -> Result<T> {
+    fn decode<T: Decoded>(&self, target: &Target<'_>, bytes: &[u8]) -> Result<T> {
         let bound_to = self.inner.keyspace.suffix(&target.key);
         self.inner.codec.decode_into(bytes, bound_to).map_err(|source| {
-            tracing::warn!(session = %target.fingerprint, error = %source, "undecodable session value");
+            tracing::warn!(session = %target.fingerprint(), error = %source, "undecodable session value");
             Error::Decode {
-                fingerprint: target.fingerprint,
+                fingerprint: target.fingerprint(),
                 source,
             }
         })
@@ -243,12 +250,12 @@ impl<B: Backend> RedisStore<B> {
 
 /// A read's bytes: `None` for a missing or empty value; a key of another Redis type is a
 /// decode error naming the session.
-fn present(target: &Target, bytes: BackendResult<Option<Vec<u8>>>) -> Result<Option<Vec<u8>>> {
+fn present(target: &Target<'_>, bytes: BackendResult<Option<Vec<u8>>>) -> Result<Option<Vec<u8>>> {
     match bytes {
         Ok(Some(bytes)) if !bytes.is_empty() => Ok(Some(bytes)),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == BackendErrorKind::WrongType => Err(Error::Decode {
-            fingerprint: target.fingerprint,
+            fingerprint: target.fingerprint(),
             source: CodecError::NotASession {
                 format: "redis",
                 what: "the key holds another Redis type",

@@ -20,7 +20,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use futures_util::stream::{self, Stream, StreamExt, TryChunksError, TryStreamExt};
 
-use super::RedisStore;
+use super::{RedisStore, Target};
 use crate::backend::{Backend, ScanCursor};
 use crate::error::{Error, Result};
 use crate::id::StoredId;
@@ -181,16 +181,22 @@ impl<B: Backend> RedisStore<B> {
     }
 
     async fn fetch(&self, ids: Vec<StoredId>) -> Result<Vec<Result<(StoredId, Session)>>> {
-        let targets: Vec<_> = ids.iter().map(|id| self.listed(id)).collect();
-        let keys: Vec<String> = targets.iter().map(|t| t.key.clone()).collect();
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| self.inner.keyspace.stored_key(id))
+            .collect();
         let values = self.inner.backend.mget(&keys).await?;
         let mut out = Vec::with_capacity(ids.len());
-        for ((id, target), value) in ids.into_iter().zip(&targets).zip(values) {
+        for ((id, key), value) in ids.iter().zip(keys).zip(values) {
             // Missing: expired or destroyed since the scan saw it.
             let Some(bytes) = value.filter(|v| !v.is_empty()) else {
                 continue;
             };
-            out.push(self.decode(target, &bytes).map(|s| (id, s)));
+            let target = Target {
+                key,
+                id: id.as_str(),
+            };
+            out.push(self.decode(&target, &bytes).map(|s| (id.clone(), s)));
         }
         Ok(out)
     }

@@ -167,7 +167,7 @@ impl<B: Backend> RedisStore<B> {
     /// The single write path for one session.
     pub(super) async fn write<E: Encodable>(
         &self,
-        target: &Target,
+        target: &Target<'_>,
         op: Write<'_, E>,
     ) -> Result<Outcome> {
         let backend = &self.inner.backend;
@@ -199,11 +199,11 @@ impl<B: Backend> RedisStore<B> {
         }
         Ok(match mode {
             SetMode::IfAbsent => {
-                tracing::debug!(session = %target.fingerprint, "create: id already in use");
+                tracing::debug!(session = %target.fingerprint(), "create: id already in use");
                 Outcome::Exists
             }
             _ => {
-                tracing::warn!(session = %target.fingerprint, "update of a destroyed or expired session dropped (not resurrected)");
+                tracing::warn!(session = %target.fingerprint(), "update of a destroyed or expired session dropped (not resurrected)");
                 Outcome::Gone
             }
         })
@@ -245,7 +245,7 @@ impl<B: Backend> RedisStore<B> {
         (session.expiry_stored() || self.inner.idle_timeout.is_some()).then_some(at)
     }
 
-    fn encode<E: Encodable>(&self, target: &Target, session: &E) -> Result<Vec<u8>> {
+    fn encode<E: Encodable>(&self, target: &Target<'_>, session: &E) -> Result<Vec<u8>> {
         let inner = &*self.inner;
         let bound_to = inner.keyspace.suffix(&target.key);
         inner
@@ -253,13 +253,13 @@ impl<B: Backend> RedisStore<B> {
             .encode(session, self.stored_expiry(session), bound_to)
             .inspect_err(|e| {
                 if e.is_too_large() {
-                    tracing::warn!(session = %target.fingerprint, error = %e, "session refused");
+                    tracing::warn!(session = %target.fingerprint(), error = %e, "session refused");
                 }
             })
     }
 
     /// The TTL-only writes (touch, refresh).
-    async fn expire(&self, target: &Target, lifetime: Lifetime) -> Result<Outcome> {
+    async fn expire(&self, target: &Target<'_>, lifetime: Lifetime) -> Result<Outcome> {
         let inner = &*self.inner;
         if inner.disable_touch || inner.disable_ttl {
             return Ok(Outcome::Skipped);
@@ -274,7 +274,7 @@ impl<B: Backend> RedisStore<B> {
         }
     }
 
-    async fn delete_expired(&self, target: &Target) -> Result<Outcome> {
+    async fn delete_expired(&self, target: &Target<'_>) -> Result<Outcome> {
         self.inner
             .backend
             .delete(std::slice::from_ref(&target.key))
