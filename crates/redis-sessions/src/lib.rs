@@ -169,7 +169,7 @@
 //! | [`update`](RedisStore::update) | `SET XX PX` | [`Outcome::Gone`] when it was destroyed: never resurrected |
 //! | [`touch`](RedisStore::touch) | `PEXPIRE` | TTL only, the value is not rewritten |
 //! | [`destroy`](RedisStore::destroy) | `UNLINK` | `true` if it existed |
-//! | [`length`](RedisStore::length), [`ids`](RedisStore::ids), [`ids_stream`](RedisStore::ids_stream) | `SCAN MATCH` | each session once, as a [`StoredId`] |
+//! | [`length`](RedisStore::length), [`ids`](RedisStore::ids), [`ids_stream`](RedisStore::ids_stream) | `SCAN MATCH` | each session once, as a [`StoredId`]; `length` stays exact across a failover, a listing may repeat a shard that failed over mid-scan |
 //! | [`all`](RedisStore::all), [`all_stream`](RedisStore::all_stream) | `SCAN` + `MGET` per `scan_count` ids | |
 //! | [`get_listed`](RedisStore::get_listed), [`ttl_listed`](RedisStore::ttl_listed), [`destroy_listed`](RedisStore::destroy_listed) | `GET`, `PTTL`, `UNLINK` | by a listed [`StoredId`], never hashed again |
 //! | [`clear`](RedisStore::clear) | `SCAN` + `UNLINK` per `scan_count` ids | number deleted |
