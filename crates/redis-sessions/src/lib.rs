@@ -297,7 +297,8 @@
 //! - `codec/`: sessions to bytes, the only place that touches payload bytes: the serializers,
 //!   the envelope (compression, encryption), and each framework's shape of a session
 //!   (`tower.rs`, `actix.rs`) decoded and encoded straight from and into the stored bytes.
-//! - `backend/`: the [`Backend`] trait, `redis.rs`, `cluster.rs`, `sentinel/` (the backend;
+//! - `backend/`: the [`Backend`] trait, `redis.rs`, `cluster/` (the backend; `topology.rs` reads
+//!   and checks the primaries), `sentinel/` (the backend;
 //!   `resolve.rs` asks the sentinels) and `memory.rs`.
 //! - `deployment.rs`: [`Deployment`] URLs, [`connect`] and [`AnyBackend`].
 //! - `session.rs`, `id.rs` (ids, listed [`StoredId`]s, randomness), `keytext.rs` (keys given
