@@ -66,13 +66,13 @@ fn lists_hashes_and_reads_encrypted_sessions_with_the_keys() {
         "ids lists the hash, not the cookie id"
     );
 
-    let (code, shown, err) = cli(&server, Some(KEYS), &["show", hash.as_str()]);
+    let (code, shown, err) = cli(&server, Some(KEYS), &["show", "--", hash.as_str()]);
     assert_eq!(code, 0, "{err}");
     assert!(shown.contains("\"ada\""), "{shown}");
     let (code, shown, err) = cli(
         &server,
         Some(KEYS),
-        &["--hash-ids", "show", "--cookie", id.as_str()],
+        &["--hash-ids", "show", "--cookie", "--", id.as_str()],
     );
     assert_eq!(code, 0, "{err}");
     assert!(shown.contains("\"ada\""), "{shown}");
@@ -83,7 +83,7 @@ fn lists_hashes_and_reads_encrypted_sessions_with_the_keys() {
     assert!(!exported.contains(id.as_str()));
 
     // Without the keys the value is reported as undecodable, by fingerprint.
-    let (code, _, err) = cli(&server, None, &["show", hash.as_str()]);
+    let (code, _, err) = cli(&server, None, &["show", "--", hash.as_str()]);
     assert_eq!(code, 1);
     assert!(err.contains("not in the key ring"), "{err}");
     assert!(
@@ -98,7 +98,7 @@ fn lists_hashes_and_reads_encrypted_sessions_with_the_keys() {
     let (code, out, _) = cli(
         &server,
         None,
-        &["--hash-ids", "rm", "--cookie", id.as_str()],
+        &["--hash-ids", "rm", "--cookie", "--", id.as_str()],
     );
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "deleted 1 of 1 sessions");
@@ -135,20 +135,20 @@ fn hmac_hashed_ids_need_the_hash_key() {
     let (code, out, _) = cli(
         &server,
         None,
-        &["--hash-ids", "rm", "--cookie", id.as_str()],
+        &["--hash-ids", "rm", "--cookie", "--", id.as_str()],
     );
     assert_eq!((code, out.trim()), (0, "deleted 0 of 1 sessions"));
     let (code, shown, _) = cli(
         &server,
         None,
-        &["--hash-key-file", key_arg, "show", "--cookie", id.as_str()],
+        &["--hash-key-file", key_arg, "show", "--cookie", "--", id.as_str()],
     );
     assert_eq!(code, 0);
     assert!(shown.contains("ada"), "{shown}");
     let (code, out, _) = cli(
         &server,
         None,
-        &["--hash-key-file", key_arg, "rm", "--cookie", id.as_str()],
+        &["--hash-key-file", key_arg, "rm", "--cookie", "--", id.as_str()],
     );
     assert_eq!((code, out.trim()), (0, "deleted 1 of 1 sessions"));
     assert!(server.scan_keys("*").is_empty());
