@@ -161,6 +161,13 @@ impl ClusterBackend {
         config: ClusterConfig,
     ) -> BackendResult<Self> {
         let seeds: Vec<&str> = seeds.iter().map(AsRef::as_ref).collect();
+        if seeds.iter().any(|s| s.starts_with("rediss://")) {
+            // redis-rs would panic at connect without a rustls crypto provider.
+            #[cfg(feature = "tls")]
+            crate::tls::ensure_crypto_provider();
+            #[cfg(not(feature = "tls"))]
+            return Err(crate::tls::feature_missing());
+        }
         let client = ClusterClient::builder(seeds)
             .connection_timeout(config.connect_timeout)
             .response_timeout(config.response_timeout)

@@ -911,6 +911,8 @@ macro_rules! suite {
 
 suite!(embedded: memory);
 suite!(redis, redis_multiplexed);
+#[cfg(feature = "tls")]
+suite!(redis_tls);
 #[cfg(feature = "cluster")]
 suite!(cluster);
 #[cfg(feature = "sentinel")]

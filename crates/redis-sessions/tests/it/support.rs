@@ -21,6 +21,26 @@ pub async fn redis() -> (RedisBackend, Guard) {
     (backend, Some(server))
 }
 
+/// A TLS server whose [`Deployment::url`] is its `rediss://` URL with the test CA as a URL
+/// option (the harness's own commands use its plain port).
+#[cfg(feature = "tls")]
+pub struct TlsServer(pub RedisServer);
+
+/// A `rediss://` backend: the CA given through [`redis_sessions::RedisConfig::tls`].
+#[cfg(feature = "tls")]
+pub async fn redis_tls() -> (RedisBackend, TlsServer) {
+    let server = RedisServer::start_tls();
+    let certs = redis_harness::TlsCerts::get();
+    let config = redis_sessions::RedisConfig {
+        tls: redis_sessions::TlsConfig::new().ca_pem(certs.pem("ca.crt")),
+        ..Default::default()
+    };
+    let backend = RedisBackend::connect_with(&server.tls_url(), config)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the TLS test server: {e}"));
+    (backend, TlsServer(server))
+}
+
 /// A plain `MultiplexedConnection` (no reconnects) with explicit timeouts.
 pub async fn redis_multiplexed() -> (RedisBackend<redis::aio::MultiplexedConnection>, Guard) {
     let server = RedisServer::start();
@@ -142,6 +162,17 @@ impl Deployment for Guard {
     }
     fn primary_for(&self, _key: &str) -> u16 {
         self.as_ref().expect("a Redis server").port()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Deployment for TlsServer {
+    fn url(&self) -> String {
+        let ca = redis_harness::TlsCerts::get().path_str("ca.crt");
+        format!("{}?tls_ca_file={ca}", self.0.tls_url())
+    }
+    fn primary_for(&self, _key: &str) -> u16 {
+        self.0.port()
     }
 }
 
