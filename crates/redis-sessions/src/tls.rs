@@ -322,7 +322,7 @@ impl TlsUrl {
                 "no TLS handshake with the server ({text}): is it a TLS port? Use redis:// for a plain one"
             ));
         }
-        if !self.secure && e.is_connection_dropped() {
+        if !self.secure && e.is_connection_dropped() && !e.is_connection_refusal() {
             return tls_error(format!(
                 "the server closed the connection before answering ({text}): if it is a TLS port, use rediss://"
             ));

@@ -133,3 +133,18 @@ async fn tls_settings_on_a_plain_url_are_refused() {
     let err = connect("redis://127.0.0.1:1", ca()).await.err().unwrap();
     assert!(err.is_tls(), "{err}");
 }
+
+#[tokio::test]
+async fn a_dead_port_is_unavailable_not_a_tls_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for scheme in ["redis", "rediss"] {
+        let err = connect(&format!("{scheme}://127.0.0.1:{port}"), TlsConfig::new())
+            .await
+            .err()
+            .unwrap();
+        assert!(err.is_unavailable() && !err.is_tls(), "{scheme}: {err}");
+    }
+}
