@@ -261,7 +261,9 @@
 //! otherwise the first TLS connect installs `ring`'s. A TLS failure (untrusted or wrong-host
 //! certificate, a missing client certificate, TLS against a plain port or plain text against
 //! a TLS port, a TLS URL without the feature) is a [`BackendErrorKind::Tls`] error
-//! ([`Error::is_tls`]) within the connect timeout. Not yet for cluster and sentinel URLs.
+//! ([`Error::is_tls`]) within the connect timeout. Not yet for the other topologies:
+//! `rediss+cluster://` uses the system's roots only (no `tls_*` options), and
+//! `rediss+sentinel://` is refused.
 //!
 //! On a cluster, keys are routed by slot, `MGET`/`UNLINK` are split per slot (never a
 //! `CROSSSLOT` error) and admin scans walk every primary with its own cursor. On Sentinel, the
