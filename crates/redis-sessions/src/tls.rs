@@ -362,6 +362,24 @@ mod tests {
         );
     }
 
+    /// The only test of this binary that touches rustls's process default.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn an_installed_provider_is_kept() {
+        use std::sync::Arc;
+        // The application's own provider, told apart by its single cipher suite.
+        let mut mine = rustls::crypto::ring::default_provider();
+        mine.cipher_suites.truncate(1);
+        assert!(mine.install_default().is_ok(), "nothing installed before");
+        let before = rustls::crypto::CryptoProvider::get_default().map(Arc::clone);
+        ensure_crypto_provider();
+        let after = rustls::crypto::CryptoProvider::get_default().map(Arc::clone);
+        match (before, after) {
+            (Some(b), Some(a)) => assert!(Arc::ptr_eq(&b, &a) && a.cipher_suites.len() == 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn debug_hides_pem() {
         let c = TlsConfig::new().client_cert_pem("CERT", "SECRETKEY");
