@@ -1,4 +1,5 @@
-//! Test certificates for TLS servers, made once per test process with the `openssl` CLI.
+//! Test certificates for TLS servers, made with the `openssl` CLI once and shared by later test
+//! processes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +13,7 @@ const OPENSSL_HINT: &str = "the openssl command was not found on PATH; install i
 
 /// A certificate authority, a server certificate for `127.0.0.1` signed by it, a client
 /// certificate for mutual TLS, a certificate for another host signed by the same authority and
-/// an unrelated authority: PEM files in one directory, made once per test process.
+/// an unrelated authority: PEM files in one directory, made once and reused.
 #[derive(Debug)]
 pub struct TlsCerts {
     dir: PathBuf,
@@ -31,8 +32,41 @@ impl TlsCerts {
         }
     }
 
+    /// Every file [`TlsCerts::make`] writes that a test uses.
+    const FILES: [&'static str; 9] = [
+        "ca.crt",
+        "server.crt",
+        "server.key",
+        "client.crt",
+        "client.key",
+        "other-host.crt",
+        "other-host.key",
+        "wrong-ca.crt",
+        "wrong-ca.key",
+    ];
+
+    /// The certificates in one shared directory of the system's temp dir: made once (into a
+    /// directory of this process, then renamed into place, so concurrent test processes never
+    /// see half of them) and reused by later processes, so no run leaves a directory behind.
     fn make() -> Result<TlsCerts, HarnessError> {
-        let dir = temp_dir("tls-certs")?;
+        let shared = std::env::temp_dir().join("redis-harness-tls-certs-v1");
+        if Self::FILES.iter().all(|f| shared.join(f).is_file()) {
+            return Ok(TlsCerts { dir: shared });
+        }
+        let fresh = Self::generate(temp_dir("tls-certs")?)?;
+        let _ = std::fs::remove_dir_all(&shared);
+        match std::fs::rename(&fresh.dir, &shared) {
+            Ok(()) => Ok(TlsCerts { dir: shared }),
+            // Another process put its certificates there first: use those.
+            Err(_) if Self::FILES.iter().all(|f| shared.join(f).is_file()) => {
+                let _ = std::fs::remove_dir_all(&fresh.dir);
+                Ok(TlsCerts { dir: shared })
+            }
+            Err(_) => Ok(fresh),
+        }
+    }
+
+    fn generate(dir: PathBuf) -> Result<TlsCerts, HarnessError> {
         let certs = TlsCerts { dir };
         let d = &certs.dir;
         let p = |name: &str| d.join(name).to_string_lossy().into_owned();
@@ -44,7 +78,7 @@ impl TlsCerts {
                 "rsa:2048",
                 "-nodes",
                 "-days",
-                "2",
+                "3650",
                 "-subj",
                 &format!("/CN=redis-harness {ca}"),
                 "-keyout",
@@ -75,7 +109,7 @@ impl TlsCerts {
                 "x509",
                 "-req",
                 "-days",
-                "2",
+                "3650",
                 "-in",
                 &p(&format!("{name}.csr")),
                 "-CA",
