@@ -134,26 +134,7 @@ impl RedisServer {
     /// # Errors
     /// As [`RedisServer::try_start`].
     pub fn try_start_tls(mode: TlsMode, extra: &[&str]) -> Result<RedisServer, HarnessError> {
-        let certs = crate::TlsCerts::get();
-        let (cert, key) = match mode {
-            TlsMode::OtherHost => ("other-host.crt", "other-host.key"),
-            _ => ("server.crt", "server.key"),
-        };
-        let auth = if mode == TlsMode::RequireClientCert {
-            "yes"
-        } else {
-            "optional"
-        };
-        let mut args = vec![
-            "tls-cert-file".to_owned(),
-            certs.path_str(cert),
-            "tls-key-file".to_owned(),
-            certs.path_str(key),
-            "tls-ca-cert-file".to_owned(),
-            certs.path_str("ca.crt"),
-            "tls-auth-clients".to_owned(),
-            auth.to_owned(),
-        ];
+        let mut args = tls_args(mode);
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let mut last = None;
         for _ in 0..5 {
@@ -171,6 +152,26 @@ impl RedisServer {
             }
         }
         Err(last.unwrap_or_else(|| HarnessError::NotReady("no attempt".into())))
+    }
+
+    /// Starts a server on `port` with a TLS port beside it (TLS cluster nodes).
+    pub(crate) fn start_on_tls(
+        port: u16,
+        tls_port: u16,
+        extra: &[&str],
+        tag: &str,
+    ) -> Result<RedisServer, HarnessError> {
+        let mut args = tls_args(TlsMode::Default);
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir: temp_dir(tag)?,
+            extra: args,
+            tls_port: Some(tls_port),
+        };
+        server.spawn()?;
+        Ok(server)
     }
 
     /// Starts a server on `port` (cluster nodes need ports they choose themselves).
@@ -344,6 +345,32 @@ impl RedisServer {
             }
         }
     }
+}
+
+/// The certificate options of a TLS server in `mode`.
+fn tls_args(mode: TlsMode) -> Vec<String> {
+    let certs = crate::TlsCerts::get();
+    let (cert, key) = match mode {
+        TlsMode::OtherHost => ("other-host.crt", "other-host.key"),
+        _ => ("server.crt", "server.key"),
+    };
+    let auth = if mode == TlsMode::RequireClientCert {
+        "yes"
+    } else {
+        "optional"
+    };
+    [
+        "tls-cert-file",
+        &certs.path_str(cert),
+        "tls-key-file",
+        &certs.path_str(key),
+        "tls-ca-cert-file",
+        &certs.path_str("ca.crt"),
+        "tls-auth-clients",
+        auth,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// Waits until the process on `port` answers `PING` (up to [`READY_TIMEOUT`]). If the process

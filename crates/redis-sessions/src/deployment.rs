@@ -21,6 +21,7 @@ use crate::tls::TlsConfig;
 /// | `redis://[user:password@]host:port[/db]` | one server |
 /// | `rediss://...[?tls_ca_file=ca.crt&tls_cert_file=client.crt&tls_key_file=client.key]` | one server over TLS (feature `tls`) |
 /// | `redis+cluster://[user:password@]host1:port1,host2:port2,...` | Redis Cluster; each address is a seed node (feature `cluster`) |
+/// | `rediss+cluster://host1:port1,...[?tls_ca_file=...]` | Redis Cluster over TLS (features `cluster`, `tls`) |
 /// | `redis+sentinel://[user:password@]s1:port1,s2:port2/master-name[/db]` | the primary named `master-name` behind these sentinels (feature `sentinel`) |
 ///
 /// For Sentinel the user and password are the primary's; sentinels that require their own
@@ -118,18 +119,27 @@ impl Deployment {
                 if parts.hosts.is_empty() {
                     return Err(invalid("redis+cluster:// needs at least one host:port"));
                 }
-                if !matches!(parts.path, "" | "0") || !parts.query.is_empty() {
+                let tls_only = parts
+                    .query
+                    .split('&')
+                    .all(|p| p.is_empty() || p.starts_with("tls_"));
+                if !matches!(parts.path, "" | "0") || !tls_only {
                     return Err(invalid(
-                        "redis+cluster:// takes no database or options: a cluster has database 0 only",
+                        "redis+cluster:// takes no database and no options but tls_*: a cluster has database 0 only",
                     ));
                 }
                 let base = scheme.trim_end_matches("+cluster");
                 let auth = parts.userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+                // The TLS options go with every seed; ClusterBackend takes them out again.
+                let query = match parts.query {
+                    "" => String::new(),
+                    q => format!("?{q}"),
+                };
                 Ok(Deployment::Cluster(
                     parts
                         .hosts
                         .iter()
-                        .map(|h| format!("{base}://{auth}{h}"))
+                        .map(|h| format!("{base}://{auth}{h}{query}"))
                         .collect(),
                 ))
             }
@@ -198,9 +208,9 @@ impl Deployment {
     /// As [`Deployment::connect`]; TLS settings for a plain URL, or for a cluster or sentinel
     /// URL (not supported yet), are a [`BackendErrorKind::Tls`] error.
     pub async fn connect_with_tls(&self, tls: TlsConfig) -> BackendResult<AnyBackend> {
-        if !tls.is_empty() && !matches!(self, Deployment::Standalone(_)) {
+        if !tls.is_empty() && !matches!(self, Deployment::Standalone(_) | Deployment::Cluster(_)) {
             return Err(crate::tls::tls_error(
-                "TLS settings are supported for one server (rediss://) only, not yet for a cluster or sentinels",
+                "TLS settings are supported for one server (rediss://) and a cluster (rediss+cluster://), not yet for sentinels",
             ));
         }
         match self {
@@ -215,7 +225,13 @@ impl Deployment {
             }
             #[cfg(feature = "cluster")]
             Deployment::Cluster(seeds) => {
-                Ok(AnyBackend::Cluster(ClusterBackend::connect(seeds).await?))
+                let config = crate::backend::ClusterConfig {
+                    tls,
+                    ..Default::default()
+                };
+                Ok(AnyBackend::Cluster(
+                    ClusterBackend::connect_with(seeds, config).await?,
+                ))
             }
             #[cfg(not(feature = "cluster"))]
             Deployment::Cluster(_) => Err(invalid(
@@ -351,6 +367,19 @@ mod tests {
         }
         assert!(Deployment::parse("redis+cluster://").is_err());
         assert!(Deployment::parse("redis+cluster://h1:7000/3").is_err());
+        assert!(Deployment::parse("redis+cluster://h1:7000?protocol=resp2").is_err());
+        match Deployment::parse("rediss+cluster://h1:7000,h2:7001?tls_ca_file=/ca.crt") {
+            Ok(Deployment::Cluster(seeds)) => assert_eq!(
+                seeds,
+                [
+                    "rediss://h1:7000?tls_ca_file=/ca.crt",
+                    "rediss://h2:7001?tls_ca_file=/ca.crt"
+                ]
+            ),
+            #[cfg(not(feature = "tls"))]
+            Err(e) => assert_eq!(e.kind(), BackendErrorKind::Tls),
+            other => panic!("{other:?}"),
+        }
         assert!(Deployment::parse("memcached://x:1").is_err());
         assert!(Deployment::parse("no-scheme").is_err());
     }

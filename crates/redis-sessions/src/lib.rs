@@ -261,9 +261,8 @@
 //! otherwise the first TLS connect installs `ring`'s. A TLS failure (untrusted or wrong-host
 //! certificate, a missing client certificate, TLS against a plain port or plain text against
 //! a TLS port, a TLS URL without the feature) is a [`BackendErrorKind::Tls`] error
-//! ([`Error::is_tls`]) within the connect timeout. Not yet for the other topologies:
-//! `rediss+cluster://` uses the system's roots only (no `tls_*` options), and
-//! `rediss+sentinel://` is refused.
+//! ([`Error::is_tls`]) within the connect timeout. `rediss+cluster://` takes the same options
+//! (or `ClusterConfig::tls`); `rediss+sentinel://` is not supported yet.
 //!
 //! On a cluster, keys are routed by slot, `MGET`/`UNLINK` are split per slot (never a
 //! `CROSSSLOT` error) and admin scans walk every primary with its own cursor. On Sentinel, the

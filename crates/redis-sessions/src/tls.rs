@@ -267,10 +267,8 @@ impl TlsUrl {
         {
             ensure_crypto_provider();
             let mut info = info;
+            self.warn_if_insecure();
             if self.config.insecure {
-                tracing::warn!(
-                    "TLS certificate verification is off (insecure): the server is not authenticated"
-                );
                 if let redis::ConnectionAddr::TcpTls { host, port, .. } = info.addr().clone() {
                     info = info.set_addr(redis::ConnectionAddr::TcpTls {
                         host,
@@ -280,30 +278,49 @@ impl TlsUrl {
                     });
                 }
             }
-            let client_tls = match (&self.config.client_cert_pem, &self.config.client_key_pem) {
-                (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-                    client_cert: cert.clone(),
-                    client_key: key.clone(),
-                }),
-                (None, None) => None,
-                _ => {
-                    return Err(tls_error(
-                        "a TLS client certificate needs its key, and a key its certificate",
-                    ))
-                }
-            };
-            let result = if client_tls.is_none() && self.config.ca_pem.is_none() {
-                redis::Client::open(info)
-            } else {
-                redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates {
-                        client_tls,
-                        root_cert: self.config.ca_pem.clone(),
-                    },
-                )
+            let result = match self.certificates()? {
+                None => redis::Client::open(info),
+                Some(certs) => redis::Client::build_with_tls(info, certs),
             };
             result.map_err(|e| tls_error(format!("invalid TLS settings: {e}")))
+        }
+    }
+
+    /// The CA and client certificate for redis-rs, if any is set.
+    ///
+    /// # Errors
+    /// A client certificate without its key, or a key without its certificate.
+    #[cfg(feature = "tls")]
+    pub(crate) fn certificates(&self) -> Result<Option<redis::TlsCertificates>, BackendError> {
+        let client_tls = match (&self.config.client_cert_pem, &self.config.client_key_pem) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(tls_error(
+                    "a TLS client certificate needs its key, and a key its certificate",
+                ))
+            }
+        };
+        Ok(
+            (client_tls.is_some() || self.config.ca_pem.is_some()).then(|| {
+                redis::TlsCertificates {
+                    client_tls,
+                    root_cert: self.config.ca_pem.clone(),
+                }
+            }),
+        )
+    }
+
+    /// Logs the warning of an insecure connection.
+    #[cfg(feature = "tls")]
+    pub(crate) fn warn_if_insecure(&self) {
+        if self.config.insecure {
+            tracing::warn!(
+                "TLS certificate verification is off (insecure): the server is not authenticated"
+            );
         }
     }
 

@@ -915,5 +915,7 @@ suite!(redis, redis_multiplexed);
 suite!(redis_tls);
 #[cfg(feature = "cluster")]
 suite!(cluster);
+#[cfg(all(feature = "cluster", feature = "tls"))]
+suite!(cluster_tls);
 #[cfg(feature = "sentinel")]
 suite!(sentinel);

@@ -100,6 +100,38 @@ pub async fn cluster() -> (redis_sessions::AnyBackend, redis_harness::RedisClust
     (backend, cluster)
 }
 
+/// A TLS cluster whose [`Deployment::url`] is its `rediss+cluster://` URL with the test CA.
+#[cfg(all(feature = "cluster", feature = "tls"))]
+pub struct TlsCluster(pub redis_harness::RedisCluster);
+
+/// The conformance suite's TLS cluster backend: `connect` with a `rediss+cluster://` URL and
+/// its `tls_ca_file` option (TLS between the nodes too).
+#[cfg(all(feature = "cluster", feature = "tls"))]
+pub async fn cluster_tls() -> (redis_sessions::AnyBackend, TlsCluster) {
+    let cluster = TlsCluster(
+        tokio::task::spawn_blocking(redis_harness::RedisCluster::start_tls)
+            .await
+            .unwrap(),
+    );
+    let url = Deployment::url(&cluster);
+    let backend = redis_sessions::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    assert!(matches!(backend, redis_sessions::AnyBackend::Cluster(_)));
+    (backend, cluster)
+}
+
+#[cfg(all(feature = "cluster", feature = "tls"))]
+impl Deployment for TlsCluster {
+    fn url(&self) -> String {
+        let ca = redis_harness::TlsCerts::get().path_str("ca.crt");
+        format!("{}?tls_ca_file={ca}", self.0.tls_url())
+    }
+    fn primary_for(&self, key: &str) -> u16 {
+        self.0.primary_for_key(key)
+    }
+}
+
 /// The conformance suite's sentinel backend, through a `redis+sentinel://` URL.
 #[cfg(feature = "sentinel")]
 pub async fn sentinel() -> (
