@@ -10,6 +10,14 @@ ensure_redis_server() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
   fi
+  # The openssl command makes the certificates of the TLS tests.
+  if ! command -v openssl >/dev/null 2>&1; then
+    echo "==> installing openssl (Debian package)" >&2
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssl >/dev/null
+  fi
 }
 
 free_port() {

@@ -19,6 +19,20 @@ pub struct Config {
     /// runs on the in-memory backend.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PEM file of the certificate authorities to trust for `rediss://` (instead of the
+    /// system's roots).
+    #[arg(long, env = "REDIS_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM file of a client certificate for mutual TLS (with `--tls-key-file`).
+    #[arg(long, env = "REDIS_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[arg(long, env = "REDIS_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Do not check Redis's TLS certificate (tests only: anyone on the path can read and
+    /// change the traffic); logged as a warning.
+    #[arg(long)]
+    pub tls_insecure: bool,
     /// Key prefix of the sessions in Redis.
     #[arg(long, env = "SESSION_PREFIX", default_value = "sess:")]
     pub prefix: String,
@@ -94,6 +108,10 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             redis_url,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_insecure: false,
             prefix: "sess:".into(),
             idle_timeout: 1800,
             hash_ids: true,
@@ -136,6 +154,19 @@ impl Config {
             None if self.hash_ids => Ok(IdHashing::Sha256),
             None => Ok(IdHashing::Off),
         }
+    }
+
+    /// The `--tls-*` settings for the library.
+    ///
+    /// # Errors
+    /// A file cannot be read.
+    pub fn tls(&self) -> anyhow::Result<redis_sessions::TlsConfig> {
+        let files = redis_sessions::TlsConfig::from_files(
+            self.tls_ca_file.as_deref(),
+            self.tls_cert_file.as_deref(),
+            self.tls_key_file.as_deref(),
+        )?;
+        Ok(files.insecure(self.tls_insecure))
     }
 
     /// The Redis URL without its password, for logs and the page.

@@ -65,9 +65,15 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     );
     let opened = match &config.redis_url {
         Some(url) => {
-            let backend = redis_sessions::connect(url).await.map_err(|e| {
-                anyhow::anyhow!("cannot connect to Redis at {}: {e}", config.redacted_url())
-            })?;
+            if config.tls_insecure {
+                tracing::warn!("--tls-insecure: Redis's TLS certificate is not checked");
+            }
+            let tls = config.tls()?;
+            let backend = redis_sessions::connect_with_tls(url, tls)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot connect to Redis at {}: {e}", config.redacted_url())
+                })?;
             let label = BackendLabel(format!(
                 "{} at {}",
                 topology(&backend),

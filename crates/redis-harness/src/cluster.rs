@@ -38,6 +38,9 @@ pub struct RedisCluster {
     nodes: Vec<RedisServer>,
 }
 
+/// `--tls-cluster yes` and friends for a TLS cluster's nodes.
+const TLS_CLUSTER: [&str; 4] = ["tls-cluster", "yes", "tls-replication", "yes"];
+
 fn port_pair_free(port: u16) -> bool {
     port < MAX_PORT
         && TcpListener::bind(("127.0.0.1", port)).is_ok()
@@ -172,10 +175,23 @@ impl RedisCluster {
         Self::try_start_with(NODE_TIMEOUT)
     }
 
+    /// Starts a cluster whose nodes also listen on TLS ports, with TLS between the nodes
+    /// (`tls-cluster`, `tls-replication`); the harness's own commands use the plain ports.
+    ///
+    /// # Panics
+    /// As [`RedisCluster::start`], or when `openssl` is missing.
+    pub fn start_tls() -> RedisCluster {
+        Self::try_start_mode(NODE_TIMEOUT, true).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn try_start_with(node_timeout: Duration) -> Result<RedisCluster, HarnessError> {
+        Self::try_start_mode(node_timeout, false)
+    }
+
+    fn try_start_mode(node_timeout: Duration, tls: bool) -> Result<RedisCluster, HarnessError> {
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start_once(node_timeout) {
+            match Self::try_start_once(node_timeout, tls) {
                 Ok(cluster) => return Ok(cluster),
                 Err(e @ HarnessError::Missing(_)) => return Err(e),
                 Err(e) => last = Some(e),
@@ -184,23 +200,28 @@ impl RedisCluster {
         Err(last.unwrap_or_else(|| HarnessError::NotReady("no attempt".into())))
     }
 
-    fn try_start_once(node_timeout: Duration) -> Result<RedisCluster, HarnessError> {
-        let ports = cluster_ports(6)?;
+    fn try_start_once(node_timeout: Duration, tls: bool) -> Result<RedisCluster, HarnessError> {
+        // With TLS the cluster bus is the TLS port + 10,000.
+        let all = cluster_ports(if tls { 12 } else { 6 })?;
+        let (ports, tls_ports) = all.split_at(6);
         let mut nodes = Vec::with_capacity(6);
         let node_timeout = node_timeout.as_millis().to_string();
-        for port in &ports {
-            nodes.push(RedisServer::start_on(
-                *port,
-                &[
-                    "cluster-enabled",
-                    "yes",
-                    "cluster-node-timeout",
-                    &node_timeout,
-                    "cluster-allow-replica-migration",
-                    "no",
-                ],
-                "cluster",
-            )?);
+        let options = [
+            "cluster-enabled",
+            "yes",
+            "cluster-node-timeout",
+            &node_timeout,
+            "cluster-allow-replica-migration",
+            "no",
+        ];
+        for (i, port) in ports.iter().enumerate() {
+            nodes.push(match tls_ports.get(i) {
+                Some(&tls_port) => {
+                    let options = [&options[..], &TLS_CLUSTER[..]].concat();
+                    RedisServer::start_on_tls(*port, tls_port, &options, "cluster-tls")?
+                }
+                None => RedisServer::start_on(*port, &options, "cluster")?,
+            });
         }
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
         args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
@@ -284,6 +305,20 @@ impl RedisCluster {
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
         format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// `rediss+cluster://127.0.0.1:t1,...` with every node's TLS port as a seed, for a
+    /// cluster started with [`RedisCluster::start_tls`].
+    ///
+    /// # Panics
+    /// When the cluster has no TLS ports.
+    pub fn tls_url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.tls_port()))
+            .collect();
+        format!("rediss+cluster://{}", seeds.join(","))
     }
 
     /// The cluster's view of its nodes, from a running node.

@@ -15,8 +15,10 @@ mod cluster;
 mod resp;
 mod sentinel;
 mod server;
+mod tls;
 
 pub use cluster::{ClusterNode, RedisCluster};
 pub use resp::{Connection, Reply};
 pub use sentinel::RedisSentinelGroup;
-pub use server::{parse_command_calls, HarnessError, RedisServer};
+pub use server::{parse_command_calls, HarnessError, RedisServer, TlsMode};
+pub use tls::TlsCerts;

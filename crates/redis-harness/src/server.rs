@@ -51,6 +51,19 @@ pub struct RedisServer {
     dir: PathBuf,
     /// Extra `--option value` pairs, kept so `restart` starts the same server again.
     extra: Vec<String>,
+    /// The TLS port beside the plain one (the harness's own commands use the plain port).
+    tls_port: Option<u16>,
+}
+
+/// Which certificate a TLS server presents and whether it requires client certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// `server.crt` (valid for 127.0.0.1); client certificates optional.
+    Default,
+    /// As `Default`, and a client certificate signed by the CA is required (mutual TLS).
+    RequireClientCert,
+    /// `other-host.crt`: signed by the CA but valid for `redis.example.com` only.
+    OtherHost,
 }
 
 pub(crate) fn binary() -> String {
@@ -99,6 +112,68 @@ impl RedisServer {
         Err(last.unwrap_or_else(|| HarnessError::NotReady("no attempt".into())))
     }
 
+    /// Starts a server with a TLS port beside its plain one, with the process's [`TlsCerts`](crate::TlsCerts)
+    /// (client certificates optional).
+    ///
+    /// # Panics
+    /// When `redis-server` or `openssl` is missing, or the server does not start.
+    pub fn start_tls() -> RedisServer {
+        Self::start_tls_mode(TlsMode::Default)
+    }
+
+    /// Starts a TLS server in `mode` (see [`TlsMode`]).
+    ///
+    /// # Panics
+    /// As [`RedisServer::start_tls`].
+    pub fn start_tls_mode(mode: TlsMode) -> RedisServer {
+        Self::try_start_tls(mode, &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a TLS server in `mode` with extra configuration.
+    ///
+    /// # Errors
+    /// As [`RedisServer::try_start`].
+    pub fn try_start_tls(mode: TlsMode, extra: &[&str]) -> Result<RedisServer, HarnessError> {
+        let mut args = tls_args(mode);
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut last = None;
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                child: None,
+                port: free_port()?,
+                dir: temp_dir("tls")?,
+                extra: args.clone(),
+                tls_port: Some(free_port()?),
+            };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e @ HarnessError::Missing(_)) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| HarnessError::NotReady("no attempt".into())))
+    }
+
+    /// Starts a server on `port` with a TLS port beside it (TLS cluster nodes).
+    pub(crate) fn start_on_tls(
+        port: u16,
+        tls_port: u16,
+        extra: &[&str],
+        tag: &str,
+    ) -> Result<RedisServer, HarnessError> {
+        let mut args = tls_args(TlsMode::Default);
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir: temp_dir(tag)?,
+            extra: args,
+            tls_port: Some(tls_port),
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
     /// Starts a server on `port` (cluster nodes need ports they choose themselves).
     pub(crate) fn start_on(
         port: u16,
@@ -110,6 +185,7 @@ impl RedisServer {
             port,
             dir: temp_dir(tag)?,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            tls_port: None,
         };
         server.spawn()?;
         Ok(server)
@@ -129,6 +205,9 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(self.dir.join("redis.log"));
+        if let Some(tls_port) = self.tls_port {
+            cmd.arg("--tls-port").arg(tls_port.to_string());
+        }
         for pair in self.extra.chunks(2) {
             cmd.arg(format!("--{}", pair[0]));
             cmd.args(&pair[1..]);
@@ -163,6 +242,20 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS port, for a server started with [`RedisServer::start_tls`].
+    ///
+    /// # Panics
+    /// When the server has no TLS port.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+            .unwrap_or_else(|| panic!("the server on port {} has no TLS port", self.port))
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port())
     }
 
     /// A new plain connection for raw commands.
@@ -252,6 +345,32 @@ impl RedisServer {
             }
         }
     }
+}
+
+/// The certificate options of a TLS server in `mode`.
+fn tls_args(mode: TlsMode) -> Vec<String> {
+    let certs = crate::TlsCerts::get();
+    let (cert, key) = match mode {
+        TlsMode::OtherHost => ("other-host.crt", "other-host.key"),
+        _ => ("server.crt", "server.key"),
+    };
+    let auth = if mode == TlsMode::RequireClientCert {
+        "yes"
+    } else {
+        "optional"
+    };
+    [
+        "tls-cert-file",
+        &certs.path_str(cert),
+        "tls-key-file",
+        &certs.path_str(key),
+        "tls-ca-cert-file",
+        &certs.path_str("ca.crt"),
+        "tls-auth-clients",
+        auth,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// Waits until the process on `port` answers `PING` (up to [`READY_TIMEOUT`]). If the process

@@ -29,6 +29,20 @@ pub(crate) struct Global {
         global = true
     )]
     pub(crate) url: String,
+    /// PEM file of the certificate authorities to trust for rediss:// (instead of the
+    /// system's roots).
+    #[arg(long, env = "REDIS_TLS_CA_FILE", global = true)]
+    pub(crate) tls_ca_file: Option<PathBuf>,
+    /// PEM file of a client certificate for mutual TLS (with --tls-key-file).
+    #[arg(long, env = "REDIS_TLS_CERT_FILE", global = true)]
+    pub(crate) tls_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[arg(long, env = "REDIS_TLS_KEY_FILE", global = true)]
+    pub(crate) tls_key_file: Option<PathBuf>,
+    /// Do not check the server's TLS certificate (tests only: anyone on the path can read and
+    /// change the traffic).
+    #[arg(long, global = true)]
+    pub(crate) tls_insecure: bool,
     /// Key prefix of the sessions.
     #[arg(long, default_value = DEFAULT_PREFIX, global = true)]
     pub(crate) prefix: String,

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use redis_sessions::{IdHashing, KeyRing, RedisStore, SessionId, StoreBuilder, StoredId};
 
 use crate::cli::Global;
-use crate::connect::{connect, Conn};
+use crate::connect::{connect, tls_config, Conn};
 
 /// A connected store and the global options.
 pub(crate) struct Context {
@@ -31,7 +31,7 @@ impl Context {
     pub(crate) async fn connect(global: Global) -> anyhow::Result<Context> {
         let keys = key_ring(&global)?;
         let hashing = id_hashing(&global)?;
-        let backend = connect(&global.url).await?;
+        let backend = connect(&global.url, tls_config(&global)?).await?;
         let mut context = Context {
             hashing,
             keys,

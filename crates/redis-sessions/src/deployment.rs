@@ -6,18 +6,22 @@ use std::time::Duration;
 
 #[cfg(feature = "cluster")]
 use crate::backend::ClusterBackend;
-use crate::backend::{Backend, BackendResult, KeyTtl, RedisBackend, ScanCursor, ScanPage, SetMode};
+use crate::backend::{
+    Backend, BackendResult, KeyTtl, RedisBackend, RedisConfig, ScanCursor, ScanPage, SetMode,
+};
 #[cfg(feature = "sentinel")]
 use crate::backend::{SentinelBackend, SentinelConfig};
 use crate::error::{BackendError, BackendErrorKind};
+use crate::tls::TlsConfig;
 
 /// A Redis deployment, parsed from a URL by [`Deployment::parse`].
 ///
 /// | form | meaning |
 /// |---|---|
 /// | `redis://[user:password@]host:port[/db]` | one server |
-/// | `rediss://...` | one server over TLS (needs a redis-rs TLS feature in your build) |
+/// | `rediss://...[?tls_ca_file=ca.crt&tls_cert_file=client.crt&tls_key_file=client.key]` | one server over TLS (feature `tls`) |
 /// | `redis+cluster://[user:password@]host1:port1,host2:port2,...` | Redis Cluster; each address is a seed node (feature `cluster`) |
+/// | `rediss+cluster://host1:port1,...[?tls_ca_file=...]` | Redis Cluster over TLS (features `cluster`, `tls`) |
 /// | `redis+sentinel://[user:password@]s1:port1,s2:port2/master-name[/db]` | the primary named `master-name` behind these sentinels (feature `sentinel`) |
 ///
 /// For Sentinel the user and password are the primary's; sentinels that require their own
@@ -91,32 +95,8 @@ fn split(rest: &str) -> Parts<'_> {
     }
 }
 
-/// Decodes `%XX` escapes (user names and passwords in URLs).
 #[cfg(feature = "sentinel")]
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied(),
-            bytes.get(i + 2).copied(),
-        ) {
-            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                let value = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
-                out.push(u8::try_from(value).unwrap_or(b'?'));
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+use crate::tls::percent_decode;
 
 impl Deployment {
     /// Parses a deployment URL (see the table on [`Deployment`]).
@@ -128,6 +108,10 @@ impl Deployment {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| invalid("a deployment URL starts with a scheme such as redis://"))?;
+        #[cfg(not(feature = "tls"))]
+        if scheme.starts_with("rediss") {
+            return Err(crate::tls::feature_missing());
+        }
         match scheme {
             "redis" | "rediss" | "unix" | "redis+unix" => Ok(Deployment::Standalone(url.to_owned())),
             "redis+cluster" | "rediss+cluster" => {
@@ -135,23 +119,32 @@ impl Deployment {
                 if parts.hosts.is_empty() {
                     return Err(invalid("redis+cluster:// needs at least one host:port"));
                 }
-                if !matches!(parts.path, "" | "0") || !parts.query.is_empty() {
+                let tls_only = parts
+                    .query
+                    .split('&')
+                    .all(|p| p.is_empty() || p.starts_with("tls_"));
+                if !matches!(parts.path, "" | "0") || !tls_only {
                     return Err(invalid(
-                        "redis+cluster:// takes no database or options: a cluster has database 0 only",
+                        "redis+cluster:// takes no database and no options but tls_*: a cluster has database 0 only",
                     ));
                 }
                 let base = scheme.trim_end_matches("+cluster");
                 let auth = parts.userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+                // The TLS options go with every seed; ClusterBackend takes them out again.
+                let query = match parts.query {
+                    "" => String::new(),
+                    q => format!("?{q}"),
+                };
                 Ok(Deployment::Cluster(
                     parts
                         .hosts
                         .iter()
-                        .map(|h| format!("{base}://{auth}{h}"))
+                        .map(|h| format!("{base}://{auth}{h}{query}"))
                         .collect(),
                 ))
             }
             "redis+sentinel" => Self::sentinel(rest),
-            "rediss+sentinel" => Err(invalid(
+            "rediss+sentinel" => Err(crate::tls::tls_error(
                 "TLS to sentinels is not supported yet; use redis+sentinel://",
             )),
             other => Err(invalid(format!(
@@ -205,11 +198,40 @@ impl Deployment {
     /// Redis cannot be reached within the connect timeout, or the form needs a feature that is
     /// not enabled.
     pub async fn connect(&self) -> BackendResult<AnyBackend> {
+        self.connect_with_tls(TlsConfig::default()).await
+    }
+
+    /// Connects with TLS settings given in code (a CA, a client certificate; feature `tls`);
+    /// each one not set in `tls` may come from the URL's `tls_*` options.
+    ///
+    /// # Errors
+    /// As [`Deployment::connect`]; TLS settings for a plain URL, or for a cluster or sentinel
+    /// URL (not supported yet), are a [`BackendErrorKind::Tls`] error.
+    pub async fn connect_with_tls(&self, tls: TlsConfig) -> BackendResult<AnyBackend> {
+        if !tls.is_empty() && !matches!(self, Deployment::Standalone(_) | Deployment::Cluster(_)) {
+            return Err(crate::tls::tls_error(
+                "TLS settings are supported for one server (rediss://) and a cluster (rediss+cluster://), not yet for sentinels",
+            ));
+        }
         match self {
-            Deployment::Standalone(url) => Ok(AnyBackend::Redis(RedisBackend::connect(url).await?)),
+            Deployment::Standalone(url) => {
+                let config = RedisConfig {
+                    tls,
+                    ..RedisConfig::default()
+                };
+                Ok(AnyBackend::Redis(
+                    RedisBackend::connect_with(url, config).await?,
+                ))
+            }
             #[cfg(feature = "cluster")]
             Deployment::Cluster(seeds) => {
-                Ok(AnyBackend::Cluster(ClusterBackend::connect(seeds).await?))
+                let config = crate::backend::ClusterConfig {
+                    tls,
+                    ..Default::default()
+                };
+                Ok(AnyBackend::Cluster(
+                    ClusterBackend::connect_with(seeds, config).await?,
+                ))
             }
             #[cfg(not(feature = "cluster"))]
             Deployment::Cluster(_) => Err(invalid(
@@ -221,6 +243,15 @@ impl Deployment {
             )),
         }
     }
+}
+
+/// Connects to the deployment `url` names with TLS settings given in code (see
+/// [`Deployment::connect_with_tls`]).
+///
+/// # Errors
+/// As [`Deployment::parse`] and [`Deployment::connect_with_tls`].
+pub async fn connect_with_tls(url: &str, tls: TlsConfig) -> BackendResult<AnyBackend> {
+    Deployment::parse(url)?.connect_with_tls(tls).await
 }
 
 /// Connects to the deployment `url` names (see [`Deployment`] for the forms).
@@ -336,6 +367,19 @@ mod tests {
         }
         assert!(Deployment::parse("redis+cluster://").is_err());
         assert!(Deployment::parse("redis+cluster://h1:7000/3").is_err());
+        assert!(Deployment::parse("redis+cluster://h1:7000?protocol=resp2").is_err());
+        match Deployment::parse("rediss+cluster://h1:7000,h2:7001?tls_ca_file=/ca.crt") {
+            Ok(Deployment::Cluster(seeds)) => assert_eq!(
+                seeds,
+                [
+                    "rediss://h1:7000?tls_ca_file=/ca.crt",
+                    "rediss://h2:7001?tls_ca_file=/ca.crt"
+                ]
+            ),
+            #[cfg(not(feature = "tls"))]
+            Err(e) => assert_eq!(e.kind(), BackendErrorKind::Tls),
+            other => panic!("{other:?}"),
+        }
         assert!(Deployment::parse("memcached://x:1").is_err());
         assert!(Deployment::parse("no-scheme").is_err());
     }
@@ -364,6 +408,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Deployment::parse("redis+sentinel://s1:26379").is_err());
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_urls_need_the_tls_feature() {
+        for url in ["rediss://h:1", "rediss+cluster://h:1,h:2"] {
+            let err = Deployment::parse(url)
+                .err()
+                .map(|e| (e.kind(), e.to_string()));
+            assert!(
+                matches!(&err, Some((BackendErrorKind::Tls, text)) if text.contains("`tls` feature")),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

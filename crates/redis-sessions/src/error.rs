@@ -75,6 +75,13 @@ impl Error {
         matches!(self, Error::Backend(e) if e.kind() == BackendErrorKind::Timeout)
     }
 
+    /// A TLS problem: the server's certificate is not trusted or not for this host, a
+    /// client certificate is missing or refused, TLS was spoken to a plain port (or plain
+    /// text to a TLS port), or TLS is asked for in a build without the `tls` feature.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::Backend(e) if e.kind() == BackendErrorKind::Tls)
+    }
+
     /// The backend is unreachable or timed out: retrying later may succeed.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Backend(e) if matches!(e.kind(), BackendErrorKind::Timeout | BackendErrorKind::Unavailable | BackendErrorKind::ReadOnly))
@@ -95,6 +102,9 @@ pub enum BackendErrorKind {
     ReadOnly,
     /// Authentication or authorization failed.
     Auth,
+    /// TLS failed: an untrusted or wrong-host certificate, a refused client certificate, a
+    /// plain/TLS mismatch with the server's port, or TLS in a build without the `tls` feature.
+    Tls,
     /// Any other error reported by the server or the client library.
     Other,
 }
@@ -107,6 +117,7 @@ impl fmt::Display for BackendErrorKind {
             BackendErrorKind::WrongType => "wrong redis type at session key",
             BackendErrorKind::ReadOnly => "redis replica is read-only",
             BackendErrorKind::Auth => "redis authentication failed",
+            BackendErrorKind::Tls => "redis TLS failed",
             BackendErrorKind::Other => "redis error",
         })
     }

@@ -233,9 +233,7 @@
 //! | `sentinel` | no | `SentinelBackend`: follows failovers (`+switch-master`, `READONLY`), `redis+sentinel://` URLs |
 //! | `encryption` | no | `KeyRing`, `StoreBuilder::encrypt`: encryption at rest with key rotation |
 //! | `compression` | no | `StoreBuilder::compress_above`: LZ4 |
-//!
-//! TLS: `rediss://` URLs are passed to redis-rs unchanged; enable one of redis-rs's TLS
-//! features (`tokio-rustls-comp` or `tokio-native-tls-comp`) in your own `Cargo.toml` to use them.
+//! | `tls` | no | `rediss://` URLs, [`TlsConfig`] (custom CA, client certificates): rustls with the `ring` provider |
 //!
 //! # Deployments
 //!
@@ -244,7 +242,7 @@
 //! | URL | deployment |
 //! |---|---|
 //! | `redis://[user:password@]host:port[/db]` | one server ([`RedisBackend`]) |
-//! | `rediss://...` | one server over TLS |
+//! | `rediss://host:port[?tls_ca_file=ca.crt&tls_cert_file=client.crt&tls_key_file=client.key]` | one server over TLS (feature `tls`) |
 //! | `redis+cluster://[user:password@]host1:port1,host2:port2` | Redis Cluster, any nodes as seeds (`ClusterBackend`) |
 //! | `redis+sentinel://[user:password@]s1:port1,s2:port2/master-name[/db]` | the primary behind these sentinels (`SentinelBackend`) |
 //!
@@ -254,6 +252,17 @@
 //! let store = redis_sessions::RedisStore::new(redis_sessions::connect(&url).await?);
 //! # Ok(()) }
 //! ```
+//!
+//! **TLS** (feature `tls`): the server's certificate is checked against the system's roots,
+//! or against `tls_ca_file` (PEM); `tls_cert_file` and `tls_key_file` present a client
+//! certificate (mutual TLS); `tls_insecure=true` skips verification (tests only; logged as a
+//! warning). The same settings in code: [`RedisConfig::tls`] with a [`TlsConfig`]. If the
+//! application has installed a rustls `CryptoProvider` as the process default it is used,
+//! otherwise the first TLS connect installs `ring`'s. A TLS failure (untrusted or wrong-host
+//! certificate, a missing client certificate, TLS against a plain port or plain text against
+//! a TLS port, a TLS URL without the feature) is a [`BackendErrorKind::Tls`] error
+//! ([`Error::is_tls`]) within the connect timeout. `rediss+cluster://` takes the same options
+//! (or `ClusterConfig::tls`); `rediss+sentinel://` is not supported yet.
 //!
 //! On a cluster, keys are routed by slot, `MGET`/`UNLINK` are split per slot (never a
 //! `CROSSSLOT` error) and admin scans walk every primary with its own cursor. On Sentinel, the
@@ -300,7 +309,8 @@
 //! - `backend/`: the [`Backend`] trait, `redis.rs`, `cluster/` (the backend; `topology.rs` reads
 //!   and checks the primaries), `sentinel/` (the backend;
 //!   `resolve.rs` asks the sentinels) and `memory.rs`.
-//! - `deployment.rs`: [`Deployment`] URLs, [`connect`] and [`AnyBackend`].
+//! - `deployment.rs`: [`Deployment`] URLs, [`connect`] and [`AnyBackend`]; `tls.rs`:
+//!   [`TlsConfig`], the `tls_*` URL options, the rustls provider, which errors are TLS ones.
 //! - `session.rs`, `id.rs` (ids, listed [`StoredId`]s, randomness), `keytext.rs` (keys given
 //!   as base64 text), `error.rs`: the value types.
 //! - `fuzzing.rs`: the entry functions of the fuzz targets in `fuzz/` (feature `fuzzing`, not
@@ -325,6 +335,8 @@ mod redact;
 mod session;
 mod store;
 mod timefmt;
+#[cfg(feature = "redis")]
+mod tls;
 
 pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode};
 #[cfg(feature = "cluster")]
@@ -339,7 +351,7 @@ pub use codec::KeyRing;
 pub use codec::MsgPack;
 pub use codec::{Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
 #[cfg(feature = "redis")]
-pub use deployment::{connect, AnyBackend, Deployment};
+pub use deployment::{connect, connect_with_tls, AnyBackend, Deployment};
 pub use error::{BackendError, BackendErrorKind, CodecError, Error, Result};
 pub use id::{Fingerprint, InvalidId, RandomError, SessionId, StoredId, MAX_ID_LEN, MIN_ID_LEN};
 pub use keyspace::{escape_glob, IdHashing, Keyspace};
@@ -349,6 +361,8 @@ pub use session::Session;
 pub use store::{
     Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL,
 };
+#[cfg(feature = "redis")]
+pub use tls::TlsConfig;
 
 /// The README's Rust snippets, compiled (and the runnable ones run) as doc tests, warnings
 /// denied, so the README and the code cannot drift apart. They use these features.

@@ -343,3 +343,28 @@ async fn require_encryption_refuses_planted_plain_sessions() {
     assert_eq!(client.get("/api/me").await.status, 401);
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_over_mutual_tls_with_the_tls_flags() {
+    let server = tokio::task::spawn_blocking(|| {
+        redis_harness::RedisServer::start_tls_mode(redis_harness::TlsMode::RequireClientCert)
+    })
+    .await
+    .unwrap();
+    let certs = redis_harness::TlsCerts::get();
+    let mut config = demo::Config::new(Some(server.tls_url()));
+    config.tls_ca_file = Some(certs.path("ca.crt"));
+    config.tls_cert_file = Some(certs.path("client.crt"));
+    config.tls_key_file = Some(certs.path("client.key"));
+    let (demo, mut client) = demo_logged_in(config, "ada").await;
+    assert_eq!(
+        client.post("/api/increment", None).await.json(),
+        json!({"counter": 1})
+    );
+    assert_eq!(
+        server.scan_keys("sess:*").len(),
+        1,
+        "the session is in Redis"
+    );
+    demo.abort();
+}

@@ -13,5 +13,6 @@ mod errors;
 mod prefixes;
 mod security;
 mod support;
+mod tls;
 mod topologies;
 mod transfer;

@@ -44,6 +44,9 @@ impl Run {
 fn command(url: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_redis-sessions"));
     cmd.env_remove("REDIS_URL")
+        .env_remove("REDIS_TLS_CA_FILE")
+        .env_remove("REDIS_TLS_CERT_FILE")
+        .env_remove("REDIS_TLS_KEY_FILE")
         .arg("--url")
         .arg(url)
         .args(args)
@@ -56,6 +59,13 @@ fn command(url: &str, args: &[&str]) -> Command {
 pub fn run_url(url: &str, args: &[&str]) -> Run {
     let output = command(url, args).stdin(Stdio::null()).output().unwrap();
     Run::from(output)
+}
+
+/// Runs the CLI against `url` with stdin closed and these environment variables set.
+pub fn run_url_env(url: &str, args: &[&str], env: &[(&str, String)]) -> Run {
+    let mut cmd = command(url, args);
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    Run::from(cmd.stdin(Stdio::null()).output().unwrap())
 }
 
 /// Runs the CLI against `server` with stdin closed.

@@ -10,7 +10,7 @@ mod cluster;
 mod glob;
 mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 #[cfg(feature = "sentinel")]
 mod sentinel;
 

@@ -7,6 +7,7 @@ use redis::{Cmd, FromRedisValue, IntoConnectionInfo, ProtocolVersion, RedisError
 
 use super::{Backend, BackendResult, KeyTtl, ScanCursor, ScanPage, SetMode};
 use crate::error::{BackendError, BackendErrorKind};
+use crate::tls::{TlsConfig, TlsUrl};
 
 /// A [`Backend`] over any cloneable redis-rs async connection: [`ConnectionManager`] (the
 /// default, reconnects by itself), `MultiplexedConnection`, or another `ConnectionLike`.
@@ -40,6 +41,9 @@ pub struct RedisConfig {
     pub min_retry_delay: Duration,
     /// Largest delay between reconnection attempts (default 200 ms).
     pub max_retry_delay: Duration,
+    /// CA, client certificate and insecure mode for `rediss://` URLs (feature `tls`); each one
+    /// not set here may come from the URL's `tls_*` options.
+    pub tls: TlsConfig,
 }
 
 impl Default for RedisConfig {
@@ -50,19 +54,22 @@ impl Default for RedisConfig {
             retries: 2,
             min_retry_delay: Duration::from_millis(50),
             max_retry_delay: Duration::from_millis(200),
+            tls: TlsConfig::default(),
         }
     }
 }
 
 impl RedisBackend<ConnectionManager> {
-    /// Connects to `url` (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS) with
-    /// [`RedisConfig::default`].
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS with
+    /// the feature `tls`, whose `?tls_ca_file=`, `tls_cert_file=`, `tls_key_file=` and
+    /// `tls_insecure=true` options are taken out of the URL) with [`RedisConfig::default`].
     ///
     /// RESP3 is used unless the URL says `?protocol=resp2`: with RESP3 the connection manager
     /// notices a dropped connection and reconnects before the next command.
     ///
     /// # Errors
-    /// The URL is invalid or Redis cannot be reached within the connect timeout.
+    /// The URL is invalid or Redis cannot be reached within the connect timeout; TLS
+    /// failures (and a plain/TLS mismatch with the port) are [`BackendErrorKind::Tls`].
     pub async fn connect(url: &str) -> BackendResult<Self> {
         Self::connect_with(url, RedisConfig::default()).await
     }
@@ -72,6 +79,8 @@ impl RedisBackend<ConnectionManager> {
     /// # Errors
     /// The URL is invalid or Redis cannot be reached within the connect timeout.
     pub async fn connect_with(url: &str, config: RedisConfig) -> BackendResult<Self> {
+        let tls = TlsUrl::parse(url, &config.tls)?;
+        let url = tls.url.as_str();
         let mut info = url.into_connection_info().map_err(map_error)?;
         if !url.contains("protocol=") {
             let settings = info
@@ -80,7 +89,7 @@ impl RedisBackend<ConnectionManager> {
                 .set_protocol(ProtocolVersion::RESP3);
             info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(info).map_err(map_error)?;
+        let client = tls.client(info)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
@@ -90,7 +99,7 @@ impl RedisBackend<ConnectionManager> {
         let conn = client
             .get_connection_manager_with_config(manager_config)
             .await
-            .map_err(map_error)?;
+            .map_err(|e| tls.connect_error(e))?;
         Ok(RedisBackend { conn })
     }
 }

@@ -911,7 +911,11 @@ macro_rules! suite {
 
 suite!(embedded: memory);
 suite!(redis, redis_multiplexed);
+#[cfg(feature = "tls")]
+suite!(redis_tls);
 #[cfg(feature = "cluster")]
 suite!(cluster);
+#[cfg(all(feature = "cluster", feature = "tls"))]
+suite!(cluster_tls);
 #[cfg(feature = "sentinel")]
 suite!(sentinel);

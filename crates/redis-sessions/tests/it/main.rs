@@ -25,3 +25,5 @@ mod redis_only;
 #[cfg(feature = "sentinel")]
 mod sentinel_only;
 mod support;
+#[cfg(feature = "tls")]
+mod tls_only;

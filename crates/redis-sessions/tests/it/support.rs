@@ -21,6 +21,26 @@ pub async fn redis() -> (RedisBackend, Guard) {
     (backend, Some(server))
 }
 
+/// A TLS server whose [`Deployment::url`] is its `rediss://` URL with the test CA as a URL
+/// option (the harness's own commands use its plain port).
+#[cfg(feature = "tls")]
+pub struct TlsServer(pub RedisServer);
+
+/// A `rediss://` backend: the CA given through [`redis_sessions::RedisConfig::tls`].
+#[cfg(feature = "tls")]
+pub async fn redis_tls() -> (RedisBackend, TlsServer) {
+    let server = RedisServer::start_tls();
+    let certs = redis_harness::TlsCerts::get();
+    let config = redis_sessions::RedisConfig {
+        tls: redis_sessions::TlsConfig::new().ca_pem(certs.pem("ca.crt")),
+        ..Default::default()
+    };
+    let backend = RedisBackend::connect_with(&server.tls_url(), config)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the TLS test server: {e}"));
+    (backend, TlsServer(server))
+}
+
 /// A plain `MultiplexedConnection` (no reconnects) with explicit timeouts.
 pub async fn redis_multiplexed() -> (RedisBackend<redis::aio::MultiplexedConnection>, Guard) {
     let server = RedisServer::start();
@@ -78,6 +98,38 @@ pub async fn cluster() -> (redis_sessions::AnyBackend, redis_harness::RedisClust
         .unwrap_or_else(|e| panic!("connect to {}: {e}", cluster.url()));
     assert!(matches!(backend, redis_sessions::AnyBackend::Cluster(_)));
     (backend, cluster)
+}
+
+/// A TLS cluster whose [`Deployment::url`] is its `rediss+cluster://` URL with the test CA.
+#[cfg(all(feature = "cluster", feature = "tls"))]
+pub struct TlsCluster(pub redis_harness::RedisCluster);
+
+/// The conformance suite's TLS cluster backend: `connect` with a `rediss+cluster://` URL and
+/// its `tls_ca_file` option (TLS between the nodes too).
+#[cfg(all(feature = "cluster", feature = "tls"))]
+pub async fn cluster_tls() -> (redis_sessions::AnyBackend, TlsCluster) {
+    let cluster = TlsCluster(
+        tokio::task::spawn_blocking(redis_harness::RedisCluster::start_tls)
+            .await
+            .unwrap(),
+    );
+    let url = Deployment::url(&cluster);
+    let backend = redis_sessions::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    assert!(matches!(backend, redis_sessions::AnyBackend::Cluster(_)));
+    (backend, cluster)
+}
+
+#[cfg(all(feature = "cluster", feature = "tls"))]
+impl Deployment for TlsCluster {
+    fn url(&self) -> String {
+        let ca = redis_harness::TlsCerts::get().path_str("ca.crt");
+        format!("{}?tls_ca_file={ca}", self.0.tls_url())
+    }
+    fn primary_for(&self, key: &str) -> u16 {
+        self.0.primary_for_key(key)
+    }
 }
 
 /// The conformance suite's sentinel backend, through a `redis+sentinel://` URL.
@@ -142,6 +194,17 @@ impl Deployment for Guard {
     }
     fn primary_for(&self, _key: &str) -> u16 {
         self.as_ref().expect("a Redis server").port()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Deployment for TlsServer {
+    fn url(&self) -> String {
+        let ca = redis_harness::TlsCerts::get().path_str("ca.crt");
+        format!("{}?tls_ca_file={ca}", self.0.tls_url())
+    }
+    fn primary_for(&self, _key: &str) -> u16 {
+        self.0.port()
     }
 }
 

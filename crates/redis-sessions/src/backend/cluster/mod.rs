@@ -37,6 +37,9 @@ pub struct ClusterConfig {
     /// resolve the topology within this time fails with
     /// [`BackendErrorKind::Unavailable`](crate::BackendErrorKind::Unavailable).
     pub topology_timeout: Duration,
+    /// CA, client certificate and insecure mode for `rediss://` seeds (feature `tls`); each one
+    /// not set here may come from a seed URL's `tls_*` options.
+    pub tls: crate::TlsConfig,
 }
 
 impl Default for ClusterConfig {
@@ -46,6 +49,7 @@ impl Default for ClusterConfig {
             response_timeout: Duration::from_millis(500),
             retries: 3,
             topology_timeout: Duration::from_secs(2),
+            tls: crate::TlsConfig::default(),
         }
     }
 }
@@ -115,14 +119,40 @@ impl ClusterBackend {
         seeds: &[S],
         config: ClusterConfig,
     ) -> BackendResult<Self> {
-        let seeds: Vec<&str> = seeds.iter().map(AsRef::as_ref).collect();
-        let client = ClusterClient::builder(seeds)
+        let mut tls = crate::tls::TlsUrl {
+            url: String::new(),
+            secure: false,
+            config: config.tls.clone(),
+        };
+        let mut urls = Vec::with_capacity(seeds.len());
+        for seed in seeds {
+            let seed = crate::tls::TlsUrl::parse(seed.as_ref(), &tls.config)?;
+            tls.secure |= seed.secure;
+            tls.config = seed.config;
+            urls.push(seed.url);
+        }
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut builder = ClusterClient::builder(urls)
             .connection_timeout(config.connect_timeout)
             .response_timeout(config.response_timeout)
-            .retries(config.retries)
-            .build()
-            .map_err(map_error)?;
-        let conn = client.get_async_connection().await.map_err(map_error)?;
+            .retries(config.retries);
+        #[cfg(feature = "tls")]
+        if tls.secure {
+            // redis-rs would panic at connect without a rustls crypto provider.
+            crate::tls::ensure_crypto_provider();
+            tls.warn_if_insecure();
+            if tls.config.insecure {
+                builder = builder.tls(redis::TlsMode::Insecure);
+            }
+            if let Some(certs) = tls.certificates()? {
+                builder = builder.certs(certs);
+            }
+        }
+        let client = builder.build().map_err(map_error)?;
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(|e| tls.connect_error(e))?;
         let mut backend = Self::new(conn);
         backend.topology_timeout = config.topology_timeout;
         backend.refresh().await?;
