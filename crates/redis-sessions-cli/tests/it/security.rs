@@ -141,14 +141,28 @@ fn hmac_hashed_ids_need_the_hash_key() {
     let (code, shown, _) = cli(
         &server,
         None,
-        &["--hash-key-file", key_arg, "show", "--cookie", "--", id.as_str()],
+        &[
+            "--hash-key-file",
+            key_arg,
+            "show",
+            "--cookie",
+            "--",
+            id.as_str(),
+        ],
     );
     assert_eq!(code, 0);
     assert!(shown.contains("ada"), "{shown}");
     let (code, out, _) = cli(
         &server,
         None,
-        &["--hash-key-file", key_arg, "rm", "--cookie", "--", id.as_str()],
+        &[
+            "--hash-key-file",
+            key_arg,
+            "rm",
+            "--cookie",
+            "--",
+            id.as_str(),
+        ],
     );
     assert_eq!((code, out.trim()), (0, "deleted 1 of 1 sessions"));
     assert!(server.scan_keys("*").is_empty());
