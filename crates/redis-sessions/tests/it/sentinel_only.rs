@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use redis_sessions::{RedisStore, SentinelBackend, SessionId};
 
-use crate::support::{id, sentinel_backend as sentinel, session};
+use crate::support::{self, id, sentinel_backend as sentinel, session};
 
 /// Time allowed for a condition the test waits on; it only bounds a failure.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -106,23 +106,9 @@ impl Load {
         }
     }
 
-    fn ok(&self) -> u64 {
-        self.ok.load(Ordering::SeqCst)
-    }
-
     /// Waits until `more` further operations have succeeded.
     async fn progress(&self, more: u64, what: &str) {
-        let target = self.ok() + more;
-        let deadline = Instant::now() + PATIENCE;
-        while self.ok() < target {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: the load made no progress within {PATIENCE:?} ({} ok, {} failed)",
-                self.ok(),
-                self.failed.load(Ordering::SeqCst)
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        support::progress(&self.ok, &self.failed, more, what, PATIENCE).await;
     }
 
     async fn finish(self) -> Vec<Ack> {

@@ -301,3 +301,26 @@ where
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Waits until a background load's `ok` counter has grown by `more`, failing with both counts
+/// when it has not within `patience` (the one wait loop of the failover tests' loads).
+pub async fn progress(
+    ok: &std::sync::atomic::AtomicU64,
+    failed: &std::sync::atomic::AtomicU64,
+    more: u64,
+    what: &str,
+    patience: Duration,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let target = ok.load(SeqCst) + more;
+    let deadline = Instant::now() + patience;
+    while ok.load(SeqCst) < target {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the load made no progress within {patience:?} ({} ok, {} failed)",
+            ok.load(SeqCst),
+            failed.load(SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
