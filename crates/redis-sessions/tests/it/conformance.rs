@@ -919,3 +919,5 @@ suite!(cluster);
 suite!(cluster_tls);
 #[cfg(feature = "sentinel")]
 suite!(sentinel);
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+suite!(sentinel_tls);

@@ -1,5 +1,6 @@
 //! Sentinel cases: the store follows a failover during a read/write loop and loses no session
-//! whose write a replica acknowledged (`WAIT`) before the switch, nor any written after it.
+//! whose write a replica acknowledged (`WAIT`) before the switch, nor any written after it; on
+//! a plain group and on a TLS one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -134,6 +135,25 @@ async fn until_backend_on(backend: &SentinelBackend, port: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_follows_a_sentinel_failover() {
     let (backend, group) = sentinel().await;
+    follows_a_failover(backend, group).await;
+}
+
+/// The same over TLS: the sentinels are asked, and the new primary connected to, over TLS with
+/// a client certificate; the group replicates and fails over over TLS.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_follows_a_failover_of_a_tls_sentinel_group() {
+    let (backend, group) = support::sentinel_tls_backend().await;
+    assert!(group.is_tls());
+    assert_eq!(
+        backend.primary().1,
+        group.primary_port(),
+        "on the TLS port the sentinels name"
+    );
+    follows_a_failover(backend, group).await;
+}
+
+async fn follows_a_failover(backend: SentinelBackend, group: redis_harness::RedisSentinelGroup) {
     let store = RedisStore::new(backend.clone());
     let old = group.primary_port();
     assert_eq!(backend.primary().1, old);
