@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo,
@@ -16,7 +17,8 @@ use crate::tls::{TlsConfig, TlsUrl};
 /// How a [`SentinelBackend`](super::SentinelBackend) finds and talks to the primary.
 #[derive(Clone)]
 pub struct SentinelConfig {
-    /// Sentinel addresses, `host:port`; asked in order until one names a reachable primary.
+    /// Sentinel addresses, `host:port`; all asked at once, the first to name a reachable
+    /// primary wins.
     pub sentinels: Vec<String>,
     /// The monitored primary's name (`sentinel monitor <name> ...`).
     pub master_name: String,
@@ -198,35 +200,50 @@ pub(super) async fn connect_primary(
     }
 }
 
-/// Asks each sentinel in turn for the primary and connects to the first one that is a primary.
+/// Asks one sentinel for the primary's address.
+async fn ask(config: &SentinelConfig, sentinel: &str) -> BackendResult<(String, u16)> {
+    let client = config.sentinel_client(sentinel)?;
+    let mut conn = config.connect(&client).await?;
+    let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(&config.master_name)
+        .query_async(&mut conn)
+        .await
+        .map_err(map_error)?;
+    addr.ok_or_else(|| {
+        unavailable(format!(
+            "sentinel {sentinel} does not know master {:?}",
+            config.master_name
+        ))
+    })
+}
+
+/// Asks every sentinel at once for the primary and connects to the first address named that
+/// is a primary, so a sentinel that is down or slow costs no more than one connect timeout
+/// (in all, not per sentinel).
+///
+/// When none succeeds the error is a TLS one if any sentinel or primary gave one (a
+/// certificate or plain/TLS mismatch is the likelier cause than one sentinel being down),
+/// else the last to come.
 pub(super) async fn resolve(
     config: &SentinelConfig,
 ) -> BackendResult<(String, u16, MultiplexedConnection)> {
-    let mut last = None;
-    for sentinel in &config.sentinels {
-        let addr = async {
-            let client = config.sentinel_client(sentinel)?;
-            let mut conn = config.connect(&client).await?;
-            let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
-                .arg("GET-MASTER-ADDR-BY-NAME")
-                .arg(&config.master_name)
-                .query_async(&mut conn)
-                .await
-                .map_err(map_error)?;
-            addr.ok_or_else(|| {
-                unavailable(format!(
-                    "sentinel {sentinel} does not know master {:?}",
-                    config.master_name
-                ))
-            })
+    let mut asked: FuturesUnordered<_> = config.sentinels.iter().map(|s| ask(config, s)).collect();
+    let mut last: Option<BackendError> = None;
+    let keep = |e: BackendError, last: &mut Option<BackendError>| {
+        if !matches!(last, Some(l) if l.kind() == BackendErrorKind::Tls)
+            || e.kind() == BackendErrorKind::Tls
+        {
+            *last = Some(e);
         }
-        .await;
-        match addr {
+    };
+    while let Some(answer) = asked.next().await {
+        match answer {
             Ok((host, port)) => match connect_primary(config, &host, port).await {
                 Ok(conn) => return Ok((host, port, conn)),
-                Err(e) => last = Some(e),
+                Err(e) => keep(e, &mut last),
             },
-            Err(e) => last = Some(e),
+            Err(e) => keep(e, &mut last),
         }
     }
     Err(last.unwrap_or_else(|| unavailable("no sentinel address configured".into())))
