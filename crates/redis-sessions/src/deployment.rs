@@ -31,6 +31,10 @@ use crate::tls::TlsConfig;
 /// and the primary). `Debug` never prints a password.
 #[derive(Clone)]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per connect; boxing would change the public variant"
+)]
 pub enum Deployment {
     /// One server: the URL is handed to redis-rs unchanged.
     Standalone(String),
