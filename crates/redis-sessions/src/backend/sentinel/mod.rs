@@ -151,6 +151,10 @@ async fn watch(shared: Weak<Shared>, config: SentinelConfig, sentinel: String) {
 /// deleted. A scan whose primary changed between pages restarts on the new primary from cursor
 /// 0 (repeats are dropped by the store).
 ///
+/// With [`SentinelConfig::tls`] (or a `rediss+sentinel://` URL; feature `tls`) every
+/// connection is TLS: to the sentinels, for resolving and for the `+switch-master`
+/// subscription, and to each primary they name, with the same CA and client certificate.
+///
 /// Background tasks need a Tokio runtime; outside one the backend still follows failovers on
 /// errors. Writes that a failing primary accepted before the switch and did not replicate are
 /// lost, as with any asynchronous replication: use `WAIT` on [`SentinelBackend::connection`]
