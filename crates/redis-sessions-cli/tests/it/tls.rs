@@ -101,13 +101,18 @@ fn commands_work_through_tls_sentinels() {
         "--tls-key-file",
         &key,
     ];
-    let with = |args: &[&str]| [&tls[..], args].concat();
-    assert_eq!(run_url(&url, &with(&["count"])).ok(), "20\n");
+    fn with<'a>(tls: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        [tls, args].concat()
+    }
+    assert_eq!(run_url(&url, &with(&tls, &["count"])).ok(), "20\n");
     let mut expected: Vec<String> = (0..20).map(id).collect();
     expected.sort();
-    assert_eq!(sorted_lines(&run_url(&url, &with(&["ids"])).ok()), expected);
     assert_eq!(
-        run_url(&url, &with(&["rm", &id(1), &id(2)])).ok(),
+        sorted_lines(&run_url(&url, &with(&tls, &["ids"])).ok()),
+        expected
+    );
+    assert_eq!(
+        run_url(&url, &with(&tls, &["rm", &id(1), &id(2)])).ok(),
         "deleted 2 of 2 sessions\n"
     );
     let left = group.cmd(primary, &["DBSIZE"]);
