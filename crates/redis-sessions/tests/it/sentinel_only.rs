@@ -150,7 +150,35 @@ async fn the_store_follows_a_failover_of_a_tls_sentinel_group() {
         group.primary_port(),
         "on the TLS port the sentinels name"
     );
+    // The `+switch-master` watchers subscribe on each sentinel's TLS port.
+    for (plain, tls) in group
+        .sentinel_ports()
+        .into_iter()
+        .zip(group.sentinel_tls_ports())
+    {
+        support::eventually(
+            PATIENCE,
+            "a subscription on a sentinel's TLS port",
+            || async move { tokio::task::block_in_place(|| subscribed_on(plain, tls)) },
+        )
+        .await;
+    }
     follows_a_failover(backend, group).await;
+}
+
+/// Whether the sentinel whose plain port is `plain` has a subscribed client that came in on
+/// its port `port` (`CLIENT LIST`'s `laddr` and `sub`).
+#[cfg(feature = "tls")]
+fn subscribed_on(plain: u16, port: u16) -> bool {
+    let list = redis_harness::Connection::open(plain)
+        .and_then(|mut c| c.command(&["CLIENT", "LIST"]))
+        .ok()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    list.lines().any(|client| {
+        let fields: Vec<&str> = client.split(' ').collect();
+        fields.contains(&format!("laddr=127.0.0.1:{port}").as_str()) && fields.contains(&"sub=1")
+    })
 }
 
 async fn follows_a_failover(backend: SentinelBackend, group: redis_harness::RedisSentinelGroup) {
