@@ -210,6 +210,7 @@ impl BackendError {
     }
 
     /// Names the refused command of a permission error whose text did not.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn with_denied_command(mut self, command: String) -> Self {
         if !command.is_empty() {
             self.denied = Some(command.into_boxed_str());
