@@ -164,14 +164,14 @@ impl fmt::Display for BackendError {
                 f,
                 "{}: the Redis user may not run {}: {}",
                 self.kind,
-                cmd.to_uppercase(),
+                cmd.to_uppercase().replace('|', " "),
                 self.source
             ),
             (Some(cmd), true) => write!(
                 f,
                 "{}: the Redis user may not use {} on these keys: {}",
                 self.kind,
-                cmd.to_uppercase(),
+                cmd.to_uppercase().replace('|', " "),
                 self.source
             ),
             (None, _) => write!(f, "{}: {}", self.kind, self.source),

@@ -8,6 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
+mod acl;
 #[cfg(all(
     feature = "tower-sessions-014",
     feature = "tower-sessions-015",

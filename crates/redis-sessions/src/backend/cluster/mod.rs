@@ -271,7 +271,8 @@ impl ClusterBackend {
                 RoutingInfo::SingleNode(route),
             )
             .await?;
-        Ok(redis::from_redis_value::<String>(value)?)
+        // A refusal comes back as a value (`NOPERM`), not as an error.
+        Ok(redis::from_redis_value::<String>(value.extract_error()?)?)
     }
 
     async fn scan_node(
@@ -293,6 +294,7 @@ impl ClusterBackend {
         });
         let mut conn = self.connection().clone();
         let value = conn.route_command(cmd, routing).await.map_err(map_error)?;
+        let value = value.extract_error().map_err(map_error)?;
         redis::from_redis_value(value).map_err(|e| map_error(e.into()))
     }
 

@@ -1,0 +1,288 @@
+//! Least privilege: the users of `acl/setuser.redis` (the README's ACL block, byte for byte)
+//! run the store on one server and on a cluster, stay inside their key prefix, and a missing
+//! permission is a typed error that names the command, sent once and never retried.
+
+use redis_harness::{rejected_calls, AclLines, RedisServer};
+use redis_sessions::{Backend, RedisBackend, RedisStore};
+
+use crate::support::{id, session, Deployment};
+
+/// The one source of truth of the ACL lines.
+pub const ACL_FILE: &str = include_str!("../../acl/setuser.redis");
+const README: &str = include_str!("../../../../README.md");
+/// The comment that precedes the ACL block in the README.
+const README_MARKER: &str = "<!-- the ACL block: crates/redis-sessions/acl/setuser.redis -->";
+
+pub const STORE_USER: &str = "sessions";
+pub const STORE_PASSWORD: &str = "store-secret";
+
+pub fn lines() -> AclLines {
+    AclLines::parse(ACL_FILE)
+}
+
+/// The placeholders' values, with `prefix` as the ACL key pattern's prefix.
+pub fn values(prefix: &str) -> [(&'static str, String); 4] {
+    [
+        ("prefix", prefix.to_owned()),
+        ("store-password", STORE_PASSWORD.to_owned()),
+        ("admin-password", "admin-secret".to_owned()),
+        ("sentinel-password", "sentinel-secret".to_owned()),
+    ]
+}
+
+fn filled(prefix: &str) -> Vec<(&'static str, String)> {
+    values(prefix).to_vec()
+}
+
+fn refs<'a>(values: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    values.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// `redis://sessions:<password>@` in front of a URL's host part.
+fn with_user(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    format!("{scheme}://{STORE_USER}:{STORE_PASSWORD}@{rest}")
+}
+
+/// A server whose `sessions` user is the file's store line. The conformance suite uses many
+/// prefixes and writes foreign keys itself, so its user's key pattern is `~*` (the prefix
+/// placeholder left empty): what it checks is that the line's commands are enough. The
+/// tests below check the line's `~sess:*` confinement.
+pub struct AclServer {
+    pub server: RedisServer,
+}
+
+impl Deployment for AclServer {
+    fn url(&self) -> String {
+        with_user(&self.server.url())
+    }
+    fn primary_for(&self, _key: &str) -> u16 {
+        self.server.port()
+    }
+}
+
+fn acl_server(line: &str, prefix: &str) -> AclServer {
+    let server = RedisServer::start();
+    server.acl_setuser_line(line, &refs(&filled(prefix)));
+    AclServer { server }
+}
+
+/// The conformance suite's backend on one server, as the store's ACL user.
+pub async fn redis_acl() -> (RedisBackend, AclServer) {
+    let server = acl_server(lines().line(STORE_USER), "");
+    let backend = RedisBackend::connect(&server.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect as the ACL user: {e}"));
+    (backend, server)
+}
+
+/// A cluster whose every node has the store's ACL user (`~*`, as [`AclServer`]).
+#[cfg(feature = "cluster")]
+pub struct AclCluster(pub redis_harness::RedisCluster);
+
+#[cfg(feature = "cluster")]
+impl Deployment for AclCluster {
+    fn url(&self) -> String {
+        with_user(&self.0.url())
+    }
+    fn primary_for(&self, key: &str) -> u16 {
+        self.0.primary_for_key(key)
+    }
+}
+
+#[cfg(feature = "cluster")]
+async fn acl_cluster(line: String, prefix: &str) -> AclCluster {
+    let values = filled(prefix);
+    tokio::task::spawn_blocking(move || {
+        let cluster = redis_harness::RedisCluster::start();
+        cluster.acl_setuser_line(&line, &refs(&values));
+        AclCluster(cluster)
+    })
+    .await
+    .unwrap()
+}
+
+/// The conformance suite's backend on a cluster, as the store's ACL user on every node.
+#[cfg(feature = "cluster")]
+pub async fn cluster_acl() -> (redis_sessions::AnyBackend, AclCluster) {
+    let cluster = acl_cluster(lines().line(STORE_USER).to_owned(), "").await;
+    let backend = redis_sessions::connect(&cluster.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect to the cluster as the ACL user: {e}"));
+    assert!(matches!(backend, redis_sessions::AnyBackend::Cluster(_)));
+    (backend, cluster)
+}
+
+#[test]
+fn readme_shows_the_acl_file_byte_for_byte() {
+    let (_, after) = README
+        .split_once(README_MARKER)
+        .expect("the README's ACL block is preceded by its marker comment");
+    let block = after
+        .trim_start_matches(['\r', '\n'])
+        .strip_prefix("```text\n")
+        .expect("a ```text block right after the marker");
+    let (block, _) = block.split_once("```").expect("the block ends");
+    assert_eq!(
+        block, ACL_FILE,
+        "the README's ACL block is acl/setuser.redis"
+    );
+    // Every user the README talks about has its line.
+    for user in [STORE_USER, "sessions-admin", "sessions-sentinel"] {
+        lines().line(user);
+    }
+}
+
+/// Everything the store does, as the line's user confined to `~sess:*`; a store with another
+/// prefix is refused with a typed error, and nothing outside the prefix is listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_user_is_confined_to_its_prefix() {
+    let server = acl_server(lines().line(STORE_USER), "sess:");
+    server
+        .server
+        .cmd(&["SET", "other:0123456789abcdefghij", "{}"]);
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let store = RedisStore::new(backend.clone());
+    exercise(&store).await;
+
+    let outside = RedisStore::builder(backend.clone())
+        .prefix("other:")
+        .build();
+    let err = outside.set(&id(), &session(1)).await.unwrap_err();
+    assert!(err.is_permission_denied(), "{err}");
+    assert_eq!(err.denied_command(), Some("set"), "{err}");
+    assert!(err.to_string().contains("SET"), "{err}");
+    let err = outside.length().await;
+    // SCAN lists every key name whatever the user's pattern; the store re-checks the prefix,
+    // and reading a value outside the pattern is refused.
+    assert!(matches!(err, Ok(1)), "{err:?}");
+    let err = outside.all().await.unwrap_err();
+    assert!(err.is_permission_denied(), "{err}");
+}
+
+/// A prefix with glob characters: the ACL pattern is `~` + the store's escaped SCAN pattern.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glob_prefix_is_escaped_in_the_key_pattern() {
+    let probe = RedisStore::builder(redis_sessions::MemoryBackend::new())
+        .prefix("a*b:")
+        .build();
+    let pattern = probe.keyspace().scan_pattern().to_owned();
+    let escaped = pattern.strip_suffix('*').unwrap();
+    let server = acl_server(lines().line(STORE_USER), escaped);
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let store = RedisStore::builder(backend.clone()).prefix("a*b:").build();
+    exercise(&store).await;
+    let err = backend
+        .set(
+            "aXXb:0123456789abcdefghij",
+            b"{}",
+            None,
+            redis_sessions::SetMode::Always,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        redis_sessions::BackendErrorKind::PermissionDenied
+    );
+}
+
+/// Create, read, refresh, list, count, destroy and clear.
+async fn exercise<B: Backend + Clone>(store: &RedisStore<B>) {
+    let ids: Vec<_> = (0..5).map(|_| id()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        assert!(store
+            .set(id, &session(n as i64))
+            .await
+            .unwrap()
+            .is_written());
+    }
+    assert_eq!(store.get(&ids[0]).await.unwrap(), Some(session(0)));
+    store.touch(&ids[0], &session(0)).await.unwrap();
+    assert_eq!(store.length().await.unwrap(), 5);
+    assert_eq!(store.ids().await.unwrap().len(), 5);
+    assert_eq!(store.all().await.unwrap().len(), 5);
+    store.destroy(&ids[0]).await.unwrap();
+    assert_eq!(store.get(&ids[0]).await.unwrap(), None);
+    assert_eq!(store.clear().await.unwrap(), 4);
+}
+
+/// The store's line without one command.
+fn store_line_without(command: &str) -> String {
+    let line = lines().line(STORE_USER).to_owned();
+    let token = format!("+{command}");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(words.contains(&token.as_str()), "{line}");
+    words
+        .into_iter()
+        .filter(|w| *w != token)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn assert_destroy_denied<B: Backend + Clone>(backend: B) -> redis_sessions::Error {
+    let store = RedisStore::new(backend);
+    let id = id();
+    assert!(store.set(&id, &session(1)).await.unwrap().is_written());
+    let started = std::time::Instant::now();
+    let err = store.destroy(&id).await.unwrap_err();
+    assert!(err.is_permission_denied(), "{err}");
+    assert!(!err.is_unavailable(), "{err}");
+    assert_eq!(err.denied_command(), Some("unlink"), "{err}");
+    assert!(err.to_string().contains("may not run UNLINK"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The session is still there: nothing else was tried in its place.
+    assert_eq!(store.get(&id).await.unwrap(), Some(session(1)));
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_permission_names_the_command_and_is_sent_once() {
+    let server = acl_server(&store_line_without("unlink"), "sess:");
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    assert_destroy_denied(backend).await;
+    assert_eq!(
+        rejected_calls(server.server.port(), "unlink"),
+        1,
+        "no retry"
+    );
+}
+
+#[cfg(feature = "cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_permission_on_a_cluster_names_the_command_and_is_sent_once() {
+    let cluster = acl_cluster(store_line_without("unlink"), "sess:").await;
+    let backend = redis_sessions::connect(&cluster.url()).await.unwrap();
+    assert_destroy_denied(backend).await;
+    let rejected: u64 = cluster
+        .0
+        .ports()
+        .into_iter()
+        .map(|port| rejected_calls(port, "unlink"))
+        .sum();
+    assert_eq!(rejected, 1, "no retry, on no node");
+}
+
+/// Without `CLUSTER NODES` the cluster backend fails at connect with the permission error,
+/// at once, instead of reading the topology again until its timeout.
+#[cfg(feature = "cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_topology_read_fails_the_connect_at_once() {
+    let cluster = acl_cluster(store_line_without("cluster|nodes"), "sess:").await;
+    let err = redis_sessions::connect(&cluster.url()).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        redis_sessions::BackendErrorKind::PermissionDenied,
+        "{err}"
+    );
+    assert_eq!(err.denied_command(), Some("cluster|nodes"), "{err}");
+    let rejected: u64 = cluster
+        .0
+        .ports()
+        .into_iter()
+        .map(|port| rejected_calls(port, "cluster|nodes"))
+        .sum();
+    // One read of the topology asks three nodes; a loop until the topology timeout would
+    // have asked again every 20 to 200 ms.
+    assert_eq!(rejected, 3, "one refused read, not a loop");
+}
