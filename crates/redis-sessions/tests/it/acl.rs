@@ -286,3 +286,66 @@ async fn a_refused_topology_read_fails_the_connect_at_once() {
     // have asked again every 20 to 200 ms.
     assert_eq!(rejected, 3, "one refused read, not a loop");
 }
+
+/// Sentinel: the store's line on the primary and the replica, the sentinels' line on every
+/// sentinel. The store works, and every sentinel accepts the backend's `+switch-master`
+/// subscription from that user without refusing anything.
+#[cfg(feature = "sentinel")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_deployment_runs_with_the_sentinel_and_store_users() {
+    let group = tokio::task::spawn_blocking(|| {
+        let group = redis_harness::RedisSentinelGroup::start();
+        let values = filled("sess:");
+        group.acl_setuser_line_on_servers(lines().line(STORE_USER), &refs(&values));
+        group.acl_setuser_line_on_sentinels(lines().line("sessions-sentinel"), &refs(&values));
+        group
+    })
+    .await
+    .unwrap();
+    let url = format!(
+        "{}?sentinel_username=sessions-sentinel&sentinel_password=sentinel-secret",
+        with_user(&group.url())
+    );
+    let backend = redis_sessions::connect(&url).await.unwrap();
+    let store = RedisStore::new(backend);
+    exercise(&store).await;
+    for port in group.sentinel_ports() {
+        crate::support::eventually(
+            std::time::Duration::from_secs(10),
+            "the backend subscribes to +switch-master as the sentinels' user",
+            || async move {
+                let clients = group_cmd(port, &["CLIENT", "LIST"]);
+                clients
+                    .lines()
+                    .any(|c| c.contains("user=sessions-sentinel") && c.contains(" sub=1 "))
+            },
+        )
+        .await;
+        let log = redis_harness::Connection::open(port)
+            .unwrap()
+            .command(&["ACL", "LOG"])
+            .unwrap();
+        assert_eq!(
+            log,
+            redis_harness::Reply::Array(Some(Vec::new())),
+            "sentinel {port}"
+        );
+    }
+    let primary = group.primary_port();
+    let log = group.cmd(primary, &["ACL", "LOG"]);
+    assert_eq!(
+        log,
+        redis_harness::Reply::Array(Some(Vec::new())),
+        "primary {primary}"
+    );
+}
+
+#[cfg(feature = "sentinel")]
+fn group_cmd(port: u16, args: &[&str]) -> String {
+    redis_harness::Connection::open(port)
+        .unwrap()
+        .command(args)
+        .unwrap()
+        .text()
+        .unwrap_or_default()
+}
