@@ -198,7 +198,27 @@ async fn exercise<B: Backend + Clone>(store: &RedisStore<B>) {
             .is_written());
     }
     assert_eq!(store.get(&ids[0]).await.unwrap(), Some(session(0)));
-    store.touch(&ids[0], &session(0)).await.unwrap();
+    assert!(store
+        .touch(&ids[0], &session(0))
+        .await
+        .unwrap()
+        .is_written());
+    let hour = std::time::Duration::from_secs(3600);
+    assert!(store
+        .get_and_refresh(&ids[1], hour)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .update(&ids[2], &session(9))
+        .await
+        .unwrap()
+        .is_written());
+    assert!(store.create(&ids[2], &session(9)).await.unwrap() == redis_sessions::Outcome::Exists);
+    assert!(matches!(
+        store.ttl(&ids[1]).await.unwrap(),
+        redis_sessions::KeyTtl::Expires(_)
+    ));
     assert_eq!(store.length().await.unwrap(), 5);
     assert_eq!(store.ids().await.unwrap().len(), 5);
     assert_eq!(store.all().await.unwrap().len(), 5);
