@@ -369,3 +369,95 @@ fn group_cmd(port: u16, args: &[&str]) -> String {
         .text()
         .unwrap_or_default()
 }
+
+/// A script whose command the user may not run gets `ERR` from Redis 7.0, not `NOPERM`: it
+/// is a permission error too, named after the `EVALSHA` that ran the script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_refused_by_the_acl_is_a_permission_error() {
+    let server = acl_server(&store_line_without("unlink"), "sess:");
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let sha: String = backend
+        .command(
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg("return redis.call('UNLINK', KEYS[1])"),
+        )
+        .await
+        .unwrap();
+    let err = backend
+        .command::<i64>(redis::cmd("EVALSHA").arg(&sha).arg(1).arg("sess:x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        redis_sessions::BackendErrorKind::PermissionDenied,
+        "{err}"
+    );
+    assert_eq!(err.denied_command(), Some("evalsha"), "{err}");
+    assert!(!err.is_denied_key(), "{err}");
+    // A key outside the pattern, inside a script: also `ERR`, and a refused key.
+    let sha: String = backend
+        .command(
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg("return redis.call('GET', KEYS[1])"),
+        )
+        .await
+        .unwrap();
+    let err = backend
+        .command::<Option<String>>(redis::cmd("EVALSHA").arg(&sha).arg(1).arg("other:x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        redis_sessions::BackendErrorKind::PermissionDenied,
+        "{err}"
+    );
+    assert!(err.is_denied_key(), "{err}");
+}
+
+/// The log says which command is missing, once: a second refusal of the same command is not
+/// logged again at `warn`. (`pexpire` is refused by no other test of this process.)
+#[tokio::test]
+async fn a_refused_command_is_logged_once() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = acl_server(&store_line_without("pexpire"), "sess:");
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let store = RedisStore::new(backend);
+    for _ in 0..3 {
+        let id = id();
+        assert!(store.set(&id, &session(1)).await.unwrap().is_written());
+        let err = store.touch(&id, &session(1)).await.unwrap_err();
+        assert!(err.is_permission_denied(), "{err}");
+    }
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("command=pexpire"), "{log}");
+    assert_eq!(
+        rejected_calls(server.server.port(), "pexpire"),
+        3,
+        "one call each"
+    );
+}
