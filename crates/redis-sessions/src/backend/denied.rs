@@ -87,3 +87,20 @@ pub(crate) fn warn_once(e: &BackendError) {
         tracing::debug!(command = %command, error = %e, "permission denied");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::acl_name;
+
+    #[test]
+    fn commands_are_named_as_acl_rules_name_them() {
+        assert_eq!(acl_name(redis::cmd("UNLINK").arg("sess:a")), "unlink");
+        assert_eq!(
+            acl_name(redis::cmd("MEMORY").arg("USAGE").arg("sess:a")),
+            "memory|usage"
+        );
+        assert_eq!(acl_name(redis::cmd("CLUSTER").arg("NODES")), "cluster|nodes");
+        assert_eq!(acl_name(redis::cmd("EVALSHA").arg("abc").arg(1)), "evalsha");
+        assert_eq!(acl_name(&redis::Cmd::new()), "");
+    }
+}
