@@ -99,7 +99,10 @@ mod tests {
             acl_name(redis::cmd("MEMORY").arg("USAGE").arg("sess:a")),
             "memory|usage"
         );
-        assert_eq!(acl_name(redis::cmd("CLUSTER").arg("NODES")), "cluster|nodes");
+        assert_eq!(
+            acl_name(redis::cmd("CLUSTER").arg("NODES")),
+            "cluster|nodes"
+        );
         assert_eq!(acl_name(redis::cmd("EVALSHA").arg("abc").arg(1)), "evalsha");
         assert_eq!(acl_name(&redis::Cmd::new()), "");
     }

@@ -1,8 +1,9 @@
 //! Least privilege: the users of `acl/setuser.redis` (the README's ACL block, byte for byte)
-//! run the store on one server and on a cluster, stay inside their key prefix, and a missing
-//! permission is a typed error that names the command, sent once and never retried.
+//! run the store on one server, on a cluster (the conformance suite's `redis_acl` and
+//! `cluster_acl` backends) and behind Sentinel, and stay inside their key prefix. A missing
+//! permission: `acl_denied.rs`.
 
-use redis_harness::{rejected_calls, AclLines, RedisServer};
+use redis_harness::{AclLines, RedisServer};
 use redis_sessions::{Backend, RedisBackend, RedisStore};
 
 use crate::support::{id, session, Deployment};
@@ -30,11 +31,11 @@ pub fn values(prefix: &str) -> [(&'static str, String); 4] {
     ]
 }
 
-fn filled(prefix: &str) -> Vec<(&'static str, String)> {
+pub fn filled(prefix: &str) -> Vec<(&'static str, String)> {
     values(prefix).to_vec()
 }
 
-fn refs<'a>(values: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub fn refs<'a>(values: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     values.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
@@ -61,7 +62,7 @@ impl Deployment for AclServer {
     }
 }
 
-fn acl_server(line: &str, prefix: &str) -> AclServer {
+pub fn acl_server(line: &str, prefix: &str) -> AclServer {
     let server = RedisServer::start();
     server.acl_setuser_line(line, &refs(&filled(prefix)));
     AclServer { server }
@@ -91,7 +92,7 @@ impl Deployment for AclCluster {
 }
 
 #[cfg(feature = "cluster")]
-async fn acl_cluster(line: String, prefix: &str) -> AclCluster {
+pub async fn acl_cluster(line: String, prefix: &str) -> AclCluster {
     let values = filled(prefix);
     tokio::task::spawn_blocking(move || {
         let cluster = redis_harness::RedisCluster::start();
@@ -227,86 +228,6 @@ async fn exercise<B: Backend + Clone>(store: &RedisStore<B>) {
     assert_eq!(store.clear().await.unwrap(), 4);
 }
 
-/// The store's line without one command.
-fn store_line_without(command: &str) -> String {
-    let line = lines().line(STORE_USER).to_owned();
-    let token = format!("+{command}");
-    let words: Vec<&str> = line.split_whitespace().collect();
-    assert!(words.contains(&token.as_str()), "{line}");
-    words
-        .into_iter()
-        .filter(|w| *w != token)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-async fn assert_destroy_denied<B: Backend + Clone>(backend: B) -> redis_sessions::Error {
-    let store = RedisStore::new(backend);
-    let id = id();
-    assert!(store.set(&id, &session(1)).await.unwrap().is_written());
-    let started = std::time::Instant::now();
-    let err = store.destroy(&id).await.unwrap_err();
-    assert!(err.is_permission_denied(), "{err}");
-    assert!(!err.is_unavailable(), "{err}");
-    assert_eq!(err.denied_command(), Some("unlink"), "{err}");
-    assert!(err.to_string().contains("may not run UNLINK"), "{err}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    // The session is still there: nothing else was tried in its place.
-    assert_eq!(store.get(&id).await.unwrap(), Some(session(1)));
-    err
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_permission_names_the_command_and_is_sent_once() {
-    let server = acl_server(&store_line_without("unlink"), "sess:");
-    let backend = RedisBackend::connect(&server.url()).await.unwrap();
-    assert_destroy_denied(backend).await;
-    assert_eq!(
-        rejected_calls(server.server.port(), "unlink"),
-        1,
-        "no retry"
-    );
-}
-
-#[cfg(feature = "cluster")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_permission_on_a_cluster_names_the_command_and_is_sent_once() {
-    let cluster = acl_cluster(store_line_without("unlink"), "sess:").await;
-    let backend = redis_sessions::connect(&cluster.url()).await.unwrap();
-    assert_destroy_denied(backend).await;
-    let rejected: u64 = cluster
-        .0
-        .ports()
-        .into_iter()
-        .map(|port| rejected_calls(port, "unlink"))
-        .sum();
-    assert_eq!(rejected, 1, "no retry, on no node");
-}
-
-/// Without `CLUSTER NODES` the cluster backend fails at connect with the permission error,
-/// at once, instead of reading the topology again until its timeout.
-#[cfg(feature = "cluster")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_topology_read_fails_the_connect_at_once() {
-    let cluster = acl_cluster(store_line_without("cluster|nodes"), "sess:").await;
-    let err = redis_sessions::connect(&cluster.url()).await.unwrap_err();
-    assert_eq!(
-        err.kind(),
-        redis_sessions::BackendErrorKind::PermissionDenied,
-        "{err}"
-    );
-    assert_eq!(err.denied_command(), Some("cluster|nodes"), "{err}");
-    let rejected: u64 = cluster
-        .0
-        .ports()
-        .into_iter()
-        .map(|port| rejected_calls(port, "cluster|nodes"))
-        .sum();
-    // One read of the topology asks three nodes; a loop until the topology timeout would
-    // have asked again every 20 to 200 ms.
-    assert_eq!(rejected, 3, "one refused read, not a loop");
-}
-
 /// Sentinel: the store's line on the primary and the replica, the sentinels' line on every
 /// sentinel. The store works, and every sentinel accepts the backend's `+switch-master`
 /// subscription from that user without refusing anything.
@@ -368,96 +289,4 @@ fn group_cmd(port: u16, args: &[&str]) -> String {
         .unwrap()
         .text()
         .unwrap_or_default()
-}
-
-/// A script whose command the user may not run gets `ERR` from Redis 7.0, not `NOPERM`: it
-/// is a permission error too, named after the `EVALSHA` that ran the script.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_script_refused_by_the_acl_is_a_permission_error() {
-    let server = acl_server(&store_line_without("unlink"), "sess:");
-    let backend = RedisBackend::connect(&server.url()).await.unwrap();
-    let sha: String = backend
-        .command(
-            redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg("return redis.call('UNLINK', KEYS[1])"),
-        )
-        .await
-        .unwrap();
-    let err = backend
-        .command::<i64>(redis::cmd("EVALSHA").arg(&sha).arg(1).arg("sess:x"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.kind(),
-        redis_sessions::BackendErrorKind::PermissionDenied,
-        "{err}"
-    );
-    assert_eq!(err.denied_command(), Some("evalsha"), "{err}");
-    assert!(!err.is_denied_key(), "{err}");
-    // A key outside the pattern, inside a script: also `ERR`, and a refused key.
-    let sha: String = backend
-        .command(
-            redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg("return redis.call('GET', KEYS[1])"),
-        )
-        .await
-        .unwrap();
-    let err = backend
-        .command::<Option<String>>(redis::cmd("EVALSHA").arg(&sha).arg(1).arg("other:x"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.kind(),
-        redis_sessions::BackendErrorKind::PermissionDenied,
-        "{err}"
-    );
-    assert!(err.is_denied_key(), "{err}");
-}
-
-/// The log says which command is missing, once: a second refusal of the same command is not
-/// logged again at `warn`. (`pexpire` is refused by no other test of this process.)
-#[tokio::test]
-async fn a_refused_command_is_logged_once() {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let server = acl_server(&store_line_without("pexpire"), "sess:");
-    let backend = RedisBackend::connect(&server.url()).await.unwrap();
-    let store = RedisStore::new(backend);
-    for _ in 0..3 {
-        let id = id();
-        assert!(store.set(&id, &session(1)).await.unwrap().is_written());
-        let err = store.touch(&id, &session(1)).await.unwrap_err();
-        assert!(err.is_permission_denied(), "{err}");
-    }
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
-    assert_eq!(warnings.len(), 1, "{log}");
-    assert!(warnings[0].contains("command=pexpire"), "{log}");
-    assert_eq!(
-        rejected_calls(server.server.port(), "pexpire"),
-        3,
-        "one call each"
-    );
 }

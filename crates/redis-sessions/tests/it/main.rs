@@ -9,6 +9,7 @@
 )]
 
 mod acl;
+mod acl_denied;
 #[cfg(all(
     feature = "tower-sessions-014",
     feature = "tower-sessions-015",
