@@ -1,6 +1,6 @@
 //! Least privilege: the users of `acl/setuser.redis` (the README's ACL block, byte for byte)
-//! run the store on one server, on a cluster (the conformance suite's `redis_acl` and
-//! `cluster_acl` backends) and behind Sentinel, and stay inside their key prefix. A missing
+//! run the store on one server, on a cluster and behind Sentinel (the conformance suite's
+//! `redis_acl`, `cluster_acl` and `sentinel_acl` backends), and stay inside their key prefix. A missing
 //! permission: `acl_denied.rs`.
 
 use redis_harness::{AclLines, RedisServer};
@@ -112,6 +112,48 @@ pub async fn cluster_acl() -> (redis_sessions::AnyBackend, AclCluster) {
         .unwrap_or_else(|e| panic!("connect to the cluster as the ACL user: {e}"));
     assert!(matches!(backend, redis_sessions::AnyBackend::Cluster(_)));
     (backend, cluster)
+}
+
+/// A Sentinel group with the store's user (`~*`, as [`AclServer`]) on its data servers and
+/// the sentinels' user on every sentinel.
+#[cfg(feature = "sentinel")]
+pub struct AclSentinelGroup(pub redis_harness::RedisSentinelGroup);
+
+#[cfg(feature = "sentinel")]
+impl Deployment for AclSentinelGroup {
+    fn url(&self) -> String {
+        format!(
+            "{}?sentinel_username=sessions-sentinel&sentinel_password=sentinel-secret",
+            with_user(&self.0.url())
+        )
+    }
+    fn primary_for(&self, _key: &str) -> u16 {
+        self.0.primary_port()
+    }
+}
+
+#[cfg(feature = "sentinel")]
+async fn acl_sentinel_group(prefix: &str) -> AclSentinelGroup {
+    let values = filled(prefix);
+    tokio::task::spawn_blocking(move || {
+        let group = redis_harness::RedisSentinelGroup::start();
+        group.acl_setuser_line_on_servers(lines().line(STORE_USER), &refs(&values));
+        group.acl_setuser_line_on_sentinels(lines().line("sessions-sentinel"), &refs(&values));
+        AclSentinelGroup(group)
+    })
+    .await
+    .unwrap()
+}
+
+/// The conformance suite's backend behind Sentinel, as the store's and the sentinels' users.
+#[cfg(feature = "sentinel")]
+pub async fn sentinel_acl() -> (redis_sessions::AnyBackend, AclSentinelGroup) {
+    let group = acl_sentinel_group("").await;
+    let backend = redis_sessions::connect(&group.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect through the sentinels as the ACL users: {e}"));
+    assert!(matches!(backend, redis_sessions::AnyBackend::Sentinel(_)));
+    (backend, group)
 }
 
 #[test]
@@ -234,19 +276,9 @@ async fn exercise<B: Backend + Clone>(store: &RedisStore<B>) {
 #[cfg(feature = "sentinel")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_deployment_runs_with_the_sentinel_and_store_users() {
-    let group = tokio::task::spawn_blocking(|| {
-        let group = redis_harness::RedisSentinelGroup::start();
-        let values = filled("sess:");
-        group.acl_setuser_line_on_servers(lines().line(STORE_USER), &refs(&values));
-        group.acl_setuser_line_on_sentinels(lines().line("sessions-sentinel"), &refs(&values));
-        group
-    })
-    .await
-    .unwrap();
-    let url = format!(
-        "{}?sentinel_username=sessions-sentinel&sentinel_password=sentinel-secret",
-        with_user(&group.url())
-    );
+    let deployment = acl_sentinel_group("sess:").await;
+    let url = deployment.url();
+    let group = &deployment.0;
     let backend = redis_sessions::connect(&url).await.unwrap();
     let store = RedisStore::new(backend);
     exercise(&store).await;

@@ -923,3 +923,5 @@ suite!(cluster);
 suite!(cluster_tls);
 #[cfg(feature = "sentinel")]
 suite!(sentinel);
+#[cfg(feature = "sentinel")]
+suite!(sentinel_acl);
