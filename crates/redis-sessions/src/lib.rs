@@ -266,6 +266,12 @@
 //! (or `ClusterConfig::tls`), and so does `rediss+sentinel://` (or `SentinelConfig::tls`), for
 //! the sentinels and the primary they name.
 //!
+//! **ACL**: the README's "ACL: least privilege" part gives the exact `ACL SETUSER` lines for
+//! the store's user (keys `~<prefix>*`), the admin CLI's and the sentinels'. A command or key
+//! the user may not use is a [`BackendErrorKind::PermissionDenied`] error
+//! ([`Error::is_permission_denied`]; [`Error::denied_command`] names the command), never
+//! retried and logged once per command at `warn`.
+//!
 //! On a cluster, keys are routed by slot, `MGET`/`UNLINK` are split per slot (never a
 //! `CROSSSLOT` error) and admin scans walk every primary with its own cursor. On Sentinel, the
 //! backend switches to the new primary when a sentinel announces it, and on `READONLY` or a

@@ -6,6 +6,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis_harness::{Connection, RedisServer};
 use redis_sessions::{Backend, KeyTtl, MemoryBackend, RedisBackend, Session, SessionId};
 
+#[cfg(feature = "cluster")]
+pub use crate::acl::cluster_acl;
+pub use crate::acl::redis_acl;
+#[cfg(feature = "sentinel")]
+pub use crate::acl::sentinel_acl;
+
 /// Something that keeps a backend's server alive for the length of a test.
 pub type Guard = Option<RedisServer>;
 

@@ -247,7 +247,8 @@ impl SentinelBackend {
     pub async fn command<T: FromRedisValue>(&self, cmd: &Cmd) -> BackendResult<T> {
         let primary = self.shared.current.load_full();
         let mut conn = primary.conn.clone();
-        match cmd.query_async(&mut conn).await.map_err(map_error) {
+        let map = |e| crate::backend::denied::note(map_error(e), cmd);
+        match cmd.query_async(&mut conn).await.map_err(map) {
             Err(e) if switch_worthy(&e) => {
                 tracing::debug!(error = %e, "primary failed; asking the sentinels");
                 if let Err(resolve) = self.shared.reresolve(primary.generation).await {
@@ -255,7 +256,7 @@ impl SentinelBackend {
                     return Err(e);
                 }
                 let mut conn = self.shared.current.load().conn.clone();
-                cmd.query_async(&mut conn).await.map_err(map_error)
+                cmd.query_async(&mut conn).await.map_err(map)
             }
             other => other,
         }
