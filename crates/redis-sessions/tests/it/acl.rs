@@ -322,3 +322,66 @@ fn group_cmd(port: u16, args: &[&str]) -> String {
         .text()
         .unwrap_or_default()
 }
+
+/// A sentinel whose ACL user may not subscribe refuses the backend's `+switch-master`
+/// watcher: the watcher says so once per sentinel, with the fix, and stops instead of asking
+/// again every second (it would only be refused again). The store still works.
+#[cfg(feature = "sentinel")]
+#[tokio::test]
+async fn a_refused_switch_master_subscription_stops_the_watcher_with_one_warning() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    // A current-thread runtime: the watchers run on this thread, under this subscriber.
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let values = filled("sess:");
+    let sentinel_line = lines()
+        .line("sessions-sentinel")
+        .split_whitespace()
+        .filter(|w| *w != "+subscribe")
+        .collect::<Vec<_>>()
+        .join(" ");
+    let deployment = tokio::task::spawn_blocking(move || {
+        let group = redis_harness::RedisSentinelGroup::start();
+        group.acl_setuser_line_on_servers(lines().line(STORE_USER), &refs(&values));
+        group.acl_setuser_line_on_sentinels(&sentinel_line, &refs(&values));
+        AclSentinelGroup(group)
+    })
+    .await
+    .unwrap();
+    let sentinels = deployment.0.sentinel_ports().len();
+    let store = RedisStore::new(redis_sessions::connect(&deployment.url()).await.unwrap());
+    exercise(&store).await;
+    let stopped = || {
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        log.lines()
+            .filter(|l| l.contains("WARN") && l.contains("sentinel watcher stopped"))
+            .count()
+    };
+    crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "every sentinel's watcher stopped with a warning",
+        || async { stopped() == sentinels },
+    )
+    .await;
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("+subscribe &+switch-master"), "{log}");
+}

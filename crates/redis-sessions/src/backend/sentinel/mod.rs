@@ -122,8 +122,20 @@ async fn watch(shared: Weak<Shared>, config: SentinelConfig, sentinel: String) {
             Ok::<_, BackendError>(())
         }
         .await;
-        if let Err(e) = listened {
-            tracing::debug!(error = %e, "sentinel watcher disconnected");
+        match listened {
+            // The sentinel's ACL user may not subscribe: asking again every second would only
+            // be refused again. Failovers are still followed when a command fails.
+            Err(e) if e.kind() == crate::BackendErrorKind::PermissionDenied => {
+                tracing::warn!(
+                    error = %e,
+                    %sentinel,
+                    "sentinel watcher stopped: the sentinel refused the +switch-master \
+                     subscription (grant +subscribe &+switch-master to its ACL user)"
+                );
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "sentinel watcher disconnected"),
+            Ok(()) => {}
         }
         if shared.strong_count() == 0 {
             return;
