@@ -400,8 +400,21 @@ async fn killed_primary_is_replaced_and_the_store_recovers() {
 
         let load = Load::start(&store, &replicated);
         load.progress(50, &ctx).await;
+        let ok = load.ok.clone();
         let (back, during) = fail_over_under_load(&load, cluster, move |c| {
             c.kill(primary);
+            // The shards still up keep serving while the killed one is being replaced: wait
+            // for operations to succeed after the kill before waiting for the new primary, so
+            // a loaded machine that elects the replica before the load runs again cannot make
+            // the window empty.
+            let (since, deadline) = (ok.load(Ordering::SeqCst), Instant::now() + PATIENCE);
+            while ok.load(Ordering::SeqCst) < since + 5 {
+                assert!(
+                    Instant::now() < deadline,
+                    "no operation succeeded within {PATIENCE:?} of the kill"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
             c.wait_primary(replica);
         })
         .await;
