@@ -345,6 +345,7 @@ pub use backend::{ClusterBackend, ClusterConfig};
 pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sentinel")]
 pub use backend::{SentinelBackend, SentinelConfig};
+pub use backend::{SentinelView, ServerInfo, ServerReport, Topology};
 #[cfg(feature = "encryption")]
 pub use codec::KeyRing;
 #[cfg(feature = "msgpack")]
@@ -358,6 +359,7 @@ pub use keyspace::{escape_glob, IdHashing, Keyspace};
 pub use keytext::KeyRingError;
 pub use redact::redact_url;
 pub use session::Session;
+pub use store::{Check, CheckLevel, Diagnosis};
 pub use store::{
     Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL,
 };

@@ -16,6 +16,7 @@
 mod adapters;
 #[cfg(all(feature = "encryption", feature = "compression", feature = "msgpack"))]
 mod armored;
+mod check;
 #[cfg(feature = "cluster")]
 mod cluster_only;
 mod conformance;
