@@ -64,6 +64,31 @@ pub struct Check {
 }
 
 impl Check {
+    /// A finding of a check of your own (or of a tool's, such as a failed connect), without a
+    /// server or a fix; add them with [`with_server`](Check::with_server) and
+    /// [`with_fix`](Check::with_fix).
+    pub fn new(name: &'static str, level: CheckLevel, reason: impl Into<String>) -> Check {
+        Check {
+            name,
+            level,
+            server: None,
+            reason: reason.into(),
+            fix: None,
+        }
+    }
+
+    /// The same finding, about `server`.
+    pub fn with_server(mut self, server: impl Into<String>) -> Check {
+        self.server = Some(server.into());
+        self
+    }
+
+    /// The same finding, with a fix.
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Check {
+        self.fix = Some(fix.into());
+        self
+    }
+
     fn ok(name: &'static str, server: Option<&str>, reason: impl Into<String>) -> Check {
         Check {
             name,
