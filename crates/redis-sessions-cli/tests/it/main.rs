@@ -9,6 +9,7 @@
 )]
 
 mod commands;
+mod doctor;
 mod errors;
 mod prefixes;
 mod security;

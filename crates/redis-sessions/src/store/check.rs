@@ -488,14 +488,18 @@ fn persistence(info: &Info<'_>, at: Option<&str>) -> Check {
     if info.get("aof_enabled") == Some("1") {
         return Check::ok("persistence", at, "AOF is on: sessions survive a restart");
     }
+    // A full sync of a replica takes an RDB snapshot too: only snapshots beyond those show
+    // save points (or BGSAVEs) at work.
     let saves = info.number("rdb_saves").unwrap_or(0);
-    let bgsave = info.number("rdb_last_bgsave_time_sec").unwrap_or(-1);
-    if saves > 0 || bgsave >= 0 {
+    let for_replicas = info.number("sync_full").unwrap_or(0);
+    if saves > for_replicas {
         return Check::ok(
             "persistence",
             at,
-            "RDB snapshots are taken: sessions survive a restart (those since the last \
-             snapshot are lost)",
+            format!(
+                "RDB snapshots are taken ({saves} since start): sessions survive a restart \
+                 (those written since the last snapshot are lost)"
+            ),
         );
     }
     if info.get("aof_enabled").is_none() {
@@ -516,8 +520,8 @@ fn persistence(info: &Info<'_>, at: Option<&str>) -> Check {
         CheckLevel::Warning,
         at,
         format!(
-            "AOF is off and no RDB snapshot was taken{uptime}: persistence looks off, so every \
-             session is lost when the server restarts (INFO does not show save points: a new \
+            "AOF is off and no RDB snapshot was taken{uptime} (other than for replica syncs): \
+             persistence looks off, so every session is lost when the server restarts (INFO does not show save points: a new \
              server with save points but no snapshot yet looks the same)"
         ),
         "turn on appendonly yes (or RDB save points, e.g. save 3600 1 300 100); on managed \
@@ -710,6 +714,31 @@ mod tests {
         assert_eq!(persistence(&info(&aof), None).level, CheckLevel::Ok);
         let rdb = off.replace("rdb_saves:0", "rdb_saves:3");
         assert_eq!(persistence(&info(&rdb), None).level, CheckLevel::Ok);
+        let synced = format!("{rdb}sync_full:3\r\n");
+        assert_eq!(
+            persistence(&info(&synced), None).level,
+            CheckLevel::Warning,
+            "snapshots for replica syncs only"
+        );
+    }
+
+    #[test]
+    fn old_servers_lack_getex_and_unlink() {
+        let store = RedisStore::new(crate::MemoryBackend::new());
+        let at = |v: &str| store.version(&info(&format!("redis_version:{v}\r\n")), None);
+        assert_eq!(at("7.0.15").level, CheckLevel::Ok);
+        assert_eq!(at("6.2.0").level, CheckLevel::Ok);
+        let old = at("6.0.9");
+        assert_eq!(old.level, CheckLevel::Warning, "no idle_timeout: {old:?}");
+        assert!(old.reason.contains("GETEX"), "{old:?}");
+        let sliding = RedisStore::builder(crate::MemoryBackend::new())
+            .idle_timeout(Duration::from_secs(60))
+            .build();
+        let old = sliding.version(&info("redis_version:6.0.9\r\n"), None);
+        assert_eq!(old.level, CheckLevel::Failure, "{old:?}");
+        let ancient = at("3.2.1");
+        assert_eq!(ancient.level, CheckLevel::Failure);
+        assert!(ancient.reason.contains("UNLINK"), "{ancient:?}");
     }
 
     #[test]
