@@ -520,9 +520,9 @@ fn persistence(info: &Info<'_>, at: Option<&str>) -> Check {
         CheckLevel::Warning,
         at,
         format!(
-            "AOF is off and no RDB snapshot was taken{uptime} (other than for replica syncs): \
-             persistence looks off, so every session is lost when the server restarts (INFO does not show save points: a new \
-             server with save points but no snapshot yet looks the same)"
+            "AOF is off and no RDB snapshot was taken{uptime} (replica syncs aside): every \
+             session is lost when the server restarts (INFO does not show save points: a young \
+             server with save points looks the same)"
         ),
         "turn on appendonly yes (or RDB save points, e.g. save 3600 1 300 100); on managed \
          Redis, turn on persistence or backups in the service's settings",

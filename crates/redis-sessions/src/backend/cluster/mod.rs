@@ -427,7 +427,7 @@ impl Backend for ClusterBackend {
     /// (a node redis-rs picks, then each primary of the last topology read, until one
     /// answers). A primary flagged `fail` or `fail?` is reported as unavailable without being
     /// asked; one that does not answer, with its error. `slots_served` counts the slots of the
-    /// primaries not flagged failed.
+    /// primaries that answered.
     async fn info(&self, sections: &[&str]) -> BackendResult<super::ServerReport> {
         let text = self.any_cluster_nodes().await?;
         let mut report = super::ServerReport::new(super::Topology::Cluster);
@@ -445,7 +445,6 @@ impl Backend for ClusterBackend {
                 ));
                 continue;
             }
-            served += primary.slots;
             let reply = match topology::address(&primary.address) {
                 Some((host, port)) => {
                     let routing =
@@ -463,6 +462,9 @@ impl Backend for ClusterBackend {
                     "the primary has no address",
                 )),
             };
+            if reply.is_ok() {
+                served += primary.slots;
+            }
             report.servers.push(super::ServerInfo::new(shown, reply));
         }
         report.slots_served = Some(served);
