@@ -11,12 +11,14 @@
     reason = "test support: a fixture that cannot start must fail the test loudly"
 )]
 
+mod acl;
 mod cluster;
 mod resp;
 mod sentinel;
 mod server;
 mod tls;
 
+pub use acl::{rejected_calls, setuser_args, AclLines};
 pub use cluster::{ClusterNode, RedisCluster};
 pub use resp::{Connection, Reply};
 pub use sentinel::RedisSentinelGroup;

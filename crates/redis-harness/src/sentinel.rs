@@ -1,11 +1,12 @@
-//! A Sentinel group: one primary, one replica and three sentinels (quorum 2), killed on drop.
+//! A Sentinel group: one primary, one replica and three sentinels (quorum 2), killed on drop;
+//! plain, or with TLS everywhere ([`RedisSentinelGroup::start_tls`]).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::resp::{Connection, Reply};
-use crate::server::{binary, free_port, temp_dir, HarnessError, RedisServer};
+use crate::server::{binary, free_port, temp_dir, HarnessError, RedisServer, TlsMode};
 
 /// The monitored primary's name.
 const MASTER_NAME: &str = "mymaster";
@@ -16,26 +17,45 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 struct SentinelProcess {
     child: Option<Child>,
+    /// The plain port: the harness's own commands.
     port: u16,
+    /// The TLS port of a TLS group's sentinel: what clients and the other sentinels use.
+    tls_port: Option<u16>,
     dir: PathBuf,
 }
 
+/// The `sentinel.conf` lines of a TLS sentinel: it serves TLS, requires client certificates,
+/// and talks TLS to the servers and the other sentinels (`tls-replication yes`), announcing
+/// its TLS port.
+fn sentinel_tls_conf(tls_port: u16) -> String {
+    let certs = crate::TlsCerts::get();
+    format!(
+        "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+         tls-auth-clients yes\ntls-replication yes\n",
+        certs.path_str("server.crt"),
+        certs.path_str("server.key"),
+        certs.path_str("ca.crt"),
+    )
+}
+
 impl SentinelProcess {
-    fn start(primary_port: u16) -> Result<SentinelProcess, HarnessError> {
+    fn start(primary_port: u16, tls: bool) -> Result<SentinelProcess, HarnessError> {
         let mut last = None;
         for _ in 0..5 {
             let port = free_port()?;
+            let tls_port = if tls { Some(free_port()?) } else { None };
             let dir = temp_dir("sentinel")?;
             let conf = dir.join("sentinel.conf");
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n{tls}\
                      sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} 2\n\
                      sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
                      sentinel failover-timeout {MASTER_NAME} 5000\n\
                      sentinel parallel-syncs {MASTER_NAME} 1\n",
-                    dir = dir.display()
+                    dir = dir.display(),
+                    tls = tls_port.map(sentinel_tls_conf).unwrap_or_default(),
                 ),
             )?;
             let child = Command::new(binary())
@@ -52,6 +72,7 @@ impl SentinelProcess {
             let mut sentinel = SentinelProcess {
                 child: Some(child),
                 port,
+                tls_port,
                 dir,
             };
             match sentinel.wait_ready() {
@@ -84,11 +105,20 @@ impl Drop for SentinelProcess {
 ///
 /// `start` returns only when every sentinel names the primary, knows the replica (link up) and
 /// the two other sentinels.
+///
+/// A TLS group ([`RedisSentinelGroup::start_tls`]) uses TLS for everything a client or the
+/// group itself uses: the sentinels and servers serve TLS with the shared
+/// [`TlsCerts`](crate::TlsCerts) and require a client certificate signed by its CA
+/// (`tls-auth-clients yes`), replication and the sentinels' links to the servers and to each
+/// other are TLS (`tls-replication yes`), and the sentinels name the servers by their TLS
+/// ports. Every process also keeps a plain loopback port for the harness's own commands
+/// ([`RedisSentinelGroup::cmd`], [`RedisSentinelGroup::command_port`]).
 #[derive(Debug)]
 pub struct RedisSentinelGroup {
     // Sentinels first: they are dropped (killed) before the servers they watch.
     sentinels: Vec<SentinelProcess>,
     servers: Vec<RedisServer>,
+    tls: bool,
 }
 
 fn array(reply: Reply) -> Vec<Reply> {
@@ -132,20 +162,53 @@ impl RedisSentinelGroup {
     /// # Errors
     /// `redis-server` is missing, or the group did not agree within 60 s.
     pub fn try_start() -> Result<RedisSentinelGroup, HarnessError> {
-        let primary = RedisServer::try_start(&[])?;
-        let replica = RedisServer::try_start(&[])?;
-        let port = primary.port().to_string();
+        Self::try_start_mode(false)
+    }
+
+    /// Starts a TLS group (see [`RedisSentinelGroup`]), panicking if that is impossible.
+    ///
+    /// # Panics
+    /// When `redis-server` or `openssl` is missing, or the group does not agree within 60 s.
+    pub fn start_tls() -> RedisSentinelGroup {
+        Self::try_start_tls().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a TLS group.
+    ///
+    /// # Errors
+    /// As [`RedisSentinelGroup::try_start`].
+    pub fn try_start_tls() -> Result<RedisSentinelGroup, HarnessError> {
+        Self::try_start_mode(true)
+    }
+
+    fn try_start_mode(tls: bool) -> Result<RedisSentinelGroup, HarnessError> {
+        let start = || {
+            if tls {
+                RedisServer::try_start_tls(TlsMode::RequireClientCert, &["tls-replication", "yes"])
+            } else {
+                RedisServer::try_start(&[])
+            }
+        };
+        let primary = start()?;
+        let replica = start()?;
+        let announced = if tls {
+            primary.tls_port()
+        } else {
+            primary.port()
+        };
+        let port = announced.to_string();
         let reply = replica.cmd(&["REPLICAOF", "127.0.0.1", &port]);
         if reply != Reply::Status("OK".into()) {
             return Err(HarnessError::NotReady(format!("REPLICAOF: {reply:?}")));
         }
         let mut sentinels = Vec::with_capacity(3);
         for _ in 0..3 {
-            sentinels.push(SentinelProcess::start(primary.port())?);
+            sentinels.push(SentinelProcess::start(announced, tls)?);
         }
         let group = RedisSentinelGroup {
             sentinels,
             servers: vec![primary, replica],
+            tls,
         };
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         while !group.agreed() {
@@ -168,7 +231,7 @@ impl RedisSentinelGroup {
         let replica_port = self
             .servers
             .iter()
-            .map(RedisServer::port)
+            .map(|s| self.announced(s))
             .find(|p| *p != primary);
         self.sentinels.iter().all(|s| {
             let same = self.sentinel_primary(s.port) == Some(primary);
@@ -189,7 +252,33 @@ impl RedisSentinelGroup {
     }
 
     fn role(&self, port: u16) -> Option<String> {
-        array(ask(port, &["ROLE"])?).first()?.text()
+        array(ask(self.command_port(port), &["ROLE"])?)
+            .first()?
+            .text()
+    }
+
+    /// The port the sentinels name `server` by: its TLS port in a TLS group.
+    fn announced(&self, server: &RedisServer) -> u16 {
+        if self.tls {
+            server.tls_port()
+        } else {
+            server.port()
+        }
+    }
+
+    /// The plain port for the harness's own commands of the data server the sentinels name by
+    /// `port` (its TLS port in a TLS group); `port` itself when no server of the group has it
+    /// as its TLS port.
+    pub fn command_port(&self, port: u16) -> u16 {
+        self.servers
+            .iter()
+            .find(|s| self.tls && s.tls_port() == port)
+            .map_or(port, RedisServer::port)
+    }
+
+    /// Whether the group was started with [`RedisSentinelGroup::start_tls`].
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     fn sentinel_primary(&self, sentinel_port: u16) -> Option<u16> {
@@ -218,7 +307,28 @@ impl RedisSentinelGroup {
             .collect()
     }
 
-    /// `redis+sentinel://127.0.0.1:s1,127.0.0.1:s2,127.0.0.1:s3/mymaster`.
+    /// The sentinels' TLS ports (a TLS group's; empty for a plain one).
+    pub fn sentinel_tls_ports(&self) -> Vec<u16> {
+        self.sentinels.iter().filter_map(|s| s.tls_port).collect()
+    }
+
+    /// `rediss+sentinel://127.0.0.1:t1,127.0.0.1:t2,127.0.0.1:t3/mymaster`: the sentinels' TLS
+    /// ports, without the `tls_*` options a client needs for the test CA and certificate.
+    ///
+    /// # Panics
+    /// When the group is not a TLS group.
+    pub fn tls_url(&self) -> String {
+        assert!(self.tls, "not a TLS sentinel group");
+        let hosts: Vec<String> = self
+            .sentinel_tls_ports()
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("rediss+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+    }
+
+    /// `redis+sentinel://127.0.0.1:s1,127.0.0.1:s2,127.0.0.1:s3/mymaster` (the plain ports, also
+    /// of a TLS group's sentinels).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinels
@@ -228,7 +338,8 @@ impl RedisSentinelGroup {
         format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
     }
 
-    /// The primary's port as the first answering sentinel reports it.
+    /// The primary's port as the first answering sentinel reports it (its TLS port in a TLS
+    /// group).
     ///
     /// # Panics
     /// When no sentinel answers.
@@ -239,18 +350,22 @@ impl RedisSentinelGroup {
             .unwrap_or_else(|| panic!("no sentinel reports a primary"))
     }
 
-    /// Runs one raw command on the data server at `port` (primary or replica).
+    /// Runs one raw command on the data server at `port` (primary or replica; its plain or,
+    /// in a TLS group, its TLS port), through its plain port.
     ///
     /// # Panics
     /// When it cannot be reached.
     pub fn cmd(&self, port: u16, args: &[&str]) -> Reply {
+        let port = self.command_port(port);
         Connection::open(port)
             .and_then(|mut c| c.command(args))
             .unwrap_or_else(|e| panic!("command {:?} on {port}: {e}", args.first()))
     }
 
-    /// Kills the data server at `port` (primary or replica), as a crash would.
+    /// Kills the data server at `port` (primary or replica; plain or TLS port), as a crash
+    /// would.
     pub fn kill(&mut self, port: u16) {
+        let port = self.command_port(port);
         if let Some(server) = self.servers.iter_mut().find(|s| s.port() == port) {
             server.stop();
         }

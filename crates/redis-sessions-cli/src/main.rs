@@ -9,7 +9,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | error: Redis unreachable, bad id, missing session, refused `clear`, ... (one `error:` line on stderr) |
+//! | 1 | error: Redis unreachable, bad id, missing session, refused `clear`, ... (one `error:` line on stderr; a permission the Redis user lacks adds a second line with the `ACL SETUSER` that grants it) |
 //! | 2 | usage error (unknown command or option) |
 //! | 3 | finished, but some items failed: undecodable values in `export`, bad lines in `import` |
 //! | 4 | `doctor`: warnings, no failure |
@@ -21,6 +21,7 @@
 //! - `connect.rs`: the URL to a backend; the one place that knows deployment forms.
 //! - `context.rs`: the store(s) a command works with, and the output mode.
 //! - `record.rs`: the JSON Lines record of `export`, `import` and `show --json`.
+//! - `denied.rs`: what to add to the ACL when Redis refused a command.
 //! - `progress.rs`: spinners on stderr, only when stderr is a terminal.
 //! - `cmd/`: one file per command.
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ mod cli;
 mod cmd;
 mod connect;
 mod context;
+mod denied;
 mod progress;
 mod record;
 mod slots;
@@ -64,6 +66,8 @@ const EXIT_FAILURES: u8 = 5;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // For the hint of a permission error: the URL's user and the prefix's key pattern.
+    let (url, prefix) = (cli.global.url.clone(), cli.global.prefix.clone());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -82,7 +86,13 @@ fn main() -> ExitCode {
         Ok(Status::Warnings) => ExitCode::from(EXIT_WARNINGS),
         Ok(Status::Failures) => ExitCode::from(EXIT_FAILURES),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(e) => {
+            let code = fail(&e);
+            if let Some(hint) = denied::hint(&e, &url, &prefix) {
+                eprintln!("{hint}");
+            }
+            code
+        }
     }
 }
 

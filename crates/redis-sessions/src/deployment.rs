@@ -23,12 +23,18 @@ use crate::tls::TlsConfig;
 /// | `redis+cluster://[user:password@]host1:port1,host2:port2,...` | Redis Cluster; each address is a seed node (feature `cluster`) |
 /// | `rediss+cluster://host1:port1,...[?tls_ca_file=...]` | Redis Cluster over TLS (features `cluster`, `tls`) |
 /// | `redis+sentinel://[user:password@]s1:port1,s2:port2/master-name[/db]` | the primary named `master-name` behind these sentinels (feature `sentinel`) |
+/// | `rediss+sentinel://s1:port1,.../master-name[/db][?tls_ca_file=...]` | the same over TLS, to the sentinels and to the primary (features `sentinel`, `tls`) |
 ///
 /// For Sentinel the user and password are the primary's; sentinels that require their own
-/// credentials take `?sentinel_username=...&sentinel_password=...`. `Debug` never prints a
-/// password.
+/// credentials take `?sentinel_username=...&sentinel_password=...`. `rediss+sentinel://`
+/// takes the `tls_*` options of `rediss://` (one CA and client certificate for the sentinels
+/// and the primary). `Debug` never prints a password.
 #[derive(Clone)]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per connect; boxing would change the public variant"
+)]
 pub enum Deployment {
     /// One server: the URL is handed to redis-rs unchanged.
     Standalone(String),
@@ -143,19 +149,25 @@ impl Deployment {
                         .collect(),
                 ))
             }
-            "redis+sentinel" => Self::sentinel(rest),
-            "rediss+sentinel" => Err(crate::tls::tls_error(
-                "TLS to sentinels is not supported yet; use redis+sentinel://",
-            )),
+            "redis+sentinel" => Self::sentinel(rest, false),
+            "rediss+sentinel" => Self::sentinel(rest, true),
             other => Err(invalid(format!(
-                "unknown scheme {other:?}: use redis://, rediss://, redis+cluster:// or redis+sentinel://"
+                "unknown scheme {other:?}: use redis://, rediss://, redis+cluster:// or redis+sentinel:// (rediss+ for TLS)"
             ))),
         }
     }
 
+    /// A `redis+sentinel://` (or, `secure`, `rediss+sentinel://`) URL after the scheme; the
+    /// `tls_*` options' files are read here.
     #[cfg(feature = "sentinel")]
-    fn sentinel(rest: &str) -> BackendResult<Deployment> {
-        let parts = split(rest);
+    fn sentinel(rest: &str, secure: bool) -> BackendResult<Deployment> {
+        let (rest, tls) = crate::tls::take_url_options(rest)?;
+        if !secure && !tls.is_empty() {
+            return Err(crate::tls::tls_error(
+                "TLS settings were given for a plain redis+sentinel:// URL: use rediss+sentinel://",
+            ));
+        }
+        let parts = split(&rest);
         let (name, db) = parts.path.split_once('/').unwrap_or((parts.path, ""));
         if parts.hosts.is_empty() || name.is_empty() {
             return Err(invalid(
@@ -182,11 +194,12 @@ impl Deployment {
                 other => return Err(invalid(format!("unknown sentinel URL option {other:?}"))),
             }
         }
+        config.tls = secure.then_some(tls);
         Ok(Deployment::Sentinel(config))
     }
 
     #[cfg(not(feature = "sentinel"))]
-    fn sentinel(_rest: &str) -> BackendResult<Deployment> {
+    fn sentinel(_rest: &str, _secure: bool) -> BackendResult<Deployment> {
         Err(invalid(
             "redis+sentinel:// needs the `sentinel` feature of redis-sessions",
         ))
@@ -205,14 +218,9 @@ impl Deployment {
     /// each one not set in `tls` may come from the URL's `tls_*` options.
     ///
     /// # Errors
-    /// As [`Deployment::connect`]; TLS settings for a plain URL, or for a cluster or sentinel
-    /// URL (not supported yet), are a [`BackendErrorKind::Tls`] error.
+    /// As [`Deployment::connect`]; TLS settings for a plain URL are a
+    /// [`BackendErrorKind::Tls`] error.
     pub async fn connect_with_tls(&self, tls: TlsConfig) -> BackendResult<AnyBackend> {
-        if !tls.is_empty() && !matches!(self, Deployment::Standalone(_) | Deployment::Cluster(_)) {
-            return Err(crate::tls::tls_error(
-                "TLS settings are supported for one server (rediss://) and a cluster (rediss+cluster://), not yet for sentinels",
-            ));
-        }
         match self {
             Deployment::Standalone(url) => {
                 let config = RedisConfig {
@@ -238,9 +246,21 @@ impl Deployment {
                 "redis+cluster:// needs the `cluster` feature of redis-sessions",
             )),
             #[cfg(feature = "sentinel")]
-            Deployment::Sentinel(config) => Ok(AnyBackend::Sentinel(
-                SentinelBackend::connect_with(config.clone()).await?,
-            )),
+            Deployment::Sentinel(config) => {
+                let mut config = config.clone();
+                match &mut config.tls {
+                    _ if tls.is_empty() => {}
+                    Some(from_url) => *from_url = tls.or(std::mem::take(from_url)),
+                    None => {
+                        return Err(crate::tls::tls_error(
+                            "TLS settings were given for a plain redis+sentinel:// URL: use rediss+sentinel://",
+                        ))
+                    }
+                }
+                Ok(AnyBackend::Sentinel(
+                    SentinelBackend::connect_with(config).await?,
+                ))
+            }
         }
     }
 }
@@ -412,12 +432,50 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Deployment::parse("redis+sentinel://s1:26379").is_err());
+        match Deployment::parse("redis+sentinel://s1:1/m") {
+            Ok(Deployment::Sentinel(c)) => assert!(c.tls.is_none()),
+            other => panic!("{other:?}"),
+        }
+        let plain_with_tls = Deployment::parse("redis+sentinel://s1:1/m?tls_insecure=true");
+        assert!(
+            matches!(&plain_with_tls, Err(e) if e.kind() == BackendErrorKind::Tls),
+            "{plain_with_tls:?}"
+        );
+    }
+
+    #[cfg(all(feature = "sentinel", feature = "tls"))]
+    #[test]
+    fn parses_tls_sentinel_urls() {
+        let url = "rediss+sentinel://s1:1,s2:2/mymaster/2?tls_insecure=true&sentinel_password=sp";
+        match Deployment::parse(url) {
+            Ok(Deployment::Sentinel(c)) => {
+                assert_eq!(c.sentinels, ["s1:1", "s2:2"]);
+                assert_eq!(c.master_name, "mymaster");
+                assert_eq!(c.db, 2);
+                assert_eq!(c.sentinel_password.as_deref(), Some("sp"));
+                assert_eq!(c.tls, Some(TlsConfig::new().insecure(true)));
+            }
+            other => panic!("{other:?}"),
+        }
+        match Deployment::parse("rediss+sentinel://s1:1/m") {
+            Ok(Deployment::Sentinel(c)) => assert_eq!(c.tls, Some(TlsConfig::new())),
+            other => panic!("{other:?}"),
+        }
+        let unreadable = Deployment::parse("rediss+sentinel://s1:1/m?tls_ca_file=/no/such.crt");
+        assert!(
+            matches!(&unreadable, Err(e) if e.kind() == BackendErrorKind::Tls),
+            "{unreadable:?}"
+        );
     }
 
     #[cfg(not(feature = "tls"))]
     #[test]
     fn tls_urls_need_the_tls_feature() {
-        for url in ["rediss://h:1", "rediss+cluster://h:1,h:2"] {
+        for url in [
+            "rediss://h:1",
+            "rediss+cluster://h:1,h:2",
+            "rediss+sentinel://h:1/m",
+        ] {
             let err = Deployment::parse(url)
                 .err()
                 .map(|e| (e.kind(), e.to_string()));

@@ -82,6 +82,23 @@ impl Error {
         matches!(self, Error::Backend(e) if e.kind() == BackendErrorKind::Tls)
     }
 
+    /// The Redis user may not run a command the store sent, or may not touch its keys (an
+    /// ACL `NOPERM`, or the `ERR` a script gets for a command or key its user may not use).
+    /// Retrying does not help: add the permission (the README's "ACL" part lists them).
+    /// [`Error::denied_command`] names the command.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Error::Backend(e) if e.kind() == BackendErrorKind::PermissionDenied)
+    }
+
+    /// For a permission error, the command that was refused as ACL rules name it, lowercase
+    /// (`unlink`, `memory|usage`); see [`BackendError::denied_command`].
+    pub fn denied_command(&self) -> Option<&str> {
+        match self {
+            Error::Backend(e) => e.denied_command(),
+            _ => None,
+        }
+    }
+
     /// The backend is unreachable or timed out: retrying later may succeed.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Backend(e) if matches!(e.kind(), BackendErrorKind::Timeout | BackendErrorKind::Unavailable | BackendErrorKind::ReadOnly))
@@ -100,8 +117,12 @@ pub enum BackendErrorKind {
     WrongType,
     /// The server is a read-only replica (for example right after a failover).
     ReadOnly,
-    /// Authentication or authorization failed.
+    /// Authentication failed (a wrong user or password, or none given where one is needed).
     Auth,
+    /// The Redis user's ACL does not allow a command, or a key, the store used: `NOPERM`, or
+    /// the `ERR` of a script that runs a command or touches a key its user may not. Never
+    /// retried; [`BackendError::denied_command`] names the command.
+    PermissionDenied,
     /// TLS failed: an untrusted or wrong-host certificate, a refused client certificate, a
     /// plain/TLS mismatch with the server's port, or TLS in a build without the `tls` feature.
     Tls,
@@ -118,6 +139,7 @@ impl fmt::Display for BackendErrorKind {
             BackendErrorKind::ReadOnly => "redis replica is read-only",
             BackendErrorKind::Auth => "redis authentication failed",
             BackendErrorKind::Tls => "redis TLS failed",
+            BackendErrorKind::PermissionDenied => "redis permission denied",
             BackendErrorKind::Other => "redis error",
         })
     }
@@ -125,11 +147,36 @@ impl fmt::Display for BackendErrorKind {
 
 /// An error from a [`Backend`](crate::Backend), with its original source kept.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind}: {source}")]
 pub struct BackendError {
     kind: BackendErrorKind,
+    /// For [`BackendErrorKind::PermissionDenied`]: the refused command, as ACL rules name it.
+    denied: Option<Box<str>>,
+    /// The denial is about the keys (outside the user's `~pattern`s), not the command.
+    denied_key: bool,
     #[source]
     source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.denied, self.denied_key) {
+            (Some(cmd), false) => write!(
+                f,
+                "{}: the Redis user may not run {}: {}",
+                self.kind,
+                cmd.to_uppercase().replace('|', " "),
+                self.source
+            ),
+            (Some(cmd), true) => write!(
+                f,
+                "{}: the Redis user may not use {} on these keys: {}",
+                self.kind,
+                cmd.to_uppercase().replace('|', " "),
+                self.source
+            ),
+            (None, _) => write!(f, "{}: {}", self.kind, self.source),
+        }
+    }
 }
 
 impl BackendError {
@@ -140,8 +187,48 @@ impl BackendError {
     ) -> Self {
         BackendError {
             kind,
+            denied: None,
+            denied_key: false,
             source: source.into(),
         }
+    }
+
+    /// A [`BackendErrorKind::PermissionDenied`] error for `command` (lowercase, as ACL rules
+    /// name it: `unlink`, `memory|usage`); `key` says the keys were refused, not the command.
+    pub fn permission_denied(
+        command: impl Into<String>,
+        key: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        let command: String = command.into();
+        BackendError {
+            kind: BackendErrorKind::PermissionDenied,
+            denied: (!command.is_empty()).then(|| command.into_boxed_str()),
+            denied_key: key,
+            source: source.into(),
+        }
+    }
+
+    /// Names the refused command of a permission error whose text did not.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn with_denied_command(mut self, command: String) -> Self {
+        if !command.is_empty() {
+            self.denied = Some(command.into_boxed_str());
+        }
+        self
+    }
+
+    /// For a permission error, the refused command as ACL rules name it, lowercase
+    /// (`unlink`, `memory|usage`; `evalsha` when a script's own command was refused), or
+    /// `None` when it is not known.
+    pub fn denied_command(&self) -> Option<&str> {
+        self.denied.as_deref()
+    }
+
+    /// For a permission error, whether the keys were refused (they are outside the user's
+    /// `~pattern`s) rather than the command itself.
+    pub fn is_denied_key(&self) -> bool {
+        self.denied_key
     }
 
     /// The broad class of the error.

@@ -246,6 +246,7 @@
 //! | `rediss://host:port[?tls_ca_file=ca.crt&tls_cert_file=client.crt&tls_key_file=client.key]` | one server over TLS (feature `tls`) |
 //! | `redis+cluster://[user:password@]host1:port1,host2:port2` | Redis Cluster, any nodes as seeds (`ClusterBackend`) |
 //! | `redis+sentinel://[user:password@]s1:port1,s2:port2/master-name[/db]` | the primary behind these sentinels (`SentinelBackend`) |
+//! | `rediss+sentinel://s1:port1,.../master-name[?tls_ca_file=...]` | the same over TLS, to the sentinels and the primary (features `sentinel`, `tls`) |
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -263,7 +264,14 @@
 //! certificate, a missing client certificate, TLS against a plain port or plain text against
 //! a TLS port, a TLS URL without the feature) is a [`BackendErrorKind::Tls`] error
 //! ([`Error::is_tls`]) within the connect timeout. `rediss+cluster://` takes the same options
-//! (or `ClusterConfig::tls`); `rediss+sentinel://` is not supported yet.
+//! (or `ClusterConfig::tls`), and so does `rediss+sentinel://` (or `SentinelConfig::tls`), for
+//! the sentinels and the primary they name.
+//!
+//! **ACL**: the README's "ACL: least privilege" part gives the exact `ACL SETUSER` lines for
+//! the store's user (keys `~<prefix>*`), the admin CLI's and the sentinels'. A command or key
+//! the user may not use is a [`BackendErrorKind::PermissionDenied`] error
+//! ([`Error::is_permission_denied`]; [`Error::denied_command`] names the command), never
+//! retried and logged once per command at `warn`.
 //!
 //! On a cluster, keys are routed by slot, `MGET`/`UNLINK` are split per slot (never a
 //! `CROSSSLOT` error) and admin scans walk every primary with its own cursor. On Sentinel, the

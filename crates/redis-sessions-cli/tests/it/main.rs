@@ -8,6 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
+mod acl;
 mod commands;
 mod doctor;
 mod errors;

@@ -1,7 +1,8 @@
 //! Commands over TLS: `--tls-ca-file`, mutual TLS through the `REDIS_TLS_*` variables,
-//! `--tls-insecure`, and a one-line TLS error for an untrusted certificate.
+//! `--tls-insecure`, a one-line TLS error for an untrusted certificate, and a TLS Sentinel
+//! group through `rediss+sentinel://`.
 
-use redis_harness::{RedisServer, TlsCerts, TlsMode};
+use redis_harness::{RedisSentinelGroup, RedisServer, TlsCerts, TlsMode};
 
 use crate::support::{id, put, run_url, run_url_env, sorted_lines};
 
@@ -72,4 +73,59 @@ fn tls_insecure_connects_and_warns() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn commands_work_through_tls_sentinels() {
+    let group = RedisSentinelGroup::start_tls();
+    let primary = group.primary_port();
+    for n in 0..20 {
+        let key = format!("sess:{}", id(n));
+        group.cmd(
+            primary,
+            &["SET", &key, &format!("{{\"n\":{n}}}"), "PX", "600000"],
+        );
+    }
+    let certs = TlsCerts::get();
+    let (ca, cert, key) = (
+        certs.path_str("ca.crt"),
+        certs.path_str("client.crt"),
+        certs.path_str("client.key"),
+    );
+    let url = group.tls_url();
+    let tls = [
+        "--tls-ca-file",
+        &ca,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+    ];
+    fn with<'a>(tls: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        [tls, args].concat()
+    }
+    assert_eq!(run_url(&url, &with(&tls, &["count"])).ok(), "20\n");
+    let mut expected: Vec<String> = (0..20).map(id).collect();
+    expected.sort();
+    assert_eq!(
+        sorted_lines(&run_url(&url, &with(&tls, &["ids"])).ok()),
+        expected
+    );
+    assert_eq!(
+        run_url(&url, &with(&tls, &["rm", &id(1), &id(2)])).ok(),
+        "deleted 2 of 2 sessions\n"
+    );
+    let left = group.cmd(primary, &["DBSIZE"]);
+    assert_eq!(left.int(), Some(18), "deleted on the primary");
+    // The sentinels require a client certificate: without it, one TLS error line.
+    let run = run_url(&url, &["--tls-ca-file", &ca, "count"]);
+    assert_eq!(run.code, 1);
+    let line = run.one_error();
+    assert!(line.contains("TLS"), "{line}");
+    // The plain URL against the TLS sentinels: one TLS error line that says to use rediss://.
+    let plain = url.replacen("rediss+sentinel", "redis+sentinel", 1);
+    let run = run_url(&plain, &["count"]);
+    assert_eq!(run.code, 1);
+    let line = run.one_error();
+    assert!(line.contains("TLS") && line.contains("rediss"), "{line}");
 }

@@ -7,6 +7,8 @@
 
 #[cfg(feature = "cluster")]
 mod cluster;
+#[cfg(feature = "redis")]
+pub(crate) mod denied;
 mod glob;
 mod memory;
 #[cfg(feature = "redis")]

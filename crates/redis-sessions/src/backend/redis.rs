@@ -132,7 +132,9 @@ where
     /// Redis fails or the reply does not convert into `T`.
     pub async fn command<T: FromRedisValue>(&self, cmd: &Cmd) -> BackendResult<T> {
         let mut conn = self.conn.clone();
-        cmd.query_async(&mut conn).await.map_err(map_error)
+        cmd.query_async(&mut conn)
+            .await
+            .map_err(|e| super::denied::note(map_error(e), cmd))
     }
 }
 
@@ -222,6 +224,15 @@ pub(crate) use single_key_ops;
 
 /// Classifies a redis-rs error, keeping it as the source.
 pub(crate) fn map_error(e: RedisError) -> BackendError {
+    let e = match super::denied::classify(e) {
+        Ok(denied) => {
+            if denied.denied_command().is_some() {
+                super::denied::warn_once(&denied);
+            }
+            return denied;
+        }
+        Err(e) => e,
+    };
     let kind = if e.is_timeout() {
         BackendErrorKind::Timeout
     } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
@@ -230,7 +241,7 @@ pub(crate) fn map_error(e: RedisError) -> BackendError {
         match e.code() {
             Some("WRONGTYPE") => BackendErrorKind::WrongType,
             Some("READONLY") => BackendErrorKind::ReadOnly,
-            Some("NOAUTH" | "WRONGPASS" | "NOPERM") => BackendErrorKind::Auth,
+            Some("NOAUTH" | "WRONGPASS") => BackendErrorKind::Auth,
             _ if e.kind() == redis::ErrorKind::AuthenticationFailed => BackendErrorKind::Auth,
             _ => BackendErrorKind::Other,
         }

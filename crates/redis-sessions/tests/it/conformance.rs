@@ -911,6 +911,10 @@ macro_rules! suite {
 
 suite!(embedded: memory);
 suite!(redis, redis_multiplexed);
+// As the least-privilege ACL user of `acl/setuser.redis`.
+suite!(redis_acl);
+#[cfg(feature = "cluster")]
+suite!(cluster_acl);
 #[cfg(feature = "tls")]
 suite!(redis_tls);
 #[cfg(feature = "cluster")]
@@ -919,3 +923,7 @@ suite!(cluster);
 suite!(cluster_tls);
 #[cfg(feature = "sentinel")]
 suite!(sentinel);
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+suite!(sentinel_tls);
+#[cfg(feature = "sentinel")]
+suite!(sentinel_acl);

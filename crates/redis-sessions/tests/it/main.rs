@@ -8,6 +8,8 @@
     reason = "tests fail by panicking"
 )]
 
+mod acl;
+mod acl_denied;
 #[cfg(all(
     feature = "tower-sessions-014",
     feature = "tower-sessions-015",

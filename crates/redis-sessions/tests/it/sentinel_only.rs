@@ -1,5 +1,6 @@
 //! Sentinel cases: the store follows a failover during a read/write loop and loses no session
-//! whose write a replica acknowledged (`WAIT`) before the switch, nor any written after it.
+//! whose write a replica acknowledged (`WAIT`) before the switch, nor any written after it; on
+//! a plain group and on a TLS one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -134,6 +135,53 @@ async fn until_backend_on(backend: &SentinelBackend, port: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_follows_a_sentinel_failover() {
     let (backend, group) = sentinel().await;
+    follows_a_failover(backend, group).await;
+}
+
+/// The same over TLS: the sentinels are asked, and the new primary connected to, over TLS with
+/// a client certificate; the group replicates and fails over over TLS.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_follows_a_failover_of_a_tls_sentinel_group() {
+    let (backend, group) = support::sentinel_tls_backend().await;
+    assert!(group.is_tls());
+    assert_eq!(
+        backend.primary().1,
+        group.primary_port(),
+        "on the TLS port the sentinels name"
+    );
+    // The `+switch-master` watchers subscribe on each sentinel's TLS port.
+    for (plain, tls) in group
+        .sentinel_ports()
+        .into_iter()
+        .zip(group.sentinel_tls_ports())
+    {
+        support::eventually(
+            PATIENCE,
+            "a subscription on a sentinel's TLS port",
+            || async move { tokio::task::block_in_place(|| subscribed_on(plain, tls)) },
+        )
+        .await;
+    }
+    follows_a_failover(backend, group).await;
+}
+
+/// Whether the sentinel whose plain port is `plain` has a subscribed client that came in on
+/// its port `port` (`CLIENT LIST`'s `laddr` and `sub`).
+#[cfg(feature = "tls")]
+fn subscribed_on(plain: u16, port: u16) -> bool {
+    let list = redis_harness::Connection::open(plain)
+        .and_then(|mut c| c.command(&["CLIENT", "LIST"]))
+        .ok()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    list.lines().any(|client| {
+        let fields: Vec<&str> = client.split(' ').collect();
+        fields.contains(&format!("laddr=127.0.0.1:{port}").as_str()) && fields.contains(&"sub=1")
+    })
+}
+
+async fn follows_a_failover(backend: SentinelBackend, group: redis_harness::RedisSentinelGroup) {
     let store = RedisStore::new(backend.clone());
     let old = group.primary_port();
     assert_eq!(backend.primary().1, old);

@@ -6,6 +6,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis_harness::{Connection, RedisServer};
 use redis_sessions::{Backend, KeyTtl, MemoryBackend, RedisBackend, Session, SessionId};
 
+#[cfg(feature = "cluster")]
+pub use crate::acl::cluster_acl;
+pub use crate::acl::redis_acl;
+#[cfg(feature = "sentinel")]
+pub use crate::acl::sentinel_acl;
+
 /// Something that keeps a backend's server alive for the length of a test.
 pub type Guard = Option<RedisServer>;
 
@@ -146,6 +152,76 @@ pub async fn sentinel() -> (
         .unwrap_or_else(|e| panic!("connect to {}: {e}", group.url()));
     assert!(matches!(backend, redis_sessions::AnyBackend::Sentinel(_)));
     (backend, group)
+}
+
+/// The test CA and client certificate, for the TLS Sentinel group (it requires client
+/// certificates).
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+pub fn mutual_tls() -> redis_sessions::TlsConfig {
+    let certs = redis_harness::TlsCerts::get();
+    redis_sessions::TlsConfig::new()
+        .ca_pem(certs.pem("ca.crt"))
+        .client_cert_pem(certs.pem("client.crt"), certs.pem("client.key"))
+}
+
+/// A backend on its own TLS Sentinel group, set up in code ([`redis_sessions::SentinelConfig::tls`]).
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+pub async fn sentinel_tls_backend() -> (
+    redis_sessions::SentinelBackend,
+    redis_harness::RedisSentinelGroup,
+) {
+    let group = tokio::task::spawn_blocking(redis_harness::RedisSentinelGroup::start_tls)
+        .await
+        .unwrap();
+    let sentinels = group
+        .sentinel_tls_ports()
+        .into_iter()
+        .map(|p| format!("127.0.0.1:{p}"));
+    let config =
+        redis_sessions::SentinelConfig::new(sentinels, group.master_name()).tls(mutual_tls());
+    let backend = redis_sessions::SentinelBackend::connect_with(config)
+        .await
+        .unwrap_or_else(|e| panic!("connect through the TLS test sentinels: {e}"));
+    (backend, group)
+}
+
+/// A TLS Sentinel group whose [`Deployment::url`] is its `rediss+sentinel://` URL with the
+/// test CA and client certificate as URL options.
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+pub struct TlsSentinels(pub redis_harness::RedisSentinelGroup);
+
+/// The conformance suite's TLS sentinel backend: `connect` with a `rediss+sentinel://` URL
+/// (TLS to the sentinels, to the primary, and within the group).
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+pub async fn sentinel_tls() -> (redis_sessions::AnyBackend, TlsSentinels) {
+    let group = TlsSentinels(
+        tokio::task::spawn_blocking(redis_harness::RedisSentinelGroup::start_tls)
+            .await
+            .unwrap(),
+    );
+    let url = Deployment::url(&group);
+    let backend = redis_sessions::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    assert!(matches!(backend, redis_sessions::AnyBackend::Sentinel(_)));
+    (backend, group)
+}
+
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+impl Deployment for TlsSentinels {
+    fn url(&self) -> String {
+        let certs = redis_harness::TlsCerts::get();
+        format!(
+            "{}?tls_ca_file={}&tls_cert_file={}&tls_key_file={}",
+            self.0.tls_url(),
+            certs.path_str("ca.crt"),
+            certs.path_str("client.crt"),
+            certs.path_str("client.key")
+        )
+    }
+    fn primary_for(&self, _key: &str) -> u16 {
+        self.0.command_port(self.0.primary_port())
+    }
 }
 
 pub fn id() -> SessionId {

@@ -10,7 +10,7 @@ use crate::support::id;
 
 /// Longer than the 1 s connect timeout plus the 500 ms handshake reply: a connect that takes
 /// this long is a hang.
-const NO_HANG: Duration = Duration::from_secs(5);
+pub(crate) const NO_HANG: Duration = Duration::from_secs(5);
 
 async fn connect(url: &str, tls: TlsConfig) -> redis_sessions::Result<RedisBackend> {
     let config = RedisConfig {
@@ -146,5 +146,106 @@ async fn a_dead_port_is_unavailable_not_a_tls_error() {
             .err()
             .unwrap();
         assert!(err.is_unavailable() && !err.is_tls(), "{scheme}: {err}");
+    }
+}
+
+/// `rediss+sentinel://`: each way a TLS connect through sentinels goes wrong is a one-line
+/// typed TLS error, fast, on one TLS group (whose sentinels also have plain ports: the
+/// plain sentinels of the TLS URL case).
+#[cfg(feature = "sentinel")]
+mod sentinel {
+    use std::time::{Duration, Instant};
+
+    use redis_harness::{RedisSentinelGroup, TlsCerts};
+    use redis_sessions::{Error, SentinelBackend, SentinelConfig, TlsConfig};
+
+    use super::NO_HANG;
+
+    /// Connects through `sentinels` with the default 1 s connect timeout, returning the error
+    /// and how long it took to come.
+    async fn failure(sentinels: &[u16], tls: Option<TlsConfig>) -> (Error, Duration) {
+        let mut config = SentinelConfig::new(
+            sentinels.iter().map(|p| format!("127.0.0.1:{p}")),
+            "mymaster",
+        );
+        config.tls = tls;
+        let started = Instant::now();
+        let result = tokio::time::timeout(NO_HANG, SentinelBackend::connect_with(config))
+            .await
+            .unwrap_or_else(|_| panic!("connect through {sentinels:?} hung"));
+        let elapsed = started.elapsed();
+        let err = Error::from(
+            result
+                .err()
+                .unwrap_or_else(|| panic!("{sentinels:?} connected")),
+        );
+        let text = err.to_string();
+        assert!(err.is_tls(), "not a TLS error: {text}");
+        assert!(!text.contains('\n'), "more than one line: {text}");
+        (err, elapsed)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_sentinel_errors_are_typed_and_fast() {
+        let group = tokio::task::spawn_blocking(RedisSentinelGroup::start_tls)
+            .await
+            .unwrap();
+        let (tls, plain) = (group.sentinel_tls_ports(), group.sentinel_ports());
+        let certs = TlsCerts::get();
+        let client = |ca: &str| {
+            TlsConfig::new()
+                .ca_pem(certs.pem(ca))
+                .client_cert_pem(certs.pem("client.crt"), certs.pem("client.key"))
+        };
+        // The sentinels are asked at once. A certificate problem or a TLS port answering a
+        // plain client fails at once; a plain port waits for more of a TLS client's hello and
+        // is given up on after the connect timeout: one timeout in all, not one per sentinel.
+        let timeout = SentinelConfig::new(["x:1"], "m").connect_timeout;
+        let cases = [
+            ("wrong CA", &tls, Some(client("wrong-ca.crt")), timeout),
+            (
+                "no client certificate",
+                &tls,
+                Some(TlsConfig::new().ca_pem(certs.pem("ca.crt"))),
+                timeout,
+            ),
+            ("plain to TLS sentinels", &tls, None, timeout),
+            (
+                "TLS to plain sentinels",
+                &plain,
+                Some(client("ca.crt")),
+                timeout * 2,
+            ),
+        ];
+        for (what, ports, config, bound) in cases {
+            let (err, elapsed) = failure(ports, config).await;
+            println!("{what} ({elapsed:?}): {err}");
+            assert!(
+                elapsed < bound,
+                "{what}: took {elapsed:?}, not within {bound:?}"
+            );
+        }
+        // The same group with the right settings works: the failures were the settings'.
+        let mut config = SentinelConfig::new(
+            tls.iter().map(|p| format!("127.0.0.1:{p}")),
+            group.master_name(),
+        );
+        config.tls = Some(client("ca.crt"));
+        let backend = SentinelBackend::connect_with(config).await.unwrap();
+        assert_eq!(backend.primary().1, group.primary_port());
+    }
+
+    #[tokio::test]
+    async fn tls_settings_on_a_plain_sentinel_url_are_refused() {
+        let ca = TlsConfig::new().ca_pem(TlsCerts::get().pem("ca.crt"));
+        let err = redis_sessions::connect_with_tls("redis+sentinel://127.0.0.1:1/mymaster", ca)
+            .await
+            .err()
+            .map(Error::from)
+            .unwrap();
+        assert!(
+            err.is_tls() && err.to_string().contains("rediss+sentinel://"),
+            "{err}"
+        );
     }
 }

@@ -200,7 +200,7 @@ impl ClusterBackend {
         let deadline = Instant::now() + self.topology_timeout;
         let mut pause = Duration::from_millis(20);
         loop {
-            let reason = match self.read_topology().await {
+            let reason = match self.read_topology().await? {
                 Ok(shards) => {
                     match self.shards.write() {
                         Ok(mut guard) => *guard = shards.clone(),
@@ -226,11 +226,13 @@ impl ClusterBackend {
     }
 
     /// One read of the topology: `CLUSTER NODES` from [`VIEWS`] nodes picked at random by
-    /// redis-rs among those it is connected to; `Err` says why the views cannot be used (yet).
+    /// redis-rs among those it is connected to; the inner `Err` says why the views cannot be
+    /// used (yet), the outer one is an ACL that refuses `CLUSTER NODES` (reading again would
+    /// not help).
     ///
     /// Nodes are not addressed by name here: a request to an address redis-rs has no
     /// connection to makes it drop every connection and reconnect from the seed nodes.
-    async fn read_topology(&self) -> Result<Vec<Shard>, String> {
+    async fn read_topology(&self) -> BackendResult<Result<Vec<Shard>, String>> {
         // One after the other: see `per_slot` on requests in flight during a slot-map refresh.
         let mut replies = Vec::with_capacity(VIEWS);
         for _ in 0..VIEWS {
@@ -238,18 +240,32 @@ impl ClusterBackend {
         }
         let mut agreed: Option<Vec<Shard>> = None;
         for reply in replies {
-            let text = reply.map_err(|e| format!("CLUSTER NODES failed: {e}"))?;
+            let text = match reply {
+                Ok(text) => text,
+                Err(e) => match crate::backend::denied::classify(e) {
+                    Ok(denied) => {
+                        crate::backend::denied::warn_once(&denied);
+                        return Err(denied);
+                    }
+                    Err(e) => return Ok(Err(format!("CLUSTER NODES failed: {e}"))),
+                },
+            };
             let who = answering_node(&text);
-            let view = parse_view(&text).map_err(|e| format!("node {who}: {e}"))?;
+            let view = match parse_view(&text) {
+                Ok(view) => view,
+                Err(e) => return Ok(Err(format!("node {who}: {e}"))),
+            };
             match &agreed {
                 Some(first) if *first != view => {
-                    return Err(format!("nodes disagree on the primaries ({who} differs)"))
+                    return Ok(Err(format!(
+                        "nodes disagree on the primaries ({who} differs)"
+                    )))
                 }
                 Some(_) => {}
                 None => agreed = Some(view),
             }
         }
-        agreed.ok_or_else(|| "no view".to_owned())
+        Ok(agreed.ok_or_else(|| "no view".to_owned()))
     }
 
     async fn cluster_nodes(&self, route: SingleNodeRoutingInfo) -> redis::RedisResult<String> {
@@ -260,7 +276,8 @@ impl ClusterBackend {
                 RoutingInfo::SingleNode(route),
             )
             .await?;
-        Ok(redis::from_redis_value::<String>(value)?)
+        // A refusal comes back as a value (`NOPERM`), not as an error.
+        Ok(redis::from_redis_value::<String>(value.extract_error()?)?)
     }
 
     async fn scan_node(
@@ -282,6 +299,7 @@ impl ClusterBackend {
         });
         let mut conn = self.connection().clone();
         let value = conn.route_command(cmd, routing).await.map_err(map_error)?;
+        let value = value.extract_error().map_err(map_error)?;
         redis::from_redis_value(value).map_err(|e| map_error(e.into()))
     }
 

@@ -122,8 +122,20 @@ async fn watch(shared: Weak<Shared>, config: SentinelConfig, sentinel: String) {
             Ok::<_, BackendError>(())
         }
         .await;
-        if let Err(e) = listened {
-            tracing::debug!(error = %e, "sentinel watcher disconnected");
+        match listened {
+            // The sentinel's ACL user may not subscribe: asking again every second would only
+            // be refused again. Failovers are still followed when a command fails.
+            Err(e) if e.kind() == crate::BackendErrorKind::PermissionDenied => {
+                tracing::warn!(
+                    error = %e,
+                    %sentinel,
+                    "sentinel watcher stopped: the sentinel refused the +switch-master \
+                     subscription (grant +subscribe &+switch-master to its ACL user)"
+                );
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "sentinel watcher disconnected"),
+            Ok(()) => {}
         }
         if shared.strong_count() == 0 {
             return;
@@ -150,6 +162,10 @@ async fn watch(shared: Weak<Shared>, config: SentinelConfig, sentinel: String) {
 /// value (update), never a wrong value. `UNLINK` may then count fewer deleted keys than were
 /// deleted. A scan whose primary changed between pages restarts on the new primary from cursor
 /// 0 (repeats are dropped by the store).
+///
+/// With [`SentinelConfig::tls`] (or a `rediss+sentinel://` URL; feature `tls`) every
+/// connection is TLS: to the sentinels, for resolving and for the `+switch-master`
+/// subscription, and to each primary they name, with the same CA and client certificate.
 ///
 /// Background tasks need a Tokio runtime; outside one the backend still follows failovers on
 /// errors. Writes that a failing primary accepted before the switch and did not replicate are
@@ -243,7 +259,8 @@ impl SentinelBackend {
     pub async fn command<T: FromRedisValue>(&self, cmd: &Cmd) -> BackendResult<T> {
         let primary = self.shared.current.load_full();
         let mut conn = primary.conn.clone();
-        match cmd.query_async(&mut conn).await.map_err(map_error) {
+        let map = |e| crate::backend::denied::note(map_error(e), cmd);
+        match cmd.query_async(&mut conn).await.map_err(map) {
             Err(e) if switch_worthy(&e) => {
                 tracing::debug!(error = %e, "primary failed; asking the sentinels");
                 if let Err(resolve) = self.shared.reresolve(primary.generation).await {
@@ -251,7 +268,7 @@ impl SentinelBackend {
                     return Err(e);
                 }
                 let mut conn = self.shared.current.load().conn.clone();
-                cmd.query_async(&mut conn).await.map_err(map_error)
+                cmd.query_async(&mut conn).await.map_err(map)
             }
             other => other,
         }
