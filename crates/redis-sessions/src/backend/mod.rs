@@ -235,7 +235,7 @@ pub struct ServerReport {
     /// One entry per server asked (see [`Backend::info`]).
     pub servers: Vec<ServerInfo>,
     /// Cluster: how many of the 16,384 hash slots are served by a primary that answered
-    /// `INFO` (in the view of the node that answered `CLUSTER NODES`).
+    /// `INFO`, even with a refusal (in the view of the node that answered `CLUSTER NODES`).
     pub slots_served: Option<u32>,
     /// Sentinel: every configured sentinel's answer, in configuration order.
     pub sentinels: Vec<SentinelView>,

@@ -204,7 +204,12 @@ impl<B: Backend> RedisStore<B> {
             self.check_server(report.topology, server, checks);
         }
         if let Some(served) = report.slots_served {
-            checks.push(slots(served, report.servers.len()));
+            let answered = report
+                .servers
+                .iter()
+                .filter(|s| s.reply.as_ref().map_or_else(is_permission_denied, |_| true))
+                .count();
+            checks.push(slots(served, answered));
         }
         if report.topology == Topology::Sentinel {
             checks.push(sentinels(report));
@@ -402,10 +407,13 @@ impl<B: Backend> RedisStore<B> {
     }
 }
 
-/// A refused command: `NOPERM` (and the other authorization errors the backend classes as
-/// [`BackendErrorKind::Auth`]).
+/// A refused command: `NOPERM` ([`BackendErrorKind::PermissionDenied`]), or another
+/// authorization error ([`BackendErrorKind::Auth`]).
 fn is_permission_denied(e: &BackendError) -> bool {
-    e.kind() == BackendErrorKind::Auth
+    matches!(
+        e.kind(),
+        BackendErrorKind::PermissionDenied | BackendErrorKind::Auth
+    )
 }
 
 fn unreachable_fix(e: &BackendError) -> String {
@@ -579,13 +587,14 @@ fn role(topology: Topology, info: &Info<'_>, at: Option<&str>) -> Check {
     }
 }
 
-fn slots(served: u32, primaries: usize) -> Check {
+/// `served` slots by the `answered` primaries (those whose `INFO` got a reply).
+fn slots(served: u32, answered: usize) -> Check {
     const ALL: u32 = 16_384;
     if served >= ALL {
         return Check::ok(
             "slots",
             None,
-            format!("all 16,384 hash slots are served by {primaries} primaries not flagged failed"),
+            format!("all 16,384 hash slots are served by {answered} primaries that answered"),
         );
     }
     Check::bad(
@@ -593,8 +602,8 @@ fn slots(served: u32, primaries: usize) -> Check {
         CheckLevel::Failure,
         None,
         format!(
-            "{} of 16,384 hash slots have no working primary: sessions in them cannot be read \
-             or written",
+            "{} of 16,384 hash slots have no primary that answers ({answered} did): sessions \
+             in them cannot be read or written",
             ALL - served
         ),
         "start the failed primary again or let a replica take over (CLUSTER FAILOVER FORCE on \

@@ -274,3 +274,65 @@ async fn sentinels_agree_and_the_primary_has_a_replica() {
     assert_eq!(replicas.level, CheckLevel::Ok, "{replicas:?}");
     assert!(replicas.reason.contains("1 connected"), "{replicas:?}");
 }
+
+/// The store's user exactly as `acl/setuser.redis` (the README's ACL block) defines it.
+#[tokio::test]
+async fn the_store_acl_line_is_enough_for_every_check() {
+    use crate::support::Deployment;
+    let server = crate::acl::acl_server(crate::acl::lines().line(crate::acl::STORE_USER), "sess:");
+    let diagnosis = check(connect(&server.url()).await).await;
+    assert!(
+        diagnosis
+            .checks
+            .iter()
+            .all(|c| c.level != CheckLevel::Failure),
+        "{diagnosis:#?}"
+    );
+    assert!(
+        !diagnosis.checks.iter().any(|c| c.name == "info"),
+        "INFO is granted: {diagnosis:#?}"
+    );
+    assert_eq!(finding(&diagnosis, "version").level, CheckLevel::Ok);
+    assert_eq!(finding(&diagnosis, "permissions").level, CheckLevel::Ok);
+}
+
+/// A refused `INFO` on a cluster is a warning per primary, not a slot failure: the primaries
+/// answered.
+#[cfg(feature = "cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_user_without_info_still_covers_every_slot() {
+    use crate::support::Deployment;
+    let line = crate::acl::lines()
+        .line(crate::acl::STORE_USER)
+        .replace(" +info", "");
+    assert!(!line.contains("+info"), "{line}");
+    let cluster = crate::acl::acl_cluster(line, "sess:").await;
+    let backend = redis_sessions::connect(&cluster.url()).await.unwrap();
+    let diagnosis = check(backend).await;
+    let slots = finding(&diagnosis, "slots");
+    assert_eq!(slots.level, CheckLevel::Ok, "{diagnosis:#?}");
+    assert!(slots.reason.contains("3 primaries"), "{slots:?}");
+    let refused: Vec<&Check> = diagnosis
+        .checks
+        .iter()
+        .filter(|c| c.name == "info")
+        .collect();
+    assert_eq!(refused.len(), 3, "one per primary: {diagnosis:#?}");
+    for info in refused {
+        assert_eq!(info.level, CheckLevel::Warning, "{info:?}");
+        assert!(info.fix.as_deref().unwrap().contains("+info"), "{info:?}");
+    }
+    assert_eq!(finding(&diagnosis, "permissions").level, CheckLevel::Ok);
+    assert_eq!(diagnosis.level(), CheckLevel::Warning, "{diagnosis:#?}");
+}
+
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_sentinel_group_is_reported_as_tls_and_agreeing() {
+    let (backend, _group) = crate::support::sentinel_tls().await;
+    let diagnosis = check(backend).await;
+    assert_eq!(finding(&diagnosis, "tls").reason, "connections use TLS");
+    let sentinels = finding(&diagnosis, "sentinels");
+    assert_eq!(sentinels.level, CheckLevel::Ok, "{sentinels:?}");
+    assert_eq!(finding(&diagnosis, "permissions").level, CheckLevel::Ok);
+}

@@ -445,7 +445,7 @@ impl Backend for ClusterBackend {
     /// (a node redis-rs picks, then each primary of the last topology read, until one
     /// answers). A primary flagged `fail` or `fail?` is reported as unavailable without being
     /// asked; one that does not answer, with its error. `slots_served` counts the slots of the
-    /// primaries that answered.
+    /// primaries that answered (a refusal of `INFO` by the ACL counts as an answer).
     async fn info(&self, sections: &[&str]) -> BackendResult<super::ServerReport> {
         let text = self.any_cluster_nodes().await?;
         let mut report = super::ServerReport::new(super::Topology::Cluster);
@@ -470,8 +470,11 @@ impl Backend for ClusterBackend {
                     let mut conn = self.connection().clone();
                     let cmd = redis::cmd("INFO").arg(sections).clone();
                     match conn.route_command(cmd, routing).await {
-                        Ok(value) => redis::from_redis_value::<String>(value)
-                            .map_err(|e| map_error(e.into())),
+                        // A refusal (NOPERM) comes back as a value: make it the error.
+                        Ok(value) => value.extract_error().map_err(map_error).and_then(|value| {
+                            redis::from_redis_value::<String>(value)
+                                .map_err(|e| map_error(e.into()))
+                        }),
                         Err(e) => Err(map_error(e)),
                     }
                 }
@@ -480,7 +483,16 @@ impl Backend for ClusterBackend {
                     "the primary has no address",
                 )),
             };
-            if reply.is_ok() {
+            // A refused INFO (ACL) is still an answer: the primary is up.
+            if reply.as_ref().map_or_else(
+                |e| {
+                    matches!(
+                        e.kind(),
+                        BackendErrorKind::PermissionDenied | BackendErrorKind::Auth
+                    )
+                },
+                |_| true,
+            ) {
                 served += primary.slots;
             }
             report.servers.push(super::ServerInfo::new(shown, reply));

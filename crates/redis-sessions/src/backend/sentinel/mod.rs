@@ -337,8 +337,8 @@ impl Backend for SentinelBackend {
     /// each bounded by the connect and response timeouts.
     async fn info(&self, sections: &[&str]) -> BackendResult<super::ServerReport> {
         let mut report = super::ServerReport::new(super::Topology::Sentinel);
-        // Plain TCP to the primary and the sentinels (no `rediss+sentinel://` yet).
-        report.tls = Some(false);
+        // `rediss+sentinel://`: TLS to the sentinels and to the primary.
+        report.tls = Some(self.shared.config.tls.is_some());
         let reply = self.command(redis::cmd("INFO").arg(sections)).await;
         let (host, port) = self.primary();
         report
