@@ -80,7 +80,9 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
                 config.redacted_url()
             ));
             tracing::info!(backend = %label.0, prefix = %config.prefix, idle_timeout_s = config.idle_timeout, "session store: Redis");
-            Opened::Redis(store(backend, config, idle, hashing, keys), label)
+            let store = store(backend, config, idle, hashing, keys);
+            log_problems(&store).await;
+            Opened::Redis(store, label)
         }
         None => {
             tracing::warn!(
@@ -98,6 +100,17 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     // After the backend line, which must come first.
     tracing::info!(%security, "session security at rest");
     Ok(opened)
+}
+
+/// Runs the library's deployment check (`redis-sessions doctor`) and logs each warning and
+/// failure as one line; the app starts either way.
+async fn log_problems<B: Backend>(store: &RedisStore<B>) {
+    let diagnosis = store.check().await;
+    for check in diagnosis.problems() {
+        let server = check.server.as_deref().unwrap_or("-");
+        let fix = check.fix.as_deref().unwrap_or("-");
+        tracing::warn!(check = check.name, level = %check.level, server, fix, "redis check: {}", check.reason);
+    }
 }
 
 /// What kind of deployment the URL named, for the page.

@@ -5,9 +5,19 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use redis_sessions::{DEFAULT_PREFIX, DEFAULT_SCAN_COUNT};
 
+/// The exit codes, as `--help` lists them (the crate docs of `main.rs` have the same table).
+const EXIT_CODES: &str = "\
+Exit status:
+  0  success (doctor: every check ok)
+  1  error: Redis unreachable, bad id, missing session, refused clear, ...
+  2  usage error (unknown command or option)
+  3  finished, but some items failed (export, import)
+  4  doctor: warnings, no failure
+  5  doctor: at least one failure";
+
 /// Administer sessions stored by redis-sessions (or connect-redis) in Redis.
 #[derive(Debug, Parser)]
-#[command(name = "redis-sessions", version, about, long_about = None)]
+#[command(name = "redis-sessions", version, about, long_about = None, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
     /// Options every command takes.
     #[command(flatten)]
@@ -110,6 +120,12 @@ pub(crate) enum Command {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Check the deployment and print one line per check (ok, warning or failure, the reason
+    /// and the fix): version (GETEX, UNLINK), maxmemory-policy, persistence, role and
+    /// replicas, cluster slots, sentinels, TLS, and the store's permissions (tried on a
+    /// scratch key under the prefix). Reads INFO only, never CONFIG. Exit status: 0 all ok,
+    /// 4 warnings, 5 failures (1 and 2 keep their meaning: error, usage).
+    Doctor,
     /// Print the session count, value sizes and the TTL distribution.
     Stats {
         /// How many sessions to measure with MEMORY USAGE.

@@ -12,6 +12,8 @@
 //! | 1 | error: Redis unreachable, bad id, missing session, refused `clear`, ... (one `error:` line on stderr; a permission the Redis user lacks adds a second line with the `ACL SETUSER` that grants it) |
 //! | 2 | usage error (unknown command or option) |
 //! | 3 | finished, but some items failed: undecodable values in `export`, bad lines in `import` |
+//! | 4 | `doctor`: warnings, no failure |
+//! | 5 | `doctor`: at least one failure (including Redis unreachable) |
 //!
 //! # Layout
 //!
@@ -47,12 +49,20 @@ pub(crate) enum Status {
     Ok,
     /// The command ran to the end, but some items failed (reported on stderr).
     Partial,
+    /// `doctor` found warnings and no failure.
+    Warnings,
+    /// `doctor` found at least one failure.
+    Failures,
 }
 
 /// Exit code of a fatal error.
 const EXIT_ERROR: u8 = 1;
 /// Exit code when some items failed (see [`Status::Partial`]).
 const EXIT_PARTIAL: u8 = 3;
+/// Exit code of a `doctor` with warnings only.
+const EXIT_WARNINGS: u8 = 4;
+/// Exit code of a `doctor` with failures.
+const EXIT_FAILURES: u8 = 5;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,6 +83,8 @@ fn main() -> ExitCode {
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Partial) => ExitCode::from(EXIT_PARTIAL),
+        Ok(Status::Warnings) => ExitCode::from(EXIT_WARNINGS),
+        Ok(Status::Failures) => ExitCode::from(EXIT_FAILURES),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let code = fail(&e);

@@ -364,6 +364,10 @@ impl Backend for AnyBackend {
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         delegate!(self, b => b.scan(cursor, pattern, count))
     }
+
+    async fn info(&self, sections: &[&str]) -> BackendResult<crate::backend::ServerReport> {
+        delegate!(self, b => b.info(sections))
+    }
 }
 
 #[cfg(test)]

@@ -146,6 +146,13 @@ impl Keyspace {
         key
     }
 
+    /// A scratch key under the prefix for [`RedisStore::check`](crate::RedisStore::check)'s
+    /// permission test: `prefix + "doctor:" + nonce`. `:` is not in the id alphabet, so
+    /// listings, counts and `clear` never take it for a session.
+    pub(crate) fn scratch_key(&self, nonce: &str) -> String {
+        self.key_with_suffix(&format!("doctor:{nonce}"))
+    }
+
     /// The part of one of our keys after the prefix: what an encrypted value is bound to.
     pub(crate) fn suffix<'k>(&self, key: &'k str) -> &'k [u8] {
         key.as_bytes().get(self.prefix.len()..).unwrap_or_default()

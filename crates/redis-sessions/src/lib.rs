@@ -173,6 +173,7 @@
 //! | [`all`](RedisStore::all), [`all_stream`](RedisStore::all_stream) | `SCAN` + `MGET` per `scan_count` ids | |
 //! | [`get_listed`](RedisStore::get_listed), [`ttl_listed`](RedisStore::ttl_listed), [`destroy_listed`](RedisStore::destroy_listed) | `GET`, `PTTL`, `UNLINK` | by a listed [`StoredId`], never hashed again |
 //! | [`clear`](RedisStore::clear) | `SCAN` + `UNLINK` per `scan_count` ids | number deleted |
+//! | [`check`](RedisStore::check) | `INFO` per server ([`Backend::info`]), then `SET NX`, `GETEX`, `PEXPIRE`, `PTTL`, `MGET`, `SCAN`, `UNLINK` on a scratch key under the prefix | a [`Diagnosis`]: one [`Check`] (ok / warning / failure, reason, fix) per finding; the CLI's `doctor` |
 //!
 //! # Semantics
 //!
@@ -309,7 +310,7 @@
 //!   the options ([`StoreBuilder`]), `write.rs` the one write path (every change of Redis
 //!   state: create, update, set, touch, refresh, destroy, revoke by listed id, `clear`'s
 //!   batches, the delete of a session found expired on read), and `scan.rs` the listings,
-//!   `length` and `clear`.
+//!   `length` and `clear`; `check.rs` [`RedisStore::check`], the deployment checks of `doctor`.
 //! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
 //! - `codec/`: sessions to bytes, the only place that touches payload bytes: the serializers,
 //!   the envelope (compression, encryption), and each framework's shape of a session
@@ -353,6 +354,7 @@ pub use backend::{ClusterBackend, ClusterConfig};
 pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sentinel")]
 pub use backend::{SentinelBackend, SentinelConfig};
+pub use backend::{SentinelView, ServerInfo, ServerReport, Topology};
 #[cfg(feature = "encryption")]
 pub use codec::KeyRing;
 #[cfg(feature = "msgpack")]
@@ -366,6 +368,7 @@ pub use keyspace::{escape_glob, IdHashing, Keyspace};
 pub use keytext::KeyRingError;
 pub use redact::redact_url;
 pub use session::Session;
+pub use store::{Check, CheckLevel, Diagnosis};
 pub use store::{
     Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL,
 };

@@ -2,6 +2,7 @@
 
 mod clear;
 mod count;
+mod doctor;
 mod export;
 mod ids;
 mod import;
@@ -44,6 +45,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Status> {
             let input = import::open(file.as_deref()).await?;
             import::run(&Context::connect(global).await?, input, overwrite).await
         }
+        Command::Doctor => doctor::run(global).await,
         Command::Stats { sample } => stats::run(&Context::connect(global).await?, sample).await,
     }
 }

@@ -10,6 +10,7 @@
 
 mod acl;
 mod commands;
+mod doctor;
 mod errors;
 mod prefixes;
 mod security;

@@ -218,4 +218,11 @@ impl Backend for MemoryBackend {
             ..ScanPage::default()
         })
     }
+
+    /// No server: reports [`Topology::Memory`](super::Topology::Memory) and nothing else.
+    async fn info(&self, _sections: &[&str]) -> BackendResult<super::ServerReport> {
+        let mut report = super::ServerReport::new(super::Topology::Memory);
+        report.tls = Some(false);
+        Ok(report)
+    }
 }

@@ -144,4 +144,112 @@ pub trait Backend: Send + Sync + 'static {
         pattern: &str,
         count: u32,
     ) -> impl Future<Output = BackendResult<ScanPage>> + Send;
+
+    // --- Server facts for `RedisStore::check` (the doctor) ---
+
+    /// `INFO [section...]` on every server the store's keys live on: the one server, every
+    /// cluster primary, the Sentinel group's current primary; plus what the backend knows of
+    /// its deployment (topology, TLS, slot coverage, the sentinels' view). An empty `sections`
+    /// sends a plain `INFO` (the default sections, which every Redis version accepts; several
+    /// sections in one `INFO` need Redis 7).
+    ///
+    /// A server that does not answer is an entry with an error, not an error of the call. The
+    /// default implementation, for backends of other clients, reports
+    /// [`Topology::Unknown`] with no servers.
+    ///
+    /// # Errors
+    /// Only when the backend cannot tell which servers it uses (for example a cluster none of
+    /// whose nodes answers `CLUSTER NODES`).
+    fn info(&self, sections: &[&str]) -> impl Future<Output = BackendResult<ServerReport>> + Send {
+        let _ = sections;
+        async { Ok(ServerReport::new(Topology::Unknown)) }
+    }
+}
+
+/// The kind of deployment behind a backend, as [`Backend::info`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Topology {
+    /// The in-process [`MemoryBackend`]: no server at all.
+    Memory,
+    /// One Redis server.
+    Standalone,
+    /// Redis Cluster.
+    Cluster,
+    /// A primary found through Redis Sentinel.
+    Sentinel,
+    /// A backend that does not say (the trait's default [`Backend::info`]).
+    Unknown,
+}
+
+/// One server's answer to `INFO`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ServerInfo {
+    /// `host:port` as the deployment names the server.
+    pub address: String,
+    /// The `INFO` text, or why the server did not answer (a cluster primary flagged failed is
+    /// an [`Unavailable`](crate::BackendErrorKind::Unavailable) error without being asked).
+    pub reply: BackendResult<String>,
+}
+
+impl ServerInfo {
+    /// A server's answer.
+    pub fn new(address: impl Into<String>, reply: BackendResult<String>) -> ServerInfo {
+        ServerInfo {
+            address: address.into(),
+            reply,
+        }
+    }
+}
+
+/// One sentinel's answer to `SENTINEL GET-MASTER-ADDR-BY-NAME`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SentinelView {
+    /// The sentinel's address.
+    pub address: String,
+    /// The primary it names (`host:port`), `None` when it does not know the master name, or
+    /// why it did not answer.
+    pub primary: BackendResult<Option<String>>,
+}
+
+impl SentinelView {
+    /// A sentinel's answer.
+    pub fn new(address: impl Into<String>, primary: BackendResult<Option<String>>) -> SentinelView {
+        SentinelView {
+            address: address.into(),
+            primary,
+        }
+    }
+}
+
+/// What [`Backend::info`] found about the deployment.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ServerReport {
+    /// The kind of deployment.
+    pub topology: Topology,
+    /// Whether the connections use TLS; `None` when the backend cannot tell.
+    pub tls: Option<bool>,
+    /// One entry per server asked (see [`Backend::info`]).
+    pub servers: Vec<ServerInfo>,
+    /// Cluster: how many of the 16,384 hash slots are served by a primary that answered
+    /// `INFO`, even with a refusal (in the view of the node that answered `CLUSTER NODES`).
+    pub slots_served: Option<u32>,
+    /// Sentinel: every configured sentinel's answer, in configuration order.
+    pub sentinels: Vec<SentinelView>,
+}
+
+impl ServerReport {
+    /// An empty report for `topology`: no servers, TLS unknown.
+    pub fn new(topology: Topology) -> ServerReport {
+        ServerReport {
+            topology,
+            tls: None,
+            servers: Vec::new(),
+            slots_served: None,
+            sentinels: Vec::new(),
+        }
+    }
 }

@@ -17,6 +17,9 @@ use crate::tls::{TlsConfig, TlsUrl};
 #[derive(Clone)]
 pub struct RedisBackend<C = ConnectionManager> {
     conn: C,
+    /// The server's `host:port` and whether the connection uses TLS, for [`Backend::info`];
+    /// `None` for a connection wrapped with [`RedisBackend::new`].
+    endpoint: Option<(String, bool)>,
 }
 
 impl<C> std::fmt::Debug for RedisBackend<C> {
@@ -89,6 +92,7 @@ impl RedisBackend<ConnectionManager> {
                 .set_protocol(ProtocolVersion::RESP3);
             info = info.set_redis_settings(settings);
         }
+        let endpoint = Some((info.addr().to_string(), tls.secure));
         let client = tls.client(info)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
@@ -100,7 +104,7 @@ impl RedisBackend<ConnectionManager> {
             .get_connection_manager_with_config(manager_config)
             .await
             .map_err(|e| tls.connect_error(e))?;
-        Ok(RedisBackend { conn })
+        Ok(RedisBackend { conn, endpoint })
     }
 }
 
@@ -110,7 +114,10 @@ where
 {
     /// Wraps an existing connection. Configure its timeouts: every call must be bounded.
     pub fn new(conn: C) -> Self {
-        RedisBackend { conn }
+        RedisBackend {
+            conn,
+            endpoint: None,
+        }
     }
 
     /// The underlying connection, for commands of your own.
@@ -268,5 +275,21 @@ where
             next,
             ..ScanPage::default()
         })
+    }
+
+    /// `INFO` on the one server; its address and TLS use as given to
+    /// [`connect`](RedisBackend::connect) (unknown for [`RedisBackend::new`]).
+    async fn info(&self, sections: &[&str]) -> BackendResult<super::ServerReport> {
+        let mut report = super::ServerReport::new(super::Topology::Standalone);
+        let address = match &self.endpoint {
+            Some((address, tls)) => {
+                report.tls = Some(*tls);
+                address.clone()
+            }
+            None => "redis".to_owned(),
+        };
+        let reply = self.command(redis::cmd("INFO").arg(sections)).await;
+        report.servers.push(super::ServerInfo::new(address, reply));
+        Ok(report)
     }
 }

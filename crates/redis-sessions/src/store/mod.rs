@@ -3,9 +3,11 @@
 //! - `mod.rs`: the store type, [`Outcome`], and the reads;
 //! - `builder.rs`: [`StoreBuilder`], the options;
 //! - `write.rs`: the one write path: every change of Redis state goes through it;
-//! - `scan.rs`: listings, `length` and `clear`.
+//! - `scan.rs`: listings, `length` and `clear`;
+//! - `check.rs`: [`RedisStore::check`], what is wrong with the deployment (the CLI's `doctor`).
 
 mod builder;
+mod check;
 mod scan;
 mod write;
 
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use builder::StoreBuilder;
+pub use check::{Check, CheckLevel, Diagnosis};
 
 use crate::backend::{Backend, BackendResult, KeyTtl};
 use crate::codec::{Codec, Decoded};

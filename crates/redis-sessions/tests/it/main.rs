@@ -18,6 +18,7 @@ mod acl_denied;
 mod adapters;
 #[cfg(all(feature = "encryption", feature = "compression", feature = "msgpack"))]
 mod armored;
+mod check;
 #[cfg(feature = "cluster")]
 mod cluster_only;
 mod conformance;

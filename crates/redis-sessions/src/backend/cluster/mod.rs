@@ -90,6 +90,9 @@ pub struct ClusterBackend {
     keys: RedisBackend<ClusterConnection>,
     shards: Arc<RwLock<Vec<Shard>>>,
     topology_timeout: Duration,
+    /// Whether the seeds were `rediss://`, for [`Backend::info`]; `None` after
+    /// [`ClusterBackend::new`].
+    tls: Option<bool>,
 }
 
 impl std::fmt::Debug for ClusterBackend {
@@ -155,6 +158,7 @@ impl ClusterBackend {
             .map_err(|e| tls.connect_error(e))?;
         let mut backend = Self::new(conn);
         backend.topology_timeout = config.topology_timeout;
+        backend.tls = Some(tls.secure);
         backend.refresh().await?;
         Ok(backend)
     }
@@ -166,6 +170,7 @@ impl ClusterBackend {
             keys: RedisBackend::new(conn),
             shards: Arc::new(RwLock::new(Vec::new())),
             topology_timeout: ClusterConfig::default().topology_timeout,
+            tls: None,
         }
     }
 
@@ -434,5 +439,87 @@ impl Backend for ClusterBackend {
             next,
             restarted,
         })
+    }
+
+    /// `INFO` on every primary that serves slots in the view of one node's `CLUSTER NODES`
+    /// (a node redis-rs picks, then each primary of the last topology read, until one
+    /// answers). A primary flagged `fail` or `fail?` is reported as unavailable without being
+    /// asked; one that does not answer, with its error. `slots_served` counts the slots of the
+    /// primaries that answered (a refusal of `INFO` by the ACL counts as an answer).
+    async fn info(&self, sections: &[&str]) -> BackendResult<super::ServerReport> {
+        let text = self.any_cluster_nodes().await?;
+        let mut report = super::ServerReport::new(super::Topology::Cluster);
+        report.tls = self.tls;
+        let mut served = 0u32;
+        for primary in topology::primaries(&text) {
+            let shown = primary.address.split('@').next().unwrap_or_default();
+            if primary.failed {
+                report.servers.push(super::ServerInfo::new(
+                    shown,
+                    Err(BackendError::new(
+                        BackendErrorKind::Unavailable,
+                        format!("flagged {} by the cluster", primary.flags),
+                    )),
+                ));
+                continue;
+            }
+            let reply = match topology::address(&primary.address) {
+                Some((host, port)) => {
+                    let routing =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                    let mut conn = self.connection().clone();
+                    let cmd = redis::cmd("INFO").arg(sections).clone();
+                    match conn.route_command(cmd, routing).await {
+                        // A refusal (NOPERM) comes back as a value: make it the error.
+                        Ok(value) => value.extract_error().map_err(map_error).and_then(|value| {
+                            redis::from_redis_value::<String>(value)
+                                .map_err(|e| map_error(e.into()))
+                        }),
+                        Err(e) => Err(map_error(e)),
+                    }
+                }
+                None => Err(BackendError::new(
+                    BackendErrorKind::Unavailable,
+                    "the primary has no address",
+                )),
+            };
+            // A refused INFO (ACL) is still an answer: the primary is up.
+            if reply.as_ref().map_or_else(
+                |e| {
+                    matches!(
+                        e.kind(),
+                        BackendErrorKind::PermissionDenied | BackendErrorKind::Auth
+                    )
+                },
+                |_| true,
+            ) {
+                served += primary.slots;
+            }
+            report.servers.push(super::ServerInfo::new(shown, reply));
+        }
+        report.slots_served = Some(served);
+        Ok(report)
+    }
+}
+
+impl ClusterBackend {
+    /// `CLUSTER NODES` from a node redis-rs picks, else from each primary of the last
+    /// topology read in turn (a picked node may be the one that is down).
+    async fn any_cluster_nodes(&self) -> BackendResult<String> {
+        let mut last = match self.cluster_nodes(SingleNodeRoutingInfo::Random).await {
+            Ok(text) => return Ok(text),
+            Err(e) => map_error(e),
+        };
+        for shard in self.snapshot() {
+            let route = SingleNodeRoutingInfo::ByAddress {
+                host: shard.host.clone(),
+                port: shard.port,
+            };
+            match self.cluster_nodes(route).await {
+                Ok(text) => return Ok(text),
+                Err(e) => last = map_error(e),
+            }
+        }
+        Err(last)
     }
 }

@@ -160,6 +160,49 @@ pub(super) fn parse_view(text: &str) -> Result<Vec<Shard>, String> {
     Ok(shards)
 }
 
+/// A primary serving slots, as one node's `CLUSTER NODES` lists it (for `Backend::info`).
+pub(super) struct Primary {
+    /// The address field as listed (`ip:port@cport[,hostname]`).
+    pub(super) address: String,
+    /// Its flags, e.g. `master,fail`.
+    pub(super) flags: String,
+    /// Flagged `fail` or `fail?` (or without address, or in handshake).
+    pub(super) failed: bool,
+    /// Number of slots it serves.
+    pub(super) slots: u32,
+}
+
+/// Every primary that serves slots in one node's view, failed ones included, in the order
+/// listed; unreadable slot ranges count as none.
+pub(super) fn primaries(text: &str) -> Vec<Primary> {
+    let mut primaries = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
+            continue;
+        };
+        let mut slots = 0u32;
+        for token in fields.iter().skip(8).filter(|s| !s.starts_with('[')) {
+            let (a, b) = token.split_once('-').unwrap_or((token, token));
+            if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                if a <= b && b < SLOTS {
+                    slots += b - a + 1;
+                }
+            }
+        }
+        if slots == 0 || !flags.split(',').any(|f| f == "master") {
+            continue;
+        }
+        primaries.push(Primary {
+            address: (*addr).to_owned(),
+            flags: (*flags).to_owned(),
+            failed: unhealthy(flags),
+            slots,
+        });
+    }
+    primaries
+}
+
 /// The shard named by a cursor's first slot.
 pub(super) fn shard_named(shards: &[Shard], first_slot: u16) -> BackendResult<&Shard> {
     match shards.iter().find(|s| s.serves(first_slot)) {
@@ -254,6 +297,29 @@ mod tests {
             let err = parse_view(text).unwrap_err();
             assert!(err.contains(why), "{why}: {err}");
         }
+    }
+
+    #[test]
+    fn primaries_include_failed_ones_with_their_slot_counts() {
+        let text = "\
+a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b 127.0.0.1:7001@17001 master,fail - 0 0 2 disconnected 5461-10922
+c 127.0.0.1:7002@17002 master - 0 0 3 connected 10923-16383 [5-<-x]
+d 127.0.0.1:7003@17003 slave a 0 0 1 connected
+";
+        let found = primaries(text);
+        let summary: Vec<(&str, bool, u32)> = found
+            .iter()
+            .map(|p| (p.address.as_str(), p.failed, p.slots))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("127.0.0.1:7000@17000", false, 5461),
+                ("127.0.0.1:7001@17001", true, 5462),
+                ("127.0.0.1:7002@17002", false, 5461),
+            ]
+        );
     }
 
     #[test]

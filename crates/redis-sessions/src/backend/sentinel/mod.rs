@@ -332,4 +332,44 @@ impl Backend for SentinelBackend {
             restarted,
         })
     }
+    /// `INFO` on the current primary (re-resolved first if it fails, as every command), and
+    /// every configured sentinel's `SENTINEL GET-MASTER-ADDR-BY-NAME`, one after the other,
+    /// each bounded by the connect and response timeouts.
+    async fn info(&self, sections: &[&str]) -> BackendResult<super::ServerReport> {
+        let mut report = super::ServerReport::new(super::Topology::Sentinel);
+        // `rediss+sentinel://`: TLS to the sentinels and to the primary.
+        report.tls = Some(self.shared.config.tls.is_some());
+        let reply = self.command(redis::cmd("INFO").arg(sections)).await;
+        let (host, port) = self.primary();
+        report
+            .servers
+            .push(super::ServerInfo::new(format!("{host}:{port}"), reply));
+        let config = &self.shared.config;
+        for sentinel in &config.sentinels {
+            let answer = ask_sentinel(config, sentinel).await;
+            report
+                .sentinels
+                .push(super::SentinelView::new(sentinel.clone(), answer));
+        }
+        Ok(report)
+    }
+}
+
+/// One sentinel's `SENTINEL GET-MASTER-ADDR-BY-NAME` for the configured master, as `host:port`.
+async fn ask_sentinel(config: &SentinelConfig, sentinel: &str) -> BackendResult<Option<String>> {
+    let client = config.sentinel_client(sentinel)?;
+    let timeouts = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&timeouts)
+        .await
+        .map_err(map_error)?;
+    let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(&config.master_name)
+        .query_async(&mut conn)
+        .await
+        .map_err(map_error)?;
+    Ok(addr.map(|(host, port)| format!("{host}:{port}")))
 }
