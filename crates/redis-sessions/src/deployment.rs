@@ -341,6 +341,16 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.mget(keys))
     }
 
+    fn endpoint(&self) -> Option<crate::store::Endpoint> {
+        match self {
+            AnyBackend::Redis(b) => b.endpoint(),
+            #[cfg(feature = "cluster")]
+            AnyBackend::Cluster(b) => b.endpoint(),
+            #[cfg(feature = "sentinel")]
+            AnyBackend::Sentinel(b) => b.endpoint(),
+        }
+    }
+
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         delegate!(self, b => b.scan(cursor, pattern, count))
     }

@@ -142,4 +142,11 @@ pub trait Backend: Send + Sync + 'static {
         pattern: &str,
         count: u32,
     ) -> impl Future<Output = BackendResult<ScanPage>> + Send;
+
+    /// The server this backend sends its commands to, for the store's tracing spans
+    /// (`server.address`, `server.port`, `db.namespace`); `None` (the default) when unknown or
+    /// when there are several (a cluster).
+    fn endpoint(&self) -> Option<crate::store::Endpoint> {
+        None
+    }
 }

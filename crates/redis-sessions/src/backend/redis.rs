@@ -17,6 +17,8 @@ use crate::tls::{TlsConfig, TlsUrl};
 #[derive(Clone)]
 pub struct RedisBackend<C = ConnectionManager> {
     conn: C,
+    /// The server from the URL, for tracing ([`Backend::endpoint`]).
+    endpoint: Option<crate::store::Endpoint>,
 }
 
 impl<C> std::fmt::Debug for RedisBackend<C> {
@@ -89,6 +91,7 @@ impl RedisBackend<ConnectionManager> {
                 .set_protocol(ProtocolVersion::RESP3);
             info = info.set_redis_settings(settings);
         }
+        let endpoint = endpoint_of(&info);
         let client = tls.client(info)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
@@ -100,7 +103,7 @@ impl RedisBackend<ConnectionManager> {
             .get_connection_manager_with_config(manager_config)
             .await
             .map_err(|e| tls.connect_error(e))?;
-        Ok(RedisBackend { conn })
+        Ok(RedisBackend { conn, endpoint })
     }
 }
 
@@ -110,7 +113,10 @@ where
 {
     /// Wraps an existing connection. Configure its timeouts: every call must be bounded.
     pub fn new(conn: C) -> Self {
-        RedisBackend { conn }
+        RedisBackend {
+            conn,
+            endpoint: None,
+        }
     }
 
     /// The underlying connection, for commands of your own.
@@ -127,6 +133,21 @@ where
         let mut conn = self.conn.clone();
         cmd.query_async(&mut conn).await.map_err(map_error)
     }
+}
+
+/// The server a connection info names.
+fn endpoint_of(info: &redis::ConnectionInfo) -> Option<crate::store::Endpoint> {
+    let (address, port) = match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => (host.clone(), Some(*port)),
+        redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), Some(*port)),
+        redis::ConnectionAddr::Unix(path) => (path.display().to_string(), None),
+        _ => return None,
+    };
+    Some(crate::store::Endpoint {
+        address,
+        port,
+        namespace: Some(info.redis_settings().db()),
+    })
 }
 
 pub(crate) fn millis(d: Duration) -> u64 {
@@ -236,6 +257,10 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     single_key_ops!();
+
+    fn endpoint(&self) -> Option<crate::store::Endpoint> {
+        self.endpoint.clone()
+    }
 
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         let (next, keys): (u64, Vec<Vec<u8>>) = self

@@ -21,6 +21,9 @@ mod cluster_only;
 mod conformance;
 #[cfg(feature = "fuzzing")]
 mod fuzz_corpus;
+#[cfg(feature = "metrics")]
+mod metrics;
+mod observe;
 mod redis_only;
 #[cfg(feature = "sentinel")]
 mod sentinel_only;
