@@ -351,6 +351,10 @@ impl Backend for AnyBackend {
         }
     }
 
+    async fn ping(&self) -> BackendResult<()> {
+        delegate!(self, b => b.ping())
+    }
+
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         delegate!(self, b => b.scan(cursor, pattern, count))
     }

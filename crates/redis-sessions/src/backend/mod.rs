@@ -149,4 +149,14 @@ pub trait Backend: Send + Sync + 'static {
     fn endpoint(&self) -> Option<crate::store::Endpoint> {
         None
     }
+
+    /// One cheap round trip to the server, for [`RedisStore::health`](crate::RedisStore::health):
+    /// `PING`. The default sends a `PTTL` of a key that is never a session's (a backend for
+    /// another client overrides it with its own `PING`).
+    fn ping(&self) -> impl Future<Output = BackendResult<()>> + Send {
+        async move {
+            self.pttl("redis-sessions:health").await?;
+            Ok(())
+        }
+    }
 }

@@ -262,6 +262,11 @@ where
         self.endpoint.clone()
     }
 
+    async fn ping(&self) -> BackendResult<()> {
+        let _pong: redis::Value = self.command(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         let (next, keys): (u64, Vec<Vec<u8>>) = self
             .command(

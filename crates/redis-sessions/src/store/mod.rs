@@ -247,6 +247,20 @@ impl<B: Backend> RedisStore<B> {
         })
     }
 
+    /// Whether Redis answers: one cheap round trip ([`Backend::ping`], `PING`), for a
+    /// health check endpoint.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] with the reason (timed out, unavailable, authentication, ...);
+    /// [`Error::is_unavailable`] tells an outage from a misconfiguration.
+    pub async fn health(&self) -> Result<()> {
+        let result = self.inner.backend.ping().await;
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "health check failed");
+        }
+        Ok(result?)
+    }
+
     /// The remaining time to live of a session.
     ///
     /// # Errors

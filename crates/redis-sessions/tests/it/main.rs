@@ -23,6 +23,7 @@ mod conformance;
 mod fuzz_corpus;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod health;
 mod observe;
 mod redis_only;
 #[cfg(feature = "sentinel")]
