@@ -21,5 +21,8 @@ async fn health_is_ok_while_redis_answers_and_names_the_outage_when_it_is_down()
 
 #[tokio::test]
 async fn the_memory_backend_is_always_healthy() {
-    RedisStore::new(MemoryBackend::new()).health().await.unwrap();
+    RedisStore::new(MemoryBackend::new())
+        .health()
+        .await
+        .unwrap();
 }

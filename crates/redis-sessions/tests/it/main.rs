@@ -21,9 +21,9 @@ mod cluster_only;
 mod conformance;
 #[cfg(feature = "fuzzing")]
 mod fuzz_corpus;
+mod health;
 #[cfg(feature = "metrics")]
 mod metrics;
-mod health;
 mod observe;
 mod redis_only;
 #[cfg(feature = "sentinel")]
