@@ -361,6 +361,20 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.mget(keys))
     }
 
+    fn endpoint(&self) -> Option<crate::store::Endpoint> {
+        match self {
+            AnyBackend::Redis(b) => b.endpoint(),
+            #[cfg(feature = "cluster")]
+            AnyBackend::Cluster(b) => b.endpoint(),
+            #[cfg(feature = "sentinel")]
+            AnyBackend::Sentinel(b) => b.endpoint(),
+        }
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        delegate!(self, b => b.ping())
+    }
+
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         delegate!(self, b => b.scan(cursor, pattern, count))
     }

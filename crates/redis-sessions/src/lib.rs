@@ -368,9 +368,12 @@ pub use keyspace::{escape_glob, IdHashing, Keyspace};
 pub use keytext::KeyRingError;
 pub use redact::redact_url;
 pub use session::Session;
+#[cfg(feature = "metrics")]
+pub use store::metric;
 pub use store::{Check, CheckLevel, Diagnosis};
 pub use store::{
-    Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL,
+    Endpoint, Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT,
+    DEFAULT_TTL,
 };
 #[cfg(feature = "redis")]
 pub use tls::TlsConfig;

@@ -145,6 +145,23 @@ pub trait Backend: Send + Sync + 'static {
         count: u32,
     ) -> impl Future<Output = BackendResult<ScanPage>> + Send;
 
+    /// The server this backend sends its commands to, for the store's tracing spans
+    /// (`server.address`, `server.port`, `db.namespace`); `None` (the default) when unknown or
+    /// when there are several (a cluster).
+    fn endpoint(&self) -> Option<crate::store::Endpoint> {
+        None
+    }
+
+    /// One cheap round trip to the server, for [`RedisStore::health`](crate::RedisStore::health):
+    /// `PING`. The default sends a `PTTL` of a key that is never a session's (a backend for
+    /// another client overrides it with its own `PING`).
+    fn ping(&self) -> impl Future<Output = BackendResult<()>> + Send {
+        async move {
+            self.pttl("redis-sessions:health").await?;
+            Ok(())
+        }
+    }
+
     // --- Server facts for `RedisStore::check` (the doctor) ---
 
     /// `INFO [section...]` on every server the store's keys live on: the one server, every

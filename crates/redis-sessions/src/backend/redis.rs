@@ -19,7 +19,9 @@ pub struct RedisBackend<C = ConnectionManager> {
     conn: C,
     /// The server's `host:port` and whether the connection uses TLS, for [`Backend::info`];
     /// `None` for a connection wrapped with [`RedisBackend::new`].
-    endpoint: Option<(String, bool)>,
+    server: Option<(String, bool)>,
+    /// The server from the URL, for tracing ([`Backend::endpoint`]).
+    endpoint: Option<crate::store::Endpoint>,
 }
 
 impl<C> std::fmt::Debug for RedisBackend<C> {
@@ -92,7 +94,8 @@ impl RedisBackend<ConnectionManager> {
                 .set_protocol(ProtocolVersion::RESP3);
             info = info.set_redis_settings(settings);
         }
-        let endpoint = Some((info.addr().to_string(), tls.secure));
+        let server = Some((info.addr().to_string(), tls.secure));
+        let endpoint = endpoint_of(&info);
         let client = tls.client(info)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
@@ -104,7 +107,11 @@ impl RedisBackend<ConnectionManager> {
             .get_connection_manager_with_config(manager_config)
             .await
             .map_err(|e| tls.connect_error(e))?;
-        Ok(RedisBackend { conn, endpoint })
+        Ok(RedisBackend {
+            conn,
+            server,
+            endpoint,
+        })
     }
 }
 
@@ -116,6 +123,7 @@ where
     pub fn new(conn: C) -> Self {
         RedisBackend {
             conn,
+            server: None,
             endpoint: None,
         }
     }
@@ -136,6 +144,21 @@ where
             .await
             .map_err(|e| super::denied::note(map_error(e), cmd))
     }
+}
+
+/// The server a connection info names.
+fn endpoint_of(info: &redis::ConnectionInfo) -> Option<crate::store::Endpoint> {
+    let (address, port) = match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => (host.clone(), Some(*port)),
+        redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), Some(*port)),
+        redis::ConnectionAddr::Unix(path) => (path.display().to_string(), None),
+        _ => return None,
+    };
+    Some(crate::store::Endpoint {
+        address,
+        port,
+        namespace: Some(info.redis_settings().db()),
+    })
 }
 
 pub(crate) fn millis(d: Duration) -> u64 {
@@ -255,6 +278,15 @@ where
 {
     single_key_ops!();
 
+    fn endpoint(&self) -> Option<crate::store::Endpoint> {
+        self.endpoint.clone()
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        let _pong: redis::Value = self.command(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         let (next, keys): (u64, Vec<Vec<u8>>) = self
             .command(
@@ -281,7 +313,7 @@ where
     /// [`connect`](RedisBackend::connect) (unknown for [`RedisBackend::new`]).
     async fn info(&self, sections: &[&str]) -> BackendResult<super::ServerReport> {
         let mut report = super::ServerReport::new(super::Topology::Standalone);
-        let address = match &self.endpoint {
+        let address = match &self.server {
             Some((address, tls)) => {
                 report.tls = Some(*tls);
                 address.clone()

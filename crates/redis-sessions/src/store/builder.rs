@@ -148,6 +148,7 @@ impl<B: Backend> StoreBuilder<B> {
     pub fn build(self) -> RedisStore<B> {
         RedisStore {
             inner: Arc::new(Inner {
+                endpoint: self.backend.endpoint(),
                 backend: self.backend,
                 keyspace: Keyspace::new(self.prefix).with_hashing(self.hashing),
                 codec: self.codec,

@@ -8,6 +8,7 @@
 
 mod builder;
 mod check;
+mod observe;
 mod scan;
 mod write;
 
@@ -17,6 +18,9 @@ use std::time::{Duration, SystemTime};
 
 pub use builder::StoreBuilder;
 pub use check::{Check, CheckLevel, Diagnosis};
+#[cfg(feature = "metrics")]
+pub use observe::metric;
+pub use observe::Endpoint;
 
 use crate::backend::{Backend, BackendResult, KeyTtl};
 use crate::codec::{Codec, Decoded};
@@ -24,6 +28,7 @@ use crate::error::{BackendErrorKind, CodecError, Error, Result};
 use crate::id::{Fingerprint, SessionId, StoredId};
 use crate::keyspace::Keyspace;
 use crate::session::Session;
+use observe::Op;
 use write::Write;
 
 /// Default key prefix, as connect-redis.
@@ -80,6 +85,8 @@ struct Inner<B> {
     scan_count: u32,
     /// Sliding idle timeout: caps every TTL and is re-armed by every [`RedisStore::load`].
     idle_timeout: Option<Duration>,
+    /// The backend's server, for the spans' fields.
+    endpoint: Option<Endpoint>,
 }
 
 impl<B> Clone for RedisStore<B> {
@@ -153,7 +160,9 @@ impl<B: Backend> RedisStore<B> {
     /// [`Error::Decode`] for a value that is not a session (including a key of another Redis
     /// type); [`Error::Backend`] when Redis fails.
     pub async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
-        self.read(&self.target(id), None).await
+        let target = self.target(id);
+        self.observed(Op::Get, &target, self.read(&target, None))
+            .await
     }
 
     /// Reads a session and sets its TTL to `ttl` in the same command (`GETEX PX`, Redis 6.2+):
@@ -165,7 +174,9 @@ impl<B: Backend> RedisStore<B> {
     /// # Errors
     /// As [`RedisStore::get`].
     pub async fn get_and_refresh(&self, id: &SessionId, ttl: Duration) -> Result<Option<Session>> {
-        self.read(&self.target(id), Some(ttl)).await
+        let target = self.target(id);
+        self.observed(Op::GetAndRefresh, &target, self.read(&target, Some(ttl)))
+            .await
     }
 
     /// Reads a session by a stored id as [`ids`](RedisStore::ids) and [`all`](RedisStore::all)
@@ -174,7 +185,9 @@ impl<B: Backend> RedisStore<B> {
     /// # Errors
     /// As [`RedisStore::get`].
     pub async fn get_listed(&self, stored: &StoredId) -> Result<Option<Session>> {
-        self.read(&self.listed(stored), None).await
+        let target = self.listed(stored);
+        self.observed(Op::GetListed, &target, self.read(&target, None))
+            .await
     }
 
     /// The read path for framework adapters: [`get`](RedisStore::get), or with an
@@ -194,7 +207,9 @@ impl<B: Backend> RedisStore<B> {
     /// [`load`](RedisStore::load) into an adapter's own shape of a session, decoded straight
     /// from JSON or MessagePack.
     pub(crate) async fn load_as<T: Decoded>(&self, id: &SessionId) -> Result<Option<T>> {
-        match self.read(&self.target(id), self.inner.idle_timeout).await {
+        let target = self.target(id);
+        let read = self.read(&target, self.inner.idle_timeout);
+        match self.observed(Op::Load, &target, read).await {
             Err(Error::Decode { .. }) => Ok(None),
             other => other,
         }
@@ -215,6 +230,7 @@ impl<B: Backend> RedisStore<B> {
         let Some(bytes) = present(target, bytes)? else {
             return Ok(None);
         };
+        observe::value_size(observe::Dir::Read, bytes.len());
         let session: T = self.decode(target, &bytes)?;
         if session.expires().is_some_and(|t| t <= SystemTime::now()) {
             let _expired = self.write::<Session>(target, Write::DeleteExpired).await?;
@@ -232,6 +248,20 @@ impl<B: Backend> RedisStore<B> {
                 source,
             }
         })
+    }
+
+    /// Whether Redis answers: one cheap round trip ([`Backend::ping`], `PING`), for a
+    /// health check endpoint.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] with the reason (timed out, unavailable, authentication, ...);
+    /// [`Error::is_unavailable`] tells an outage from a misconfiguration.
+    pub async fn health(&self) -> Result<()> {
+        let result = self.inner.backend.ping().await;
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "health check failed");
+        }
+        Ok(result?)
     }
 
     /// The remaining time to live of a session.

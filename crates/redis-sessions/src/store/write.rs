@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{Outcome, RedisStore, Target};
+use super::{Op, Outcome, RedisStore, Target};
 use crate::backend::{Backend, SetMode};
 use crate::codec::Encodable;
 use crate::error::{Error, Result};
@@ -30,6 +30,21 @@ pub(super) enum Write<'a, E = Session> {
     Destroy,
     /// A read found the session past its explicit expiry: delete it.
     DeleteExpired,
+}
+
+impl<E> Write<'_, E> {
+    /// The store operation, for spans and metrics.
+    fn name(&self) -> Op {
+        match self {
+            Write::Upsert(_) => Op::Set,
+            Write::Create(_) => Op::Create,
+            Write::Update(_) => Op::Update,
+            Write::Touch(_) => Op::Touch,
+            Write::Refresh(_) => Op::Refresh,
+            Write::Destroy => Op::Destroy,
+            Write::DeleteExpired => Op::DeleteExpired,
+        }
+    }
 }
 
 /// How long a session is to live, from invariant 2.
@@ -164,12 +179,18 @@ impl<B: Backend> RedisStore<B> {
         Ok(outcome == Outcome::Deleted)
     }
 
-    /// The single write path for one session.
+    /// The single write path for one session: [`apply`](Self::apply) inside its span.
     pub(super) async fn write<E: Encodable>(
         &self,
         target: &Target<'_>,
         op: Write<'_, E>,
     ) -> Result<Outcome> {
+        let name = op.name();
+        self.observed(name, target, self.apply(target, op)).await
+    }
+
+    /// The body of [`write`](Self::write).
+    async fn apply<E: Encodable>(&self, target: &Target<'_>, op: Write<'_, E>) -> Result<Outcome> {
         let backend = &self.inner.backend;
         let (session, mode) = match op {
             Write::Upsert(s) => (s, SetMode::Always),
@@ -194,6 +215,7 @@ impl<B: Backend> RedisStore<B> {
             Lifetime::Persist => None,
         };
         let value = self.encode(target, session)?;
+        super::observe::value_size(super::observe::Dir::Written, value.len());
         if backend.set(&target.key, &value, ttl, mode).await? {
             return Ok(Outcome::Written);
         }

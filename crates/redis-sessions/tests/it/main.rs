@@ -24,6 +24,10 @@ mod cluster_only;
 mod conformance;
 #[cfg(feature = "fuzzing")]
 mod fuzz_corpus;
+mod health;
+#[cfg(feature = "metrics")]
+mod metrics;
+mod observe;
 mod redis_only;
 #[cfg(feature = "sentinel")]
 mod sentinel_only;

@@ -1,0 +1,301 @@
+//! Tracing spans (and, with the `metrics` feature, metrics) of the store's operations: the one
+//! place that names them.
+//!
+//! Every read ([`RedisStore::get`] and friends, [`RedisStore::load`]) and every write of one
+//! session runs inside a span named after the store operation (`load`, `update`, ...), created
+//! at `INFO` level as a child of the caller's current span (the framework's request span), with
+//! OpenTelemetry's database field names:
+//!
+//! | field | value |
+//! | --- | --- |
+//! | `db.system.name` | `"redis"` |
+//! | `db.operation.name` | the store operation, as the span's name |
+//! | `db.namespace` | the database number, when the backend knows it |
+//! | `server.address`, `server.port` | the server, when the backend knows it ([`Backend::endpoint`]) |
+//! | `otel.kind` | `"client"` |
+//! | `session.fingerprint` | the session id's [`Fingerprint`](crate::Fingerprint), never the id |
+//! | `session.size` | bytes of the value read or written |
+//! | `session.outcome` | `hit`, `miss`, `corrupt` (reads); `written`, `expired`, `gone`, `exists`, `skipped`, `deleted`, `too_large` (writes) |
+//! | `error.type` | on failure: `timeout`, `unavailable`, `read_only`, `auth`, `tls`, `wrong_type`, `other`, `encode`, `too_large`, ... |
+//!
+//! With no subscriber interested, the span is disabled and nothing is computed: the
+//! fingerprint, size and outcome are recorded only into an enabled span.
+
+use std::future::Future;
+
+use tracing::field::Empty;
+use tracing::Span;
+
+use super::{Outcome, RedisStore, Target};
+use crate::backend::Backend;
+use crate::error::{BackendErrorKind, Error, Result};
+
+/// Where a [`Backend`] sends its commands, for the spans' `server.*` and `db.namespace` fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or address (or a Unix socket path).
+    pub address: String,
+    /// TCP port; `None` for a Unix socket.
+    pub port: Option<u16>,
+    /// Database number.
+    pub namespace: Option<i64>,
+}
+
+/// A store operation on one session: the span's name and `db.operation.name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Get,
+    GetAndRefresh,
+    GetListed,
+    Load,
+    Set,
+    Create,
+    Update,
+    Touch,
+    Refresh,
+    Destroy,
+    DeleteExpired,
+}
+
+macro_rules! op_span {
+    ($name:literal) => {
+        tracing::info_span!(
+            $name,
+            "db.system.name" = "redis",
+            "db.operation.name" = $name,
+            "db.namespace" = Empty,
+            "server.address" = Empty,
+            "server.port" = Empty,
+            "otel.kind" = "client",
+            "session.fingerprint" = Empty,
+            "session.size" = Empty,
+            "session.outcome" = Empty,
+            "error.type" = Empty,
+        )
+    };
+}
+
+impl Op {
+    /// The operation's name, as in spans and metric labels.
+    #[cfg_attr(
+        not(feature = "metrics"),
+        allow(dead_code, reason = "metric labels only")
+    )]
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::GetAndRefresh => "get_and_refresh",
+            Op::GetListed => "get_listed",
+            Op::Load => "load",
+            Op::Set => "set",
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Touch => "touch",
+            Op::Refresh => "refresh",
+            Op::Destroy => "destroy",
+            Op::DeleteExpired => "delete_expired",
+        }
+    }
+
+    /// A span per operation: each its own callsite, so each has its own static name and is
+    /// disabled (free) when no subscriber wants it.
+    fn span(self) -> Span {
+        match self {
+            Op::Get => op_span!("get"),
+            Op::GetAndRefresh => op_span!("get_and_refresh"),
+            Op::GetListed => op_span!("get_listed"),
+            Op::Load => op_span!("load"),
+            Op::Set => op_span!("set"),
+            Op::Create => op_span!("create"),
+            Op::Update => op_span!("update"),
+            Op::Touch => op_span!("touch"),
+            Op::Refresh => op_span!("refresh"),
+            Op::Destroy => op_span!("destroy"),
+            Op::DeleteExpired => op_span!("delete_expired"),
+        }
+    }
+}
+
+/// A result whose outcome a span and the metrics name.
+pub(crate) trait Observed {
+    /// The outcome label, or `None` for an error without one.
+    fn outcome(&self) -> Option<&'static str>;
+    /// The error, if any.
+    fn error(&self) -> Option<&Error>;
+}
+
+impl<T> Observed for Result<Option<T>> {
+    fn outcome(&self) -> Option<&'static str> {
+        match self {
+            Ok(Some(_)) => Some("hit"),
+            Ok(None) => Some("miss"),
+            Err(Error::Decode { .. }) => Some("corrupt"),
+            Err(_) => None,
+        }
+    }
+    fn error(&self) -> Option<&Error> {
+        self.as_ref().err()
+    }
+}
+
+impl Observed for Result<Outcome> {
+    fn outcome(&self) -> Option<&'static str> {
+        match self {
+            Ok(Outcome::Written) => Some("written"),
+            Ok(Outcome::Expired) => Some("expired"),
+            Ok(Outcome::Gone) => Some("gone"),
+            Ok(Outcome::Exists) => Some("exists"),
+            Ok(Outcome::Skipped) => Some("skipped"),
+            Ok(Outcome::Deleted) => Some("deleted"),
+            Err(Error::TooLarge { .. }) => Some("too_large"),
+            Err(_) => None,
+        }
+    }
+    fn error(&self) -> Option<&Error> {
+        self.as_ref().err()
+    }
+}
+
+/// The `error.type` of an error: a short, stable, lower-case name.
+pub(crate) fn error_type(e: &Error) -> &'static str {
+    match e {
+        Error::Backend(b) => match b.kind() {
+            BackendErrorKind::Timeout => "timeout",
+            BackendErrorKind::Unavailable => "unavailable",
+            BackendErrorKind::WrongType => "wrong_type",
+            BackendErrorKind::ReadOnly => "read_only",
+            BackendErrorKind::Auth => "auth",
+            BackendErrorKind::Tls => "tls",
+            _ => "other",
+        },
+        Error::Decode { .. } => "corrupt",
+        Error::Encode(_) => "encode",
+        Error::TooLarge { .. } => "too_large",
+        Error::InvalidId(_) => "invalid_id",
+        Error::IdCollisions(_) => "id_collisions",
+        Error::Random(_) => "random",
+        _ => "other",
+    }
+}
+
+/// Which way a value went.
+#[derive(Clone, Copy)]
+pub(crate) enum Dir {
+    Read,
+    Written,
+}
+
+/// Records the size of the value read or written into the current operation's span, and
+/// (feature `metrics`) into the byte counters.
+pub(crate) fn value_size(dir: Dir, size: usize) {
+    let span = Span::current();
+    if !span.is_disabled() {
+        span.record("session.size", size);
+    }
+    #[cfg(feature = "metrics")]
+    metric::bytes(dir, size);
+    #[cfg(not(feature = "metrics"))]
+    let _ = dir;
+}
+
+/// The one place that names every metric the crate emits (feature `metrics`; the README's
+/// table documents each). Later features add theirs here.
+#[cfg(feature = "metrics")]
+pub mod metric {
+    use std::time::Duration;
+
+    use super::{Dir, Op};
+
+    /// Histogram, seconds: one store operation, labels `db.operation.name`, `outcome`.
+    pub const OPERATION_DURATION: &str = "db.client.operation.duration";
+    /// Counter: reads, label `result` (`hit`, `miss`, `corrupt`, `error`).
+    pub const LOADS: &str = "redis_sessions.loads";
+    /// Counter: writes of a value, label `outcome` (`written`, `gone`, `exists`, `too_large`,
+    /// `expired`, `error`).
+    pub const SAVES: &str = "redis_sessions.saves";
+    /// Counter: bytes of session values read from Redis.
+    pub const BYTES_READ: &str = "redis_sessions.bytes_read";
+    /// Counter: bytes of session values sent to Redis in writes (a conditional write that did
+    /// not apply, `gone` or `exists`, counts too).
+    pub const BYTES_WRITTEN: &str = "redis_sessions.bytes_written";
+    /// Counter: failed operations, label `error.type`.
+    pub const ERRORS: &str = "redis_sessions.errors";
+
+    pub(crate) fn bytes(dir: Dir, size: usize) {
+        let name = match dir {
+            Dir::Read => BYTES_READ,
+            Dir::Written => BYTES_WRITTEN,
+        };
+        metrics::counter!(name).increment(u64::try_from(size).unwrap_or(u64::MAX));
+    }
+
+    pub(crate) fn operation(
+        op: Op,
+        outcome: Option<&'static str>,
+        error: Option<&'static str>,
+        took: Duration,
+    ) {
+        let label = outcome.or(error).unwrap_or("error");
+        metrics::histogram!(OPERATION_DURATION, "db.operation.name" => op.name(), "outcome" => label)
+            .record(took.as_secs_f64());
+        match op {
+            Op::Get | Op::GetAndRefresh | Op::GetListed | Op::Load => {
+                metrics::counter!(LOADS, "result" => outcome.unwrap_or("error")).increment(1);
+            }
+            Op::Set | Op::Create | Op::Update => {
+                metrics::counter!(SAVES, "outcome" => outcome.unwrap_or("error")).increment(1);
+            }
+            _ => {}
+        }
+        if let Some(kind) = error {
+            metrics::counter!(ERRORS, "error.type" => kind).increment(1);
+        }
+    }
+}
+
+impl<B: Backend> RedisStore<B> {
+    /// Runs `body` (one operation on `target`) inside its span, and records its outcome.
+    pub(crate) async fn observed<R: Observed>(
+        &self,
+        op: Op,
+        target: &Target<'_>,
+        body: impl Future<Output = R>,
+    ) -> R {
+        use tracing::Instrument;
+        let span = op.span();
+        if !span.is_disabled() {
+            span.record(
+                "session.fingerprint",
+                tracing::field::display(target.fingerprint()),
+            );
+            if let Some(endpoint) = &self.inner.endpoint {
+                span.record("server.address", endpoint.address.as_str());
+                if let Some(port) = endpoint.port {
+                    span.record("server.port", port);
+                }
+                if let Some(db) = endpoint.namespace {
+                    span.record("db.namespace", db);
+                }
+            }
+        }
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let result = body.instrument(span.clone()).await;
+        #[cfg(feature = "metrics")]
+        metric::operation(
+            op,
+            result.outcome(),
+            result.error().map(error_type),
+            started.elapsed(),
+        );
+        if !span.is_disabled() {
+            if let Some(outcome) = result.outcome() {
+                span.record("session.outcome", outcome);
+            }
+            if let Some(e) = result.error() {
+                span.record("error.type", error_type(e));
+            }
+        }
+        result
+    }
+}
