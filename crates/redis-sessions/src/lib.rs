@@ -341,6 +341,7 @@ mod tls;
 pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode};
 #[cfg(feature = "cluster")]
 pub use backend::{ClusterBackend, ClusterConfig};
+pub use backend::{IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sentinel")]
@@ -361,6 +362,7 @@ pub use session::Session;
 pub use store::{
     Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL,
 };
+pub use store::{UserSession, INDEX_SLACK};
 #[cfg(feature = "redis")]
 pub use tls::TlsConfig;
 

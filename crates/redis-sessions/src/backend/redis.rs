@@ -236,6 +236,7 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     single_key_ops!();
+    super::index::one_server_index_ops!();
 
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
         let (next, keys): (u64, Vec<Vec<u8>>) = self

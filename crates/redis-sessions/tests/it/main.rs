@@ -27,3 +27,4 @@ mod sentinel_only;
 mod support;
 #[cfg(feature = "tls")]
 mod tls_only;
+mod users;
