@@ -28,3 +28,4 @@ mod support;
 #[cfg(feature = "tls")]
 mod tls_only;
 mod users;
+mod users_redis;
