@@ -16,3 +16,4 @@ mod support;
 mod tls;
 mod topologies;
 mod transfer;
+mod users;
