@@ -132,4 +132,37 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 1000)]
         sample: usize,
     },
+    /// One user's sessions, through the application's per-user index (its `index_by`).
+    User {
+        /// The session field that names the user (the application's `index_by`).
+        #[arg(long, env = "SESSION_INDEX_BY", default_value = "user", global = true)]
+        index_by: String,
+        /// What to do.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+/// The `user` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// List the user's sessions, most recently used first: listed id, created, last used,
+    /// TTL and user agent.
+    Ls {
+        /// The user, as the session field holds it.
+        user: String,
+    },
+    /// Print how many sessions the user has.
+    Count {
+        /// The user, as the session field holds it.
+        user: String,
+    },
+    /// End the user's sessions; prints how many ended.
+    Revoke {
+        /// The user, as the session field holds it.
+        user: String,
+        /// Keep this session (its id as `user ls` lists it).
+        #[arg(long)]
+        except: Option<String>,
+    },
 }

@@ -70,6 +70,15 @@ impl Context {
         self.builder().ttl(ttl).build()
     }
 
+    /// The store for `user` commands: the application's index field and id hashing (its
+    /// HMAC key names the index), sessions still addressed by stored id.
+    pub(crate) fn user_store(&self, field: &str) -> RedisStore<Conn> {
+        self.builder()
+            .hash_ids(self.hashing.clone())
+            .index_by(field)
+            .build()
+    }
+
     /// A store that writes sessions without expiry.
     pub(crate) fn store_without_ttl(&self) -> RedisStore<Conn> {
         self.builder().disable_ttl(true).build()

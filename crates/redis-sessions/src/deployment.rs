@@ -382,6 +382,29 @@ impl Backend for AnyBackend {
     async fn info(&self, sections: &[&str]) -> BackendResult<crate::backend::ServerReport> {
         delegate!(self, b => b.info(sections))
     }
+
+    async fn write_indexed(
+        &self,
+        write: &crate::backend::IndexedWrite<'_>,
+    ) -> BackendResult<crate::backend::IndexedReply> {
+        delegate!(self, b => b.write_indexed(write))
+    }
+
+    async fn index_members(&self, index: &str) -> BackendResult<Vec<(String, Vec<u8>)>> {
+        delegate!(self, b => b.index_members(index))
+    }
+
+    async fn delete_indexed(&self, key: &str, index: &str, member: &str) -> BackendResult<bool> {
+        delegate!(self, b => b.delete_indexed(key, index, member))
+    }
+
+    async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {
+        delegate!(self, b => b.index_remove(index, members))
+    }
+
+    async fn index_extend(&self, index: &str, ttl: Duration) -> BackendResult<()> {
+        delegate!(self, b => b.index_extend(index, ttl))
+    }
 }
 
 #[cfg(test)]

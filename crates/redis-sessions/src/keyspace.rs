@@ -63,6 +63,29 @@ impl IdHashing {
         }
     }
 
+    /// The hash naming a user's index: HMAC-SHA-256 under the id-hashing key when there is
+    /// one, else SHA-256, of a domain-separated text of the user (never equal to an id's
+    /// hash), in base64url.
+    pub(crate) fn user_hash(&self, user: &str) -> String {
+        const DOMAIN: &[u8] = b"redis-sessions user v1\0";
+        match self {
+            IdHashing::HmacSha256(key) => {
+                let mut block = [0u8; 64];
+                block[..32].copy_from_slice(key);
+                let mut mac = <Hmac<Sha256> as Mac>::new(&block.into());
+                mac.update(DOMAIN);
+                mac.update(user.as_bytes());
+                base64url(&mac.finalize().into_bytes())
+            }
+            _ => {
+                let mut sha = Sha256::new();
+                sha.update(DOMAIN);
+                sha.update(user.as_bytes());
+                base64url(&sha.finalize())
+            }
+        }
+    }
+
     /// Whether ids are hashed.
     pub fn is_on(&self) -> bool {
         !matches!(self, IdHashing::Off)
@@ -158,6 +181,30 @@ impl Keyspace {
         key.as_bytes().get(self.prefix.len()..).unwrap_or_default()
     }
 
+    /// The key of a user's session index: `prefix + "~user~" + hash(user)`. `~` is not in the
+    /// id alphabet, so no session has this key and session scans skip it; the user's name
+    /// never appears in it (see [`IdHashing`] for the hash).
+    pub fn index_key(&self, user: &str) -> String {
+        let hash = self.hashing.user_hash(user);
+        let mut key = String::with_capacity(self.prefix.len() + INDEX_MARKER.len() + hash.len());
+        key.push_str(&self.prefix);
+        key.push_str(INDEX_MARKER);
+        key.push_str(&hash);
+        key
+    }
+
+    /// Whether a key returned by a scan is one of this keyspace's user indexes.
+    pub fn is_index_key(&self, key: &[u8]) -> bool {
+        key.strip_prefix(self.prefix.as_bytes())
+            .and_then(|rest| rest.strip_prefix(INDEX_MARKER.as_bytes()))
+            .is_some_and(|hash| {
+                hash.len() == 43
+                    && hash
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+            })
+    }
+
     /// The `SCAN MATCH` pattern for this keyspace.
     pub fn scan_pattern(&self) -> &str {
         &self.pattern
@@ -171,6 +218,9 @@ impl Keyspace {
         StoredId::parse(rest).ok()
     }
 }
+
+/// What follows the prefix in a user index's key (`~` is outside the id alphabet).
+pub const INDEX_MARKER: &str = "~user~";
 
 /// Escapes Redis glob metacharacters (`* ? [ ] \`) so `s` matches only itself.
 pub fn escape_glob(s: &str) -> String {
@@ -234,6 +284,30 @@ mod tests {
         );
         assert_eq!(format!("{:?}", a.hashing()), "HmacSha256(<key>)");
         assert_eq!(Keyspace::new("p:").key(&id), format!("p:{}", id.as_str()));
+    }
+
+    #[test]
+    fn index_keys_hide_the_user_and_are_never_sessions() {
+        let ks = Keyspace::new("sess:");
+        let key = ks.index_key("alice@example.com");
+        assert!(key.starts_with("sess:~user~"), "{key}");
+        assert!(!key.contains("alice"));
+        assert!(ks.is_index_key(key.as_bytes()));
+        assert_eq!(ks.id_of(key.as_bytes()), None);
+        assert!(!ks.is_index_key(b"sess:~user~short"));
+        assert!(!ks.is_index_key(b"other:~user~0123456789012345678901234567890123456789012"));
+        let id = SessionId::generate().unwrap();
+        assert!(!ks.is_index_key(ks.key(&id).as_bytes()));
+        // The same user, another key: HMAC under the id-hashing key.
+        let keyed = Keyspace::new("sess:").with_hashing(IdHashing::HmacSha256([7; 32]));
+        assert_ne!(keyed.index_key("alice@example.com"), key);
+        assert!(keyed.is_index_key(keyed.index_key("alice@example.com").as_bytes()));
+        // Domain-separated from an id's hash.
+        let sha = Keyspace::new("sess:").with_hashing(IdHashing::Sha256);
+        assert_ne!(
+            sha.index_key(id.as_str()).rsplit('~').next(),
+            Some(sha.stored_id(&id).as_str())
+        );
     }
 
     #[test]

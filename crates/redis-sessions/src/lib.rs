@@ -350,6 +350,7 @@ mod tls;
 pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode};
 #[cfg(feature = "cluster")]
 pub use backend::{ClusterBackend, ClusterConfig};
+pub use backend::{IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sentinel")]
@@ -375,6 +376,7 @@ pub use store::{
     Endpoint, Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT,
     DEFAULT_TTL,
 };
+pub use store::{UserSession, INDEX_SLACK};
 #[cfg(feature = "redis")]
 pub use tls::TlsConfig;
 

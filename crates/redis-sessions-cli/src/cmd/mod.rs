@@ -9,13 +9,14 @@ mod import;
 mod rm;
 mod show;
 mod stats;
+mod user;
 
 use std::io::{BufWriter, IsTerminal as _, StdoutLock};
 
 use anyhow::Context as _;
 use redis_sessions::SessionId;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, UserCommand};
 use crate::context::Context;
 use crate::Status;
 
@@ -47,6 +48,24 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Doctor => doctor::run(global).await,
         Command::Stats { sample } => stats::run(&Context::connect(global).await?, sample).await,
+        Command::User { index_by, command } => match command {
+            UserCommand::Ls { user } => {
+                user::ls(&Context::connect(global).await?, &index_by, &user).await
+            }
+            UserCommand::Count { user } => {
+                user::count(&Context::connect(global).await?, &index_by, &user).await
+            }
+            UserCommand::Revoke { user, except } => {
+                let except = except
+                    .map(|id| {
+                        redis_sessions::StoredId::parse(&id)
+                            .context("--except is not a valid session id")
+                    })
+                    .transpose()?;
+                let ctx = Context::connect(global).await?;
+                user::revoke(&ctx, &index_by, &user, except.as_ref()).await
+            }
+        },
     }
 }
 

@@ -18,3 +18,4 @@ mod support;
 mod tls;
 mod topologies;
 mod transfer;
+mod users;

@@ -8,7 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::glob;
-use super::{Backend, BackendResult, KeyTtl, ScanCursor, ScanPage, SetMode};
+use super::index::{choose_evictions, last_used_ms, member_times, parse_member_times};
+use super::{
+    Backend, BackendResult, IndexedReply, IndexedWrite, KeyTtl, ScanCursor, ScanPage, SetMode,
+};
+use crate::error::{BackendError, BackendErrorKind};
 
 /// Sweep expired entries after this many writes (Redis expires actively too).
 const SWEEP_EVERY: u32 = 1024;
@@ -30,8 +34,30 @@ struct State {
 }
 
 struct Entry {
-    value: Vec<u8>,
+    value: Data,
     expires_at: Option<Instant>,
+}
+
+/// A key's value: a string, or a hash (a per-user index).
+enum Data {
+    Str(Vec<u8>),
+    Hash(BTreeMap<String, Vec<u8>>),
+}
+
+impl Data {
+    fn bytes(&self) -> BackendResult<Vec<u8>> {
+        match self {
+            Data::Str(bytes) => Ok(bytes.clone()),
+            Data::Hash(_) => Err(wrong_type()),
+        }
+    }
+}
+
+fn wrong_type() -> BackendError {
+    BackendError::new(
+        BackendErrorKind::WrongType,
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+    )
 }
 
 impl Entry {
@@ -86,6 +112,74 @@ impl State {
         self.entries.get_mut(key)
     }
 
+    /// `PTTL` of a key.
+    fn ttl(&mut self, key: &(u64, String), now: Instant) -> KeyTtl {
+        match self.live(key, now) {
+            None => KeyTtl::Missing,
+            Some(Entry {
+                expires_at: None, ..
+            }) => KeyTtl::Persistent,
+            Some(Entry {
+                expires_at: Some(at),
+                ..
+            }) => KeyTtl::Expires(at.saturating_duration_since(now)),
+        }
+    }
+
+    /// The hash at `key`, if it exists; a key of another type is `WRONGTYPE`.
+    fn hash(
+        &mut self,
+        key: &(u64, String),
+        now: Instant,
+    ) -> BackendResult<Option<&mut BTreeMap<String, Vec<u8>>>> {
+        match self.live(key, now) {
+            None => Ok(None),
+            Some(Entry {
+                value: Data::Hash(h),
+                ..
+            }) => Ok(Some(h)),
+            Some(_) => Err(wrong_type()),
+        }
+    }
+
+    /// The limit's step of [`Backend::write_indexed`]: drops dead members, then ends the
+    /// least recently used ones or refuses. `Ok(None)`: refused.
+    fn apply_limit(
+        &mut self,
+        w: &IndexedWrite<'_>,
+        limit: super::SessionLimit,
+        now: Instant,
+    ) -> BackendResult<Option<u64>> {
+        let index = slot(w.index);
+        let members: Vec<(String, u64)> = match self.hash(&index, now)? {
+            Some(h) => h
+                .iter()
+                .map(|(m, v)| (m.clone(), parse_member_times(v).map_or(0, |(_, w)| w)))
+                .collect(),
+            None => return Ok(Some(0)),
+        };
+        let mut live = Vec::with_capacity(members.len());
+        let mut dead = Vec::new();
+        for (member, written) in members {
+            match self.ttl(&slot(&format!("{}{member}", w.prefix)), now) {
+                KeyTtl::Missing => dead.push(member),
+                ttl => live.push((member, last_used_ms(written, ttl, w.idle, w.now_ms))),
+            }
+        }
+        let Some(ended) = choose_evictions(live, limit) else {
+            return Ok(None);
+        };
+        for member in &ended {
+            self.entries.remove(&slot(&format!("{}{member}", w.prefix)));
+        }
+        if let Some(h) = self.hash(&index, now)? {
+            for member in dead.iter().chain(&ended) {
+                h.remove(member);
+            }
+        }
+        Ok(Some(ended.len() as u64))
+    }
+
     fn wrote(&mut self, now: Instant) {
         self.writes = self.writes.wrapping_add(1);
         if self.writes.is_multiple_of(SWEEP_EVERY) {
@@ -97,15 +191,21 @@ impl State {
 impl Backend for MemoryBackend {
     async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {
         let now = Instant::now();
-        Ok(self.lock().live(&slot(key), now).map(|e| e.value.clone()))
+        self.lock()
+            .live(&slot(key), now)
+            .map(|e| e.value.bytes())
+            .transpose()
     }
 
     async fn get_ex(&self, key: &str, ttl: Duration) -> BackendResult<Option<Vec<u8>>> {
         let now = Instant::now();
-        Ok(self.lock().live(&slot(key), now).map(|e| {
-            e.expires_at = Some(now + ttl);
-            e.value.clone()
-        }))
+        let mut state = self.lock();
+        let Some(entry) = state.live(&slot(key), now) else {
+            return Ok(None);
+        };
+        let value = entry.value.bytes()?;
+        entry.expires_at = Some(now + ttl);
+        Ok(Some(value))
     }
 
     async fn set(
@@ -126,7 +226,7 @@ impl Backend for MemoryBackend {
         };
         if allowed {
             let entry = Entry {
-                value: value.to_vec(),
+                value: Data::Str(value.to_vec()),
                 expires_at: ttl.map(|t| now + t),
             };
             state.entries.insert(slot, entry);
@@ -152,16 +252,7 @@ impl Backend for MemoryBackend {
 
     async fn pttl(&self, key: &str) -> BackendResult<KeyTtl> {
         let now = Instant::now();
-        Ok(match self.lock().live(&slot(key), now) {
-            None => KeyTtl::Missing,
-            Some(Entry {
-                expires_at: None, ..
-            }) => KeyTtl::Persistent,
-            Some(Entry {
-                expires_at: Some(at),
-                ..
-            }) => KeyTtl::Expires(at.saturating_duration_since(now)),
-        })
+        Ok(self.lock().ttl(&slot(key), now))
     }
 
     async fn delete(&self, keys: &[String]) -> BackendResult<u64> {
@@ -179,9 +270,10 @@ impl Backend for MemoryBackend {
     async fn mget(&self, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
         let now = Instant::now();
         let mut state = self.lock();
+        // MGET answers nil for a key of another type.
         Ok(keys
             .iter()
-            .map(|k| state.live(&slot(k), now).map(|e| e.value.clone()))
+            .map(|k| state.live(&slot(k), now).and_then(|e| e.value.bytes().ok()))
             .collect())
     }
 
@@ -224,5 +316,111 @@ impl Backend for MemoryBackend {
         let mut report = super::ServerReport::new(super::Topology::Memory);
         report.tls = Some(false);
         Ok(report)
+    }
+
+    async fn write_indexed(&self, w: &IndexedWrite<'_>) -> BackendResult<IndexedReply> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let key = slot(w.key);
+        let exists = state.live(&key, now).is_some();
+        match w.mode {
+            SetMode::IfAbsent if exists => return Ok(IndexedReply::written(false)),
+            SetMode::IfPresent if !exists => return Ok(IndexedReply::written(false)),
+            _ => {}
+        }
+        let index = slot(w.index);
+        let old = state
+            .hash(&index, now)?
+            .and_then(|h| h.get(w.member).cloned());
+        let created = old
+            .as_deref()
+            .and_then(parse_member_times)
+            .map_or(w.now_ms, |(created, _)| created);
+        let mut evicted = 0;
+        if let (None, Some(limit)) = (&old, w.limit) {
+            match state.apply_limit(w, limit, now)? {
+                Some(n) => evicted = n,
+                None => return Ok(IndexedReply::refused()),
+            }
+        }
+        let entry = Entry {
+            value: Data::Str(w.value.to_vec()),
+            expires_at: w.ttl.map(|t| now + t),
+        };
+        state.entries.insert(key, entry);
+        let times = member_times(created, w.now_ms).into_bytes();
+        match state.live(&index, now) {
+            Some(entry) => {
+                if let Data::Hash(h) = &mut entry.value {
+                    h.insert(w.member.to_owned(), times);
+                }
+                match (w.index_ttl, entry.expires_at) {
+                    (None, _) => entry.expires_at = None,
+                    // `PEXPIRE GT`: only longer, and never on a persistent index.
+                    (Some(t), Some(at)) if at < now + t => entry.expires_at = Some(now + t),
+                    _ => {}
+                }
+            }
+            None => {
+                let entry = Entry {
+                    value: Data::Hash(BTreeMap::from([(w.member.to_owned(), times)])),
+                    expires_at: w.index_ttl.map(|t| now + t),
+                };
+                state.entries.insert(index, entry);
+            }
+        }
+        state.wrote(now);
+        Ok(IndexedReply::with_evicted(true, evicted))
+    }
+
+    async fn index_members(&self, index: &str) -> BackendResult<Vec<(String, Vec<u8>)>> {
+        let now = Instant::now();
+        Ok(self
+            .lock()
+            .hash(&slot(index), now)?
+            .map(|h| h.iter().map(|(m, v)| (m.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    async fn delete_indexed(&self, key: &str, index: &str, member: &str) -> BackendResult<bool> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let existed = state
+            .entries
+            .remove(&slot(key))
+            .is_some_and(|e| e.live(now));
+        let index = slot(index);
+        if let Some(h) = state.hash(&index, now)? {
+            h.remove(member);
+            if h.is_empty() {
+                state.entries.remove(&index);
+            }
+        }
+        Ok(existed)
+    }
+
+    async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let index = slot(index);
+        let Some(h) = state.hash(&index, now)? else {
+            return Ok(0);
+        };
+        let removed = members.iter().filter(|m| h.remove(*m).is_some()).count();
+        if h.is_empty() {
+            state.entries.remove(&index);
+        }
+        Ok(removed as u64)
+    }
+
+    async fn index_extend(&self, index: &str, ttl: Duration) -> BackendResult<()> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if let Some(entry) = state.live(&slot(index), now) {
+            if entry.expires_at.is_some_and(|at| at < now + ttl) {
+                entry.expires_at = Some(now + ttl);
+            }
+        }
+        Ok(())
     }
 }

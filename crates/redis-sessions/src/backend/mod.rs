@@ -10,6 +10,7 @@ mod cluster;
 #[cfg(feature = "redis")]
 pub(crate) mod denied;
 mod glob;
+pub mod index;
 mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 #[cfg(feature = "cluster")]
 pub use self::cluster::{ClusterBackend, ClusterConfig};
+pub use self::index::{IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
 pub use self::memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisConfig};
@@ -161,6 +163,51 @@ pub trait Backend: Send + Sync + 'static {
             Ok(())
         }
     }
+
+    // --- Per-user index (see the `index` module): a hash per user, field = stored id. ---
+
+    /// Writes a session (`SET key value [PX ttl] [NX|XX]`) and records it in its user's
+    /// index (`HSET index member "created:written"`, the index's TTL raised to at least
+    /// `index_ttl`, or removed when that is `None`), applying `limit` when the member is new
+    /// to the index. On one server this is one atomic step (a Lua script); where the index
+    /// and the session live on different servers, the index is written first and a member
+    /// this call added is removed again when the `SET`'s condition fails, so a failure leaves
+    /// at most a stale member, never an unindexed session.
+    fn write_indexed(
+        &self,
+        write: &IndexedWrite<'_>,
+    ) -> impl Future<Output = BackendResult<IndexedReply>> + Send;
+
+    /// `HGETALL index`: every member with its value (empty when the index does not exist).
+    fn index_members(
+        &self,
+        index: &str,
+    ) -> impl Future<Output = BackendResult<Vec<(String, Vec<u8>)>>> + Send;
+
+    /// `UNLINK key`, then `HDEL index member` (atomically on one server; in this order where
+    /// they live on different servers); `true` when the session existed.
+    fn delete_indexed(
+        &self,
+        key: &str,
+        index: &str,
+        member: &str,
+    ) -> impl Future<Output = BackendResult<bool>> + Send;
+
+    /// `HDEL index member...`: drops stale members; the number removed. May be called with
+    /// no members (then nothing is sent).
+    fn index_remove(
+        &self,
+        index: &str,
+        members: &[String],
+    ) -> impl Future<Output = BackendResult<u64>> + Send;
+
+    /// `PEXPIRE index ttl GT`: lets the index live at least `ttl` (a sliding read kept one
+    /// of its sessions alive). Never shortens it, never gives a persistent index a TTL.
+    fn index_extend(
+        &self,
+        index: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
 
     // --- Server facts for `RedisStore::check` (the doctor) ---
 

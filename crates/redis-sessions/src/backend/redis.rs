@@ -277,6 +277,7 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     single_key_ops!();
+    super::index::one_server_index_ops!();
 
     fn endpoint(&self) -> Option<crate::store::Endpoint> {
         self.endpoint.clone()

@@ -36,6 +36,10 @@ impl Encodable for ActixOut<'_> {
         Some(self.expires)
     }
 
+    fn user(&self, field: &str) -> Option<String> {
+        user_of_text(self.state.get(field)?)
+    }
+
     /// MessagePack: through a `Session` (each text parsed into a value).
     fn serialize_with<S: Serializer>(
         &self,
@@ -132,12 +136,21 @@ impl Decoded for ActixIn {
         self.expires
     }
 
+    fn user(&self, field: &str) -> Option<String> {
+        user_of_text(self.state.get(field)?)
+    }
+
     /// From JSON each value's text is taken as it stands (checked by the parser, not
     /// rewritten): one allocation per value.
     fn from_json(body: &[u8]) -> Result<Self, CodecError> {
         let RawLoaded(RawState(state), expires) = json::from_slice(body)?;
         Ok(ActixIn { state, expires })
     }
+}
+
+/// The user named by a state value's JSON text.
+fn user_of_text(text: &str) -> Option<String> {
+    super::shape::user_of(&serde_json::from_str(text).ok()?)
 }
 
 /// actix-session's state decoded from JSON, each value's text as it stands in the value.

@@ -19,6 +19,8 @@ pub(crate) trait Decoded: DeserializeOwned {
     fn from_session(session: Session) -> Self;
     /// The explicit expiry stored in the value, if any.
     fn expires(&self) -> Option<SystemTime>;
+    /// The user named by the field `field` (see [`user_of`]).
+    fn user(&self, field: &str) -> Option<String>;
     /// Decodes a JSON body (a shape can borrow from the JSON text here).
     fn from_json(body: &[u8]) -> Result<Self, CodecError> {
         json::from_slice(body)
@@ -35,6 +37,8 @@ pub(crate) trait Encodable {
     fn expiry_stored(&self) -> bool {
         false
     }
+    /// The user named by the field `field` (see [`user_of`]).
+    fn user(&self, field: &str) -> Option<String>;
     /// Serializes the session object, with `stored` in `cookie.expires`.
     fn serialize_with<S: Serializer>(
         &self,
@@ -47,6 +51,17 @@ pub(crate) trait Encodable {
     /// The JSON body.
     fn to_json(&self, stored: Option<SystemTime>) -> Result<Vec<u8>, CodecError> {
         json::to_vec(&WithExpiry(self, stored))
+    }
+}
+
+/// The user a session belongs to, from the value of its index field: a string as it is
+/// (non-empty), a number as its JSON text (so `42` and `"42"` are one user); any other value
+/// names no user.
+pub(crate) fn user_of(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -67,6 +82,10 @@ impl Decoded for Session {
     fn expires(&self) -> Option<SystemTime> {
         Session::expires(self)
     }
+
+    fn user(&self, field: &str) -> Option<String> {
+        user_of(self.data().get(field)?)
+    }
 }
 
 impl Encodable for Session {
@@ -76,6 +95,10 @@ impl Encodable for Session {
 
     fn expiry_stored(&self) -> bool {
         Session::expiry_stored(self)
+    }
+
+    fn user(&self, field: &str) -> Option<String> {
+        user_of(self.data().get(field)?)
     }
 
     fn serialize_with<S: Serializer>(

@@ -26,6 +26,10 @@ impl Encodable for TowerOut<'_> {
         Some(self.expires)
     }
 
+    fn user(&self, field: &str) -> Option<String> {
+        super::shape::user_of(self.data.get(field)?)
+    }
+
     fn serialize_with<S: Serializer>(
         &self,
         serializer: S,
@@ -89,5 +93,9 @@ impl Decoded for TowerIn {
 
     fn expires(&self) -> Option<SystemTime> {
         self.expires
+    }
+
+    fn user(&self, field: &str) -> Option<String> {
+        super::shape::user_of(self.data.get(field)?)
     }
 }

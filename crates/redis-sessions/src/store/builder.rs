@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Inner, RedisStore, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL};
-use crate::backend::Backend;
+use crate::backend::{Backend, LimitPolicy, SessionLimit};
 #[cfg(feature = "encryption")]
 use crate::codec::KeyRing;
 use crate::codec::{format_of, Codec, Serializer};
@@ -24,6 +24,8 @@ pub struct StoreBuilder<B> {
     scan_count: u32,
     idle_timeout: Option<Duration>,
     hashing: IdHashing,
+    index_by: Option<String>,
+    session_limit: Option<SessionLimit>,
 }
 
 impl<B: Backend> RedisStore<B> {
@@ -39,6 +41,8 @@ impl<B: Backend> RedisStore<B> {
             scan_count: DEFAULT_SCAN_COUNT,
             idle_timeout: None,
             hashing: IdHashing::Off,
+            index_by: None,
+            session_limit: None,
         }
     }
 }
@@ -144,6 +148,27 @@ impl<B: Backend> StoreBuilder<B> {
         self
     }
 
+    /// Index sessions by the user named in their field `field` (a string, or a number: `42`
+    /// and `"42"` are one user), so a user's sessions can be listed, counted and ended
+    /// ([`RedisStore::user_sessions`], [`RedisStore::revoke_user_sessions`]) without a scan.
+    /// Default: no index. Sessions without the field are not indexed and cost nothing extra;
+    /// see the crate docs' "Per-user sessions" for the layout and its guarantees.
+    pub fn index_by(mut self, field: impl Into<String>) -> Self {
+        self.index_by = Some(field.into());
+        self
+    }
+
+    /// At most `max` sessions per user (needs [`index_by`](StoreBuilder::index_by); `0`
+    /// means no limit, the default). Checked when a session joins its user's index (a login):
+    /// [`LimitPolicy::EndLeastRecentlyUsed`] ends the user's least recently used sessions to
+    /// make room, [`LimitPolicy::Refuse`] writes nothing and returns
+    /// [`Outcome::LimitReached`](crate::Outcome::LimitReached). Atomic with the write on one
+    /// server; on a cluster a step before it.
+    pub fn max_sessions_per_user(mut self, max: u32, policy: LimitPolicy) -> Self {
+        self.session_limit = (max > 0).then_some(SessionLimit { max, policy });
+        self
+    }
+
     /// The store.
     pub fn build(self) -> RedisStore<B> {
         RedisStore {
@@ -157,6 +182,8 @@ impl<B: Backend> StoreBuilder<B> {
                 disable_touch: self.disable_touch,
                 scan_count: self.scan_count,
                 idle_timeout: self.idle_timeout,
+                index_by: self.index_by,
+                session_limit: self.session_limit,
             }),
         }
     }

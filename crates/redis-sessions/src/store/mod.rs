@@ -9,6 +9,7 @@
 mod builder;
 mod check;
 mod observe;
+mod index;
 mod scan;
 mod write;
 
@@ -21,6 +22,7 @@ pub use check::{Check, CheckLevel, Diagnosis};
 #[cfg(feature = "metrics")]
 pub use observe::metric;
 pub use observe::Endpoint;
+pub use index::UserSession;
 
 use crate::backend::{Backend, BackendResult, KeyTtl};
 use crate::codec::{Codec, Decoded};
@@ -37,6 +39,11 @@ pub const DEFAULT_PREFIX: &str = "sess:";
 pub const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
 /// Default `SCAN COUNT` and batch size of admin operations, as connect-redis.
 pub const DEFAULT_SCAN_COUNT: u32 = 100;
+/// How much longer than its longest-lived session a per-user index lives: covers the time
+/// between the index's and the session's TTL being set (two servers on a cluster) and a
+/// sliding read's two commands. When a user's last session ends, its index is gone at most
+/// this long after.
+pub const INDEX_SLACK: Duration = Duration::from_secs(2);
 
 /// A function computing a session's time to live (connect-redis's `ttl` function).
 pub type TtlFn = Arc<dyn Fn(&Session) -> Duration + Send + Sync>;
@@ -59,6 +66,10 @@ pub enum Outcome {
     Skipped,
     /// Destroy: the session existed and was deleted.
     Deleted,
+    /// Create (or a write that gives a session its user): the user already has
+    /// [`max_sessions_per_user`](StoreBuilder::max_sessions_per_user) sessions and the policy
+    /// is [`LimitPolicy::Refuse`](crate::LimitPolicy::Refuse); nothing was written.
+    LimitReached,
 }
 
 impl Outcome {
@@ -87,6 +98,10 @@ struct Inner<B> {
     idle_timeout: Option<Duration>,
     /// The backend's server, for the spans' fields.
     endpoint: Option<Endpoint>,
+    /// The session field naming the user a session belongs to (per-user index).
+    index_by: Option<String>,
+    /// The most sessions a user may have, and what happens past it.
+    session_limit: Option<crate::backend::SessionLimit>,
 }
 
 impl<B> Clone for RedisStore<B> {
@@ -107,6 +122,8 @@ impl<B> fmt::Debug for RedisStore<B> {
             .field("disable_touch", &self.inner.disable_touch)
             .field("scan_count", &self.inner.scan_count)
             .field("idle_timeout", &self.inner.idle_timeout)
+            .field("index_by", &self.inner.index_by)
+            .field("session_limit", &self.inner.session_limit)
             .finish_non_exhaustive()
     }
 }
@@ -235,6 +252,18 @@ impl<B: Backend> RedisStore<B> {
         if session.expires().is_some_and(|t| t <= SystemTime::now()) {
             let _expired = self.write::<Session>(target, Write::DeleteExpired).await?;
             return Ok(None);
+        }
+        if let Some(ttl) = refresh {
+            // The read re-armed the key's TTL: its user's index must live as long.
+            if let Some(user) = self
+                .inner
+                .index_by
+                .as_deref()
+                .and_then(|field| session.user(field))
+            {
+                self.keep_index_alive(&user, session.expires(), self.lifetime_of(ttl))
+                    .await?;
+            }
         }
         Ok(Some(session))
     }

@@ -147,6 +147,7 @@ impl Observed for Result<Outcome> {
             Ok(Outcome::Exists) => Some("exists"),
             Ok(Outcome::Skipped) => Some("skipped"),
             Ok(Outcome::Deleted) => Some("deleted"),
+            Ok(Outcome::LimitReached) => Some("limit_reached"),
             Err(Error::TooLarge { .. }) => Some("too_large"),
             Err(_) => None,
         }

@@ -69,6 +69,8 @@ impl Recent {
 /// One page of a scan, with where it stands among the servers.
 struct Page {
     ids: Vec<StoredId>,
+    /// Per-user index keys the page held (never sessions; only `clear` uses them).
+    indexes: Vec<String>,
     /// The first page of a server's scan: the servers before it are done.
     starts_server: bool,
     /// The server's scan started over (a failover): it returns its keys again.
@@ -108,8 +110,15 @@ impl<B: Backend> RedisStore<B> {
                 .filter_map(|key| inner.keyspace.id_of(key))
                 .filter(|id| recent.first(id))
                 .collect();
+            let indexes = page
+                .keys
+                .iter()
+                .filter(|key| inner.keyspace.is_index_key(key))
+                .filter_map(|key| String::from_utf8(key.clone()).ok())
+                .collect();
             let page_out = Page {
                 ids,
+                indexes,
                 starts_server,
                 restarted: page.restarted,
             };
@@ -211,7 +220,8 @@ impl<B: Backend> RedisStore<B> {
     }
 
     /// Deletes every session under the prefix, in batches of `scan_count` (`UNLINK`), and only
-    /// keys its own scan returned. Returns how many were deleted.
+    /// keys its own scan returned, with the per-user indexes under the prefix. Returns how
+    /// many sessions were deleted (indexes are not counted).
     ///
     /// # Errors
     /// [`Error::EmptyPrefix`] when the prefix is empty (that would delete every key of the
@@ -220,16 +230,31 @@ impl<B: Backend> RedisStore<B> {
         if self.inner.keyspace.prefix().is_empty() {
             return Err(Error::EmptyPrefix);
         }
-        let mut batches = std::pin::pin!(self.id_batches());
+        let batch = self.inner.scan_count as usize;
+        let mut pages = std::pin::pin!(self.id_pages(OnRestart::Keep));
+        let (mut keys, mut indexes) = (Vec::new(), Vec::new());
         let mut deleted = 0;
-        while let Some(batch) = batches.next().await.transpose()? {
-            let keys: Vec<String> = batch
-                .iter()
-                .map(|id| self.inner.keyspace.stored_key(id))
-                .collect();
-            deleted += self.delete_batch(&keys).await?;
+        loop {
+            let page = pages.next().await.transpose()?;
+            let done = page.is_none();
+            if let Some(page) = page {
+                keys.extend(page.ids.iter().map(|id| self.inner.keyspace.stored_key(id)));
+                indexes.extend(page.indexes);
+            }
+            // Batches of exactly `scan_count` (see `id_batches`), the rest at the end.
+            while keys.len() >= batch || (done && !keys.is_empty()) {
+                let rest = keys.split_off(batch.min(keys.len()));
+                deleted += self.delete_batch(&keys).await?;
+                keys = rest;
+            }
+            // Per-user indexes: deleted too, never counted.
+            if indexes.len() >= batch || (done && !indexes.is_empty()) {
+                let _indexes = self.delete_batch(&std::mem::take(&mut indexes)).await?;
+            }
+            if done {
+                return Ok(deleted);
+            }
         }
-        Ok(deleted)
     }
 }
 

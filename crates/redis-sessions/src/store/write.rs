@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::{Op, Outcome, RedisStore, Target};
-use crate::backend::{Backend, SetMode};
+use crate::backend::{Backend, IndexedWrite, SetMode};
 use crate::codec::Encodable;
 use crate::error::{Error, Result};
 use crate::id::{SessionId, StoredId};
@@ -26,8 +26,11 @@ pub(super) enum Write<'a, E = Session> {
     Touch(&'a E),
     /// `refresh`: set the TTL to this duration (capped by the idle timeout).
     Refresh(Duration),
-    /// `destroy`: delete the session.
+    /// `destroy`: delete the session. Its index member, if any, stays until a listing of
+    /// that user finds the session gone (the store does not read the value to learn its user).
     Destroy,
+    /// A revoke: delete the session, then its member in this index.
+    DestroyIndexed(&'a str),
     /// A read found the session past its explicit expiry: delete it.
     DeleteExpired,
 }
@@ -41,14 +44,21 @@ impl<E> Write<'_, E> {
             Write::Update(_) => Op::Update,
             Write::Touch(_) => Op::Touch,
             Write::Refresh(_) => Op::Refresh,
-            Write::Destroy => Op::Destroy,
+            Write::Destroy | Write::DestroyIndexed(_) => Op::Destroy,
             Write::DeleteExpired => Op::DeleteExpired,
         }
     }
 }
 
+/// Now, in Unix milliseconds.
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// How long a session is to live, from invariant 2.
-enum Lifetime {
+pub(super) enum Lifetime {
     Expire(Duration),
     Persist,
     Dead,
@@ -196,10 +206,30 @@ impl<B: Backend> RedisStore<B> {
             Write::Upsert(s) => (s, SetMode::Always),
             Write::Create(s) => (s, SetMode::IfAbsent),
             Write::Update(s) => (s, SetMode::IfPresent),
-            Write::Touch(s) => return self.expire(target, self.lifetime(s)).await,
+            Write::Touch(s) => {
+                let outcome = self.expire(target, self.lifetime(s)).await?;
+                if let (Outcome::Written, Some(user)) = (outcome, self.user_of(s)) {
+                    self.keep_index_alive(&user, s.expires(), self.lifetime(s))
+                        .await?;
+                }
+                return Ok(outcome);
+            }
+            Write::Refresh(ttl) if self.inner.index_by.is_some() => {
+                return self.refresh_indexed(target, ttl).await
+            }
             Write::Refresh(ttl) => return self.expire(target, self.lifetime_of(ttl)).await,
             Write::Destroy => {
                 let existed = backend.delete(std::slice::from_ref(&target.key)).await? > 0;
+                return Ok(if existed {
+                    Outcome::Deleted
+                } else {
+                    Outcome::Gone
+                });
+            }
+            Write::DestroyIndexed(index) => {
+                let member = self.inner.keyspace.suffix(&target.key);
+                let member = std::str::from_utf8(member).unwrap_or_default();
+                let existed = backend.delete_indexed(&target.key, index, member).await?;
                 return Ok(if existed {
                     Outcome::Deleted
                 } else {
@@ -216,10 +246,128 @@ impl<B: Backend> RedisStore<B> {
         };
         let value = self.encode(target, session)?;
         super::observe::value_size(super::observe::Dir::Written, value.len());
+        if let Some(user) = self.user_of(session) {
+            return self
+                .write_indexed(target, &value, ttl, mode, &user, session.expires())
+                .await;
+        }
         if backend.set(&target.key, &value, ttl, mode).await? {
             return Ok(Outcome::Written);
         }
-        Ok(match mode {
+        Ok(self.not_written(target, mode))
+    }
+
+    /// A session with a user: written together with its index member.
+    async fn write_indexed(
+        &self,
+        target: &Target<'_>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+        user: &str,
+        expires: Option<SystemTime>,
+    ) -> Result<Outcome> {
+        let inner = &*self.inner;
+        let index = inner.keyspace.index_key(user);
+        let member = std::str::from_utf8(inner.keyspace.suffix(&target.key)).unwrap_or_default();
+        let write = IndexedWrite {
+            key: &target.key,
+            value,
+            ttl,
+            mode,
+            index: &index,
+            member,
+            prefix: inner.keyspace.prefix(),
+            index_ttl: ttl.map(|ttl| self.index_ttl(ttl, expires)),
+            now_ms: now_ms(),
+            idle: inner.idle_timeout,
+            limit: inner.session_limit,
+        };
+        let reply = inner.backend.write_indexed(&write).await?;
+        if reply.evicted > 0 {
+            tracing::info!(
+                session = %target.fingerprint(),
+                ended = reply.evicted,
+                "session limit per user: least recently used sessions ended"
+            );
+        }
+        if reply.refused {
+            tracing::info!(session = %target.fingerprint(), "session limit per user: new session refused");
+            return Ok(Outcome::LimitReached);
+        }
+        if reply.written {
+            return Ok(Outcome::Written);
+        }
+        Ok(self.not_written(target, mode))
+    }
+
+    /// How long an index must live after a write of a member whose key lives `ttl`: under an
+    /// idle timeout reads re-arm the key up to its stored expiry, so that bound counts too;
+    /// plus [`INDEX_SLACK`](super::INDEX_SLACK).
+    fn index_ttl(&self, ttl: Duration, expires: Option<SystemTime>) -> Duration {
+        let mut longest = ttl;
+        if self.inner.idle_timeout.is_some() {
+            if let Some(left) = expires.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
+                longest = longest.max(left);
+            }
+        }
+        longest + super::INDEX_SLACK
+    }
+
+    /// After a TTL-only write or a sliding read of a session of `user`: lets the index live
+    /// as long as the session now can. Nothing to do when the session's stored expiry under
+    /// an idle timeout already bounds it (the index was sized by that bound at the write).
+    pub(super) async fn keep_index_alive(
+        &self,
+        user: &str,
+        expires: Option<SystemTime>,
+        lifetime: Lifetime,
+    ) -> Result<()> {
+        let Lifetime::Expire(ttl) = lifetime else {
+            return Ok(());
+        };
+        if self.inner.idle_timeout.is_some() && expires.is_some() {
+            return Ok(());
+        }
+        let index = self.inner.keyspace.index_key(user);
+        Ok(self
+            .inner
+            .backend
+            .index_extend(&index, self.index_ttl(ttl, expires))
+            .await?)
+    }
+
+    /// `refresh` with an index: `GETEX PX` refreshes and returns the value, whose user's
+    /// index is then kept alive as long (a second command, for sessions with a user only).
+    async fn refresh_indexed(&self, target: &Target<'_>, ttl: Duration) -> Result<Outcome> {
+        let inner = &*self.inner;
+        if inner.disable_touch || inner.disable_ttl {
+            return Ok(Outcome::Skipped);
+        }
+        let lifetime = self.lifetime_of(ttl);
+        let Lifetime::Expire(ttl) = lifetime else {
+            return self.expire(target, lifetime).await;
+        };
+        let Some(bytes) = inner.backend.get_ex(&target.key, ttl).await? else {
+            return Ok(Outcome::Gone);
+        };
+        // Refreshed; a value that does not decode names no user to keep indexed.
+        if let Ok(session) = self.decode::<Session>(target, &bytes) {
+            if let Some(user) = self.user_of(&session) {
+                self.keep_index_alive(&user, session.expires(), lifetime)
+                    .await?;
+            }
+        }
+        Ok(Outcome::Written)
+    }
+
+    /// The user a session belongs to, when the store indexes by a field.
+    pub(super) fn user_of<E: Encodable>(&self, session: &E) -> Option<String> {
+        session.user(self.inner.index_by.as_deref()?)
+    }
+
+    fn not_written(&self, target: &Target<'_>, mode: SetMode) -> Outcome {
+        match mode {
             SetMode::IfAbsent => {
                 tracing::debug!(session = %target.fingerprint(), "create: id already in use");
                 Outcome::Exists
@@ -228,7 +376,7 @@ impl<B: Backend> RedisStore<B> {
                 tracing::warn!(session = %target.fingerprint(), "update of a destroyed or expired session dropped (not resurrected)");
                 Outcome::Gone
             }
-        })
+        }
     }
 
     /// Deletes keys that `clear`'s own scan returned; the number that existed.
@@ -247,7 +395,7 @@ impl<B: Backend> RedisStore<B> {
         self.lifetime_of(ttl)
     }
 
-    fn lifetime_of(&self, ttl: Duration) -> Lifetime {
+    pub(super) fn lifetime_of(&self, ttl: Duration) -> Lifetime {
         let ttl = self.inner.idle_timeout.map_or(ttl, |idle| ttl.min(idle));
         if ttl < Duration::from_millis(1) {
             Lifetime::Dead

@@ -615,6 +615,40 @@ impl Backend for BetweenPages {
         }
         Ok(page)
     }
+    async fn write_indexed(
+        &self,
+        write: &redis_sessions::IndexedWrite<'_>,
+    ) -> redis_sessions::backend::BackendResult<redis_sessions::IndexedReply> {
+        self.inner.write_indexed(write).await
+    }
+    async fn index_members(
+        &self,
+        index: &str,
+    ) -> redis_sessions::backend::BackendResult<Vec<(String, Vec<u8>)>> {
+        self.inner.index_members(index).await
+    }
+    async fn delete_indexed(
+        &self,
+        key: &str,
+        index: &str,
+        member: &str,
+    ) -> redis_sessions::backend::BackendResult<bool> {
+        self.inner.delete_indexed(key, index, member).await
+    }
+    async fn index_remove(
+        &self,
+        index: &str,
+        members: &[String],
+    ) -> redis_sessions::backend::BackendResult<u64> {
+        self.inner.index_remove(index, members).await
+    }
+    async fn index_extend(
+        &self,
+        index: &str,
+        ttl: Duration,
+    ) -> redis_sessions::backend::BackendResult<()> {
+        self.inner.index_extend(index, ttl).await
+    }
 }
 
 /// `length` stays exact when the shard it is scanning fails over in the middle of the call:

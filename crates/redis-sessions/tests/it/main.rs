@@ -34,3 +34,5 @@ mod sentinel_only;
 mod support;
 #[cfg(feature = "tls")]
 mod tls_only;
+mod users;
+mod users_redis;

@@ -17,8 +17,12 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 mod topology;
 
 use self::topology::{answering_node, parse_view, shard_named, slot_of, Shard};
+use super::index::{
+    choose_evictions, evalsha, last_used_ms, millis_or_zero, parse_member_times, INDEX_ADD,
+};
 use super::redis::{map_error, RedisBackend};
 use super::{Backend, BackendResult, KeyTtl, ScanCursor, ScanPage, SetMode};
+use super::{IndexedReply, IndexedWrite, SessionLimit};
 use crate::error::{BackendError, BackendErrorKind};
 
 /// Connection settings for [`ClusterBackend::connect_with`].
@@ -500,6 +504,54 @@ impl Backend for ClusterBackend {
         report.slots_served = Some(served);
         Ok(report)
     }
+
+    /// Ordered steps, the index and the session living in different hash slots: (the limit,
+    /// not atomic with the write here), the index member and its TTL, then the session; a
+    /// member this call added is removed again when the `SET`'s condition fails. A failure
+    /// between the steps leaves at most a stale member, removed when found.
+    async fn write_indexed(&self, w: &IndexedWrite<'_>) -> BackendResult<IndexedReply> {
+        let mut evicted = 0;
+        if let Some(limit) = w.limit {
+            match self.limit_step(w, limit).await? {
+                Some(n) => evicted = n,
+                None => return Ok(IndexedReply::refused()),
+            }
+        }
+        let (now, index_ttl) = (
+            w.now_ms.to_string(),
+            millis_or_zero(w.index_ttl).to_string(),
+        );
+        let added: i64 = evalsha!(
+            self.keys,
+            INDEX_ADD,
+            [w.index],
+            [w.member, now.as_str(), index_ttl.as_str()]
+        )?;
+        let written = self.keys.set(w.key, w.value, w.ttl, w.mode).await?;
+        if !written && added == 1 {
+            self.index_remove(w.index, &[w.member.to_owned()]).await?;
+        }
+        Ok(IndexedReply::with_evicted(written, evicted))
+    }
+
+    async fn index_members(&self, index: &str) -> BackendResult<Vec<(String, Vec<u8>)>> {
+        self.keys.index_members(index).await
+    }
+
+    /// The session first, then the index member (different slots).
+    async fn delete_indexed(&self, key: &str, index: &str, member: &str) -> BackendResult<bool> {
+        let existed = self.keys.delete(&[key.to_owned()]).await? > 0;
+        self.keys.index_remove(index, &[member.to_owned()]).await?;
+        Ok(existed)
+    }
+
+    async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {
+        self.keys.index_remove(index, members).await
+    }
+
+    async fn index_extend(&self, index: &str, ttl: Duration) -> BackendResult<()> {
+        self.keys.index_extend(index, ttl).await
+    }
 }
 
 impl ClusterBackend {
@@ -521,5 +573,36 @@ impl ClusterBackend {
             }
         }
         Err(last)
+    }
+
+    /// The limit for a member new to the index: dead members dropped, then the least
+    /// recently used ended (session first) or `None` to refuse.
+    async fn limit_step(
+        &self,
+        w: &IndexedWrite<'_>,
+        limit: SessionLimit,
+    ) -> BackendResult<Option<u64>> {
+        let members = self.keys.index_members(w.index).await?;
+        if members.iter().any(|(m, _)| m == w.member) {
+            return Ok(Some(0));
+        }
+        let mut live = Vec::with_capacity(members.len());
+        let mut dead = Vec::new();
+        for (member, value) in members {
+            let written = parse_member_times(&value).map_or(0, |(_, written)| written);
+            match self.keys.pttl(&format!("{}{member}", w.prefix)).await? {
+                KeyTtl::Missing => dead.push(member),
+                ttl => live.push((member, last_used_ms(written, ttl, w.idle, w.now_ms))),
+            }
+        }
+        self.keys.index_remove(w.index, &dead).await?;
+        let Some(ended) = choose_evictions(live, limit) else {
+            return Ok(None);
+        };
+        for member in &ended {
+            let key = format!("{}{member}", w.prefix);
+            self.delete_indexed(&key, w.index, member).await?;
+        }
+        Ok(Some(ended.len() as u64))
     }
 }

@@ -284,6 +284,7 @@ fn switch_worthy(e: &BackendError) -> bool {
 
 impl Backend for SentinelBackend {
     crate::backend::redis::single_key_ops!();
+    crate::backend::index::one_server_index_ops!();
 
     /// `SCAN` on the primary; [`ScanCursor::node`] holds the primary's generation, so a scan
     /// that spans a switch starts again on the new primary (with [`ScanPage::restarted`] set).

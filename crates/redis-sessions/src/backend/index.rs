@@ -1,0 +1,479 @@
+//! The per-user index operations of the [`Backend`](super::Backend) trait: their argument and
+//! reply types, the Lua scripts that run them on one server, and the limit's choice of whom
+//! to end, shared by the backends that run the steps themselves (memory, cluster).
+//!
+//! An index is a Redis hash: field = the session's stored id (the key's suffix), value =
+//! `"<created ms>:<written ms>"` (Unix milliseconds of the session's first indexed write,
+//! never moved, and of its last write). Its TTL follows its longest-lived member plus
+//! [`INDEX_SLACK`](crate::INDEX_SLACK).
+
+use std::time::Duration;
+
+use super::KeyTtl;
+
+/// What to do when a new session would pass [`max_sessions_per_user`].
+///
+/// [`max_sessions_per_user`]: crate::StoreBuilder::max_sessions_per_user
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitPolicy {
+    /// End the user's least recently used sessions to make room (Spring Security's default).
+    EndLeastRecentlyUsed,
+    /// Refuse the new session ([`Outcome::LimitReached`](crate::Outcome::LimitReached)).
+    Refuse,
+}
+
+/// A limit on sessions per user, checked when a session joins its user's index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// The most sessions a user may have (at least 1).
+    pub max: u32,
+    /// What happens to a session past the limit.
+    pub policy: LimitPolicy,
+}
+
+/// One session write together with its index update ([`Backend::write_indexed`]).
+///
+/// [`Backend::write_indexed`]: super::Backend::write_indexed
+#[derive(Clone, Copy, Debug)]
+pub struct IndexedWrite<'a> {
+    /// The session's key.
+    pub key: &'a str,
+    /// The session's encoded value.
+    pub value: &'a [u8],
+    /// The session key's TTL (`None`: no expiry).
+    pub ttl: Option<Duration>,
+    /// `SET`'s condition.
+    pub mode: super::SetMode,
+    /// The index's key.
+    pub index: &'a str,
+    /// The index member: the session's stored id (`key` without `prefix`).
+    pub member: &'a str,
+    /// The key prefix: `prefix + member` is a member's session key.
+    pub prefix: &'a str,
+    /// The index's TTL after this write, at least (`None`: the index must not expire).
+    pub index_ttl: Option<Duration>,
+    /// Now, in Unix milliseconds, as the store sees it (recorded as the write time).
+    pub now_ms: u64,
+    /// The idle timeout, to tell when a member was last used (`idle - PTTL` ago).
+    pub idle: Option<Duration>,
+    /// The limit to apply when `member` is new to the index.
+    pub limit: Option<SessionLimit>,
+}
+
+/// What [`Backend::write_indexed`](super::Backend::write_indexed) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexedReply {
+    /// The session was written (else `SET`'s condition failed, or the limit refused it).
+    pub written: bool,
+    /// The limit's [`LimitPolicy::Refuse`] refused the session; nothing was written.
+    pub refused: bool,
+    /// How many of the user's sessions the limit ended to make room.
+    pub evicted: u64,
+}
+
+impl IndexedReply {
+    /// A reply with only `written` set.
+    pub fn written(written: bool) -> IndexedReply {
+        IndexedReply {
+            written,
+            ..IndexedReply::default()
+        }
+    }
+
+    /// A reply saying the limit refused the session.
+    pub fn refused() -> IndexedReply {
+        IndexedReply {
+            refused: true,
+            ..IndexedReply::default()
+        }
+    }
+
+    /// A reply with `written` and how many sessions were ended.
+    pub fn with_evicted(written: bool, evicted: u64) -> IndexedReply {
+        IndexedReply {
+            written,
+            refused: false,
+            evicted,
+        }
+    }
+}
+
+/// The created and written times of an index member, from its value `"created:written"`.
+pub fn parse_member_times(value: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (created, written) = text.split_once(':')?;
+    Some((created.parse().ok()?, written.parse().ok()?))
+}
+
+/// An index member's value.
+pub fn member_times(created_ms: u64, written_ms: u64) -> String {
+    format!("{created_ms}:{written_ms}")
+}
+
+/// When a member was last used, in Unix ms: its last write, or under an idle timeout the
+/// last read that re-armed its TTL (`idle - PTTL` ago), whichever is later.
+pub fn last_used_ms(written_ms: u64, ttl: KeyTtl, idle: Option<Duration>, now_ms: u64) -> u64 {
+    match (idle, ttl) {
+        (Some(idle), KeyTtl::Expires(left)) => {
+            let since = idle.saturating_sub(left).as_millis() as u64;
+            written_ms.max(now_ms.saturating_sub(since))
+        }
+        _ => written_ms,
+    }
+}
+
+/// The limit's decision for a new member, given the index's live members with their last
+/// use: `None` to refuse, or the members to end, least recently used first.
+pub fn choose_evictions(mut live: Vec<(String, u64)>, limit: SessionLimit) -> Option<Vec<String>> {
+    let max = limit.max.max(1) as usize;
+    if live.len() < max {
+        return Some(Vec::new());
+    }
+    if limit.policy == LimitPolicy::Refuse {
+        return None;
+    }
+    live.sort_by_key(|(_, used)| *used);
+    let excess = live.len() + 1 - max;
+    Some(live.into_iter().take(excess).map(|(m, _)| m).collect())
+}
+
+/// The write with its index update on one server, atomically.
+///
+/// KEYS: session key, index key. ARGV: value, session TTL ms (0: none), mode (`A`, `N`, `X`),
+/// member, now ms, index TTL ms (0: the index must not expire), limit (0: none), policy (`L`
+/// end the least recently used, `R` refuse), idle ms (0: none), prefix.
+///
+/// Returns `{status, evicted}`: status 1 written, 0 `SET`'s condition failed, -1 refused by
+/// the limit. A later version check (issue 16) goes before the `SET`, next to the condition.
+/// The members the limit ends are read and deleted by `prefix .. member`: keys not declared
+/// in KEYS, which one server allows (the script never runs on a cluster).
+#[cfg(feature = "redis")]
+pub(crate) static WRITE_INDEXED: LuaScript = LuaScript::new(
+    r"
+local key, idx = KEYS[1], KEYS[2]
+local mode = ARGV[3]
+local exists = redis.call('EXISTS', key) == 1
+if (mode == 'N' and exists) or (mode == 'X' and not exists) then
+  return {0, 0}
+end
+local member, now = ARGV[4], tonumber(ARGV[5])
+local old = redis.call('HGET', idx, member)
+local created = now
+if old then
+  created = tonumber(string.match(old, '^(%d+):')) or now
+end
+local evicted = 0
+local limit = tonumber(ARGV[7])
+if not old and limit > 0 then
+  local idle = tonumber(ARGV[9])
+  local all = redis.call('HGETALL', idx)
+  local live = {}
+  for i = 1, #all, 2 do
+    local m = all[i]
+    local pttl = redis.call('PTTL', ARGV[10] .. m)
+    if pttl == -2 then
+      redis.call('HDEL', idx, m)
+    else
+      local written = tonumber(string.match(all[i + 1], ':(%d+)$')) or 0
+      local used = written
+      if idle > 0 and pttl >= 0 then
+        used = math.max(written, now - math.max(idle - pttl, 0))
+      end
+      live[#live + 1] = {m, used}
+    end
+  end
+  if #live >= limit then
+    if ARGV[8] == 'R' then
+      return {-1, 0}
+    end
+    table.sort(live, function(a, b) return a[2] < b[2] end)
+    for i = 1, #live + 1 - limit do
+      redis.call('UNLINK', ARGV[10] .. live[i][1])
+      redis.call('HDEL', idx, live[i][1])
+      evicted = evicted + 1
+    end
+  end
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SET', key, ARGV[1], 'PX', ttl)
+else
+  redis.call('SET', key, ARGV[1])
+end
+local had_index = redis.call('EXISTS', idx) == 1
+redis.call('HSET', idx, member, created .. ':' .. now)
+local ittl = tonumber(ARGV[6])
+if ittl == 0 then
+  redis.call('PERSIST', idx)
+elseif had_index then
+  redis.call('PEXPIRE', idx, ittl, 'GT')
+else
+  redis.call('PEXPIRE', idx, ittl)
+end
+return {1, evicted}
+",
+);
+
+/// The index half of a write, on the index's own server (Cluster, step one).
+///
+/// KEYS: index key. ARGV: member, now ms, index TTL ms (0: must not expire). Returns 1 when
+/// the member is new to the index, else 0.
+#[cfg(feature = "cluster")]
+pub(crate) static INDEX_ADD: LuaScript = LuaScript::new(
+    r"
+local idx, member, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local had_index = redis.call('EXISTS', idx) == 1
+local old = redis.call('HGET', idx, member)
+local created = now
+if old then
+  created = tonumber(string.match(old, '^(%d+):')) or now
+end
+redis.call('HSET', idx, member, created .. ':' .. now)
+local ittl = tonumber(ARGV[3])
+if ittl == 0 then
+  redis.call('PERSIST', idx)
+elseif had_index then
+  redis.call('PEXPIRE', idx, ittl, 'GT')
+else
+  redis.call('PEXPIRE', idx, ittl)
+end
+if old then return 0 end
+return 1
+",
+);
+
+/// Deletes a session and its index member, session first (one server).
+///
+/// KEYS: session key, index key. ARGV: member. Returns whether the session existed.
+#[cfg(feature = "redis")]
+pub(crate) static DELETE_INDEXED: LuaScript = LuaScript::new(
+    r"
+local n = redis.call('UNLINK', KEYS[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return n
+",
+);
+
+/// `EVALSHA` of `script`, loading it on `NOSCRIPT` (a restarted or flushed server), through
+/// a backend's `command` (so the Sentinel backend's failover handling applies).
+#[cfg(feature = "redis")]
+macro_rules! evalsha {
+    ($self:expr, $script:expr, $keys:expr, $args:expr) => {{
+        let script: &$crate::backend::index::LuaScript = &$script;
+        let sha = script.sha();
+        let build = |sha: &str| {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(sha).arg($keys.len());
+            for k in $keys {
+                cmd.arg(k);
+            }
+            for a in $args {
+                cmd.arg(a);
+            }
+            cmd
+        };
+        match $self.command(&build(sha)).await {
+            Err(e) if $crate::backend::index::is_noscript(&e) => {
+                let _: String = $self
+                    .command(redis::cmd("SCRIPT").arg("LOAD").arg(script.code))
+                    .await?;
+                $self.command(&build(sha)).await
+            }
+            other => other,
+        }
+    }};
+}
+#[cfg(feature = "redis")]
+pub(crate) use evalsha;
+
+/// The index operations on one server (standalone and Sentinel), for a backend with a
+/// `command(&Cmd)` method.
+#[cfg(feature = "redis")]
+macro_rules! one_server_index_ops {
+    () => {
+        async fn write_indexed(
+            &self,
+            w: &$crate::backend::IndexedWrite<'_>,
+        ) -> BackendResult<$crate::backend::IndexedReply> {
+            use $crate::backend::index::{millis_or_zero, LimitPolicy};
+            let (limit, policy) = match w.limit {
+                Some(l) => (
+                    l.max.max(1),
+                    if l.policy == LimitPolicy::Refuse {
+                        "R"
+                    } else {
+                        "L"
+                    },
+                ),
+                None => (0, "L"),
+            };
+            let mode = match w.mode {
+                SetMode::Always => "A",
+                SetMode::IfAbsent => "N",
+                SetMode::IfPresent => "X",
+            };
+            let (ttl, now, index_ttl, limit, idle) = (
+                millis_or_zero(w.ttl).to_string(),
+                w.now_ms.to_string(),
+                millis_or_zero(w.index_ttl).to_string(),
+                limit.to_string(),
+                millis_or_zero(w.idle).to_string(),
+            );
+            let args: [&[u8]; 10] = [
+                w.value,
+                ttl.as_bytes(),
+                mode.as_bytes(),
+                w.member.as_bytes(),
+                now.as_bytes(),
+                index_ttl.as_bytes(),
+                limit.as_bytes(),
+                policy.as_bytes(),
+                idle.as_bytes(),
+                w.prefix.as_bytes(),
+            ];
+            let (status, evicted): (i64, u64) = $crate::backend::index::evalsha!(
+                self,
+                $crate::backend::index::WRITE_INDEXED,
+                [w.key, w.index],
+                args
+            )?;
+            Ok(match status {
+                -1 => $crate::backend::IndexedReply::refused(),
+                s => $crate::backend::IndexedReply::with_evicted(s == 1, evicted),
+            })
+        }
+
+        async fn index_members(&self, index: &str) -> BackendResult<Vec<(String, Vec<u8>)>> {
+            self.command(redis::cmd("HGETALL").arg(index)).await
+        }
+
+        async fn delete_indexed(
+            &self,
+            key: &str,
+            index: &str,
+            member: &str,
+        ) -> BackendResult<bool> {
+            let n: u64 = $crate::backend::index::evalsha!(
+                self,
+                $crate::backend::index::DELETE_INDEXED,
+                [key, index],
+                [member]
+            )?;
+            Ok(n > 0)
+        }
+
+        async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {
+            if members.is_empty() {
+                return Ok(0);
+            }
+            self.command(redis::cmd("HDEL").arg(index).arg(members))
+                .await
+        }
+
+        async fn index_extend(&self, index: &str, ttl: Duration) -> BackendResult<()> {
+            let _: i64 = self
+                .command(
+                    redis::cmd("PEXPIRE")
+                        .arg(index)
+                        .arg($crate::backend::redis::millis(ttl))
+                        .arg("GT"),
+                )
+                .await?;
+            Ok(())
+        }
+    };
+}
+#[cfg(feature = "redis")]
+pub(crate) use one_server_index_ops;
+
+/// Milliseconds of a duration, at least 1; 0 for none.
+#[cfg(feature = "redis")]
+pub(crate) fn millis_or_zero(d: Option<Duration>) -> u64 {
+    d.map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+#[cfg(feature = "redis")]
+/// A Lua script and its SHA-1 (computed once), as `EVALSHA` names it.
+pub(crate) struct LuaScript {
+    /// The script's text, for `SCRIPT LOAD`.
+    pub(crate) code: &'static str,
+    sha: std::sync::OnceLock<String>,
+}
+
+#[cfg(feature = "redis")]
+impl LuaScript {
+    const fn new(code: &'static str) -> LuaScript {
+        LuaScript {
+            code,
+            sha: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The script's SHA-1 in hex.
+    pub(crate) fn sha(&self) -> &str {
+        self.sha
+            .get_or_init(|| redis::Script::new(self.code).get_hash().to_owned())
+    }
+}
+
+/// The server does not know the script (it restarted, or `SCRIPT FLUSH` ran).
+#[cfg(feature = "redis")]
+pub(crate) fn is_noscript(e: &crate::error::BackendError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<redis::RedisError>())
+        .is_some_and(|e| e.code() == Some("NOSCRIPT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_times_round_trip_and_reject_garbage() {
+        assert_eq!(
+            parse_member_times(member_times(5, 9).as_bytes()),
+            Some((5, 9))
+        );
+        assert_eq!(parse_member_times(b"5"), None);
+        assert_eq!(parse_member_times(b"a:b"), None);
+        assert_eq!(parse_member_times(b"\xff:1"), None);
+    }
+
+    #[test]
+    fn last_use_comes_from_the_ttl_under_an_idle_timeout() {
+        let idle = Some(Duration::from_secs(10));
+        let left = KeyTtl::Expires(Duration::from_secs(7));
+        assert_eq!(last_used_ms(1_000, left, idle, 100_000), 97_000);
+        assert_eq!(last_used_ms(99_000, left, idle, 100_000), 99_000);
+        assert_eq!(last_used_ms(1_000, left, None, 100_000), 1_000);
+    }
+
+    #[test]
+    fn the_limit_ends_the_least_recently_used_or_refuses() {
+        let live = vec![("a".into(), 3), ("b".into(), 1), ("c".into(), 2)];
+        let lru = SessionLimit {
+            max: 3,
+            policy: LimitPolicy::EndLeastRecentlyUsed,
+        };
+        assert_eq!(
+            choose_evictions(live.clone(), lru),
+            Some(vec!["b".to_owned()])
+        );
+        let two = SessionLimit { max: 2, ..lru };
+        assert_eq!(
+            choose_evictions(live.clone(), two),
+            Some(vec!["b".to_owned(), "c".to_owned()])
+        );
+        let refuse = SessionLimit {
+            max: 3,
+            policy: LimitPolicy::Refuse,
+        };
+        assert_eq!(choose_evictions(live.clone(), refuse), None);
+        let four = SessionLimit { max: 4, ..refuse };
+        assert_eq!(choose_evictions(live, four), Some(vec![]));
+    }
+}
