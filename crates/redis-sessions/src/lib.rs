@@ -172,8 +172,10 @@
 //! | [`length`](RedisStore::length), [`ids`](RedisStore::ids), [`ids_stream`](RedisStore::ids_stream) | `SCAN MATCH` | each session once, as a [`StoredId`]; `length` stays exact across a failover, a listing may repeat a shard that failed over mid-scan |
 //! | [`all`](RedisStore::all), [`all_stream`](RedisStore::all_stream) | `SCAN` + `MGET` per `scan_count` ids | |
 //! | [`get_listed`](RedisStore::get_listed), [`ttl_listed`](RedisStore::ttl_listed), [`destroy_listed`](RedisStore::destroy_listed) | `GET`, `PTTL`, `UNLINK` | by a listed [`StoredId`], never hashed again |
-//! | [`clear`](RedisStore::clear) | `SCAN` + `UNLINK` per `scan_count` ids | number deleted |
 //! | [`check`](RedisStore::check) | `INFO` per server ([`Backend::info`]), then `SET NX`, `GETEX`, `PEXPIRE`, `PTTL`, `MGET`, `SCAN`, `UNLINK` on a scratch key under the prefix | a [`Diagnosis`]: one [`Check`] (ok / warning / failure, reason, fix) per finding; the CLI's `doctor` |
+//! | [`clear`](RedisStore::clear) | `SCAN` + `UNLINK` per `scan_count` ids | number deleted (the per-user indexes go too, uncounted) |
+//! | [`user_sessions`](RedisStore::user_sessions), [`user_session_count`](RedisStore::user_session_count) | `HGETALL` index, `MGET`, `PTTL` each | one user's sessions, most recently used first |
+//! | [`revoke_user_session`](RedisStore::revoke_user_session), [`revoke_user_sessions`](RedisStore::revoke_user_sessions) | the listing, then per session `UNLINK` + `HDEL` (one script on one server) | `true` / how many ended |
 //!
 //! # Semantics
 //!
@@ -220,6 +222,18 @@
 //! **Round trips.** A session read and written back unchanged keeps its JSON: member order,
 //! `null`s, every member of a `cookie` object and the text of `cookie.expires` (only a changed
 //! expiry rewrites it). Numbers keep their value exactly; a float's text may be normalized.
+//!
+//! **Per-user sessions.** With [`index_by`](StoreBuilder::index_by) a session whose field names
+//! a user is written together with its member in that user's index: a hash under
+//! `prefix + "~user~" + hash(user)` (HMAC under the id-hashing key when there is one), in one
+//! Lua script on one server and in ordered steps on a cluster (index first, then the session;
+//! revokes delete the session first), so a live session with a user is always in its user's
+//! index and a failure leaves at most a stale member, removed when found. An index lives as
+//! long as its longest-lived member plus [`INDEX_SLACK`]. Sliding reads of a session with an
+//! explicit expiry cost nothing extra; of one without, one `PEXPIRE index GT` more.
+//! [`max_sessions_per_user`](StoreBuilder::max_sessions_per_user) ends the least recently used
+//! sessions or refuses the new one ([`Outcome::LimitReached`]). The README's "Per-user
+//! sessions" gives the full guarantees.
 //!
 //! # Features
 //!
@@ -309,13 +323,15 @@
 //! - `store/`: [`RedisStore`], the policy. `mod.rs` holds the type and the reads, `builder.rs`
 //!   the options ([`StoreBuilder`]), `write.rs` the one write path (every change of Redis
 //!   state: create, update, set, touch, refresh, destroy, revoke by listed id, `clear`'s
-//!   batches, the delete of a session found expired on read), and `scan.rs` the listings,
-//!   `length` and `clear`; `check.rs` [`RedisStore::check`], the deployment checks of `doctor`.
+//!   batches, the delete of a session found expired on read), `scan.rs` the listings,
+//!   `length` and `clear`, `index.rs` the per-user listings and revokes, and `check.rs`
+//!   [`RedisStore::check`], the deployment checks of `doctor`.
 //! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
 //! - `codec/`: sessions to bytes, the only place that touches payload bytes: the serializers,
 //!   the envelope (compression, encryption), and each framework's shape of a session
 //!   (`tower.rs`, `actix.rs`) decoded and encoded straight from and into the stored bytes.
-//! - `backend/`: the [`Backend`] trait, `redis.rs`, `cluster/` (the backend; `topology.rs` reads
+//! - `backend/`: the [`Backend`] trait, `index.rs` (the per-user index operations' types and
+//!   Lua scripts), `redis.rs`, `cluster/` (the backend; `topology.rs` reads
 //!   and checks the primaries), `sentinel/` (the backend;
 //!   `resolve.rs` asks the sentinels) and `memory.rs`.
 //! - `deployment.rs`: [`Deployment`] URLs, [`connect`] and [`AnyBackend`]; `tls.rs`:

@@ -8,8 +8,8 @@
 
 mod builder;
 mod check;
-mod observe;
 mod index;
+mod observe;
 mod scan;
 mod write;
 
@@ -19,10 +19,10 @@ use std::time::{Duration, SystemTime};
 
 pub use builder::StoreBuilder;
 pub use check::{Check, CheckLevel, Diagnosis};
+pub use index::UserSession;
 #[cfg(feature = "metrics")]
 pub use observe::metric;
 pub use observe::Endpoint;
-pub use index::UserSession;
 
 use crate::backend::{Backend, BackendResult, KeyTtl};
 use crate::codec::{Codec, Decoded};
