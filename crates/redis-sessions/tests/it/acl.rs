@@ -329,28 +329,8 @@ fn group_cmd(port: u16, args: &[&str]) -> String {
 #[cfg(feature = "sentinel")]
 #[tokio::test]
 async fn a_refused_switch_master_subscription_stops_the_watcher_with_one_warning() {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let writer = captured.clone();
     // A current-thread runtime: the watchers run on this thread, under this subscriber.
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = crate::support::CapturedLog::start(tracing::Level::WARN);
 
     let values = filled("sess:");
     let sentinel_line = lines()
@@ -371,7 +351,7 @@ async fn a_refused_switch_master_subscription_stops_the_watcher_with_one_warning
     let store = RedisStore::new(redis_sessions::connect(&deployment.url()).await.unwrap());
     exercise(&store).await;
     let stopped = || {
-        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let log = captured.text();
         log.lines()
             .filter(|l| l.contains("WARN") && l.contains("sentinel watcher stopped"))
             .count()
@@ -382,6 +362,6 @@ async fn a_refused_switch_master_subscription_stops_the_watcher_with_one_warning
         || async { stopped() == sentinels },
     )
     .await;
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("+subscribe &+switch-master"), "{log}");
 }

@@ -139,27 +139,7 @@ async fn a_script_refused_by_the_acl_is_a_permission_error() {
 /// logged again at `warn`. (`pexpire` is refused by no other test of this process.)
 #[tokio::test]
 async fn a_refused_command_is_logged_once() {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = crate::support::CapturedLog::start(tracing::Level::WARN);
 
     let server = acl_server(&store_line_without("pexpire"), "sess:");
     let backend = RedisBackend::connect(&server.url()).await.unwrap();
@@ -170,7 +150,7 @@ async fn a_refused_command_is_logged_once() {
         let err = store.touch(&id, &session(1)).await.unwrap_err();
         assert!(err.is_permission_denied(), "{err}");
     }
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), 1, "{log}");
     assert!(warnings[0].contains("command=pexpire"), "{log}");

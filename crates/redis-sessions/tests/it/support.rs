@@ -400,3 +400,43 @@ pub async fn progress(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// The text a `tracing` subscriber wrote at `max_level` and above, for tests that assert on
+/// what the store logs. Install the returned guard's subscriber on the test's thread; use a
+/// current-thread runtime when spawned tasks must log into it too.
+pub struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// Starts capturing on this thread until the guard is dropped.
+    pub fn start(max_level: tracing::Level) -> (CapturedLog, tracing::subscriber::DefaultGuard) {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = Writer(buffer.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(max_level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (
+            CapturedLog(buffer),
+            tracing::subscriber::set_default(subscriber),
+        )
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[derive(Clone)]
+struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
