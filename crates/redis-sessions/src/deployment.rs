@@ -394,8 +394,14 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.index_members(index))
     }
 
-    async fn delete_indexed(&self, key: &str, index: &str, member: &str) -> BackendResult<bool> {
-        delegate!(self, b => b.delete_indexed(key, index, member))
+    async fn delete_indexed(
+        &self,
+        key: &str,
+        index: &str,
+        member: &str,
+        expected_sha1: &str,
+    ) -> BackendResult<crate::backend::IndexedDelete> {
+        delegate!(self, b => b.delete_indexed(key, index, member, expected_sha1))
     }
 
     async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {

@@ -39,6 +39,12 @@ pub enum Error {
     /// broken); nothing was written.
     #[error("{0} freshly generated session ids in a row were already in use; nothing was written")]
     IdCollisions(usize),
+    /// A revoke found the user's sessions rewritten under it round after round (each
+    /// conditional delete saw a value other than the one it had checked, or new sessions
+    /// kept appearing), and gave up after this many rounds rather than skip any; some of the
+    /// user's sessions may still be live. Retrying later usually succeeds.
+    #[error("revoke gave up after {0} rounds: the user's sessions kept being rewritten while it ran; some may still be live")]
+    Contended(usize),
     /// The operating system's random number generator failed while generating a session id
     /// or a nonce; the OS error is the source.
     #[error(transparent)]
@@ -63,6 +69,11 @@ impl Error {
     /// The stored value was not a session this store can read (treat the session as corrupt).
     pub fn is_decode(&self) -> bool {
         matches!(self, Error::Decode { .. })
+    }
+
+    /// A revoke gave up because the sessions kept changing under it ([`Error::Contended`]).
+    pub fn is_contended(&self) -> bool {
+        matches!(self, Error::Contended(_))
     }
 
     /// The session was refused on write because it is larger than the store's cap.

@@ -366,7 +366,7 @@ mod tls;
 pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode};
 #[cfg(feature = "cluster")]
 pub use backend::{ClusterBackend, ClusterConfig};
-pub use backend::{IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
+pub use backend::{IndexedDelete, IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sentinel")]
@@ -392,7 +392,7 @@ pub use store::{
     Endpoint, Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT,
     DEFAULT_TTL,
 };
-pub use store::{UserSession, INDEX_SLACK};
+pub use store::{UserSession, INDEX_SLACK, REVOKE_ROUNDS};
 #[cfg(feature = "redis")]
 pub use tls::TlsConfig;
 

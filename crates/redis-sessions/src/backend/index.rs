@@ -3,9 +3,18 @@
 //! to end, shared by the backends that run the steps themselves (memory, cluster).
 //!
 //! An index is a Redis hash: field = the session's stored id (the key's suffix), value =
-//! `"<created ms>:<written ms>"` (Unix milliseconds of the session's first indexed write,
-//! never moved, and of its last write). Its TTL follows its longest-lived member plus
-//! [`INDEX_SLACK`](crate::INDEX_SLACK).
+//! `"<created ms>:<written ms>:<sha1>"` (Unix milliseconds of the session's first indexed
+//! write, never moved, and of its last write; the hex SHA-1 of the value bytes that write
+//! stored). Its TTL follows its longest-lived member plus [`INDEX_SLACK`](crate::INDEX_SLACK).
+//!
+//! The hash tells whether a member still describes its session: a session rewritten without
+//! this user (moved to another user, or its user field removed) has another value, so its
+//! member no longer matches. The limit counts only matching members, and a revoke deletes a
+//! session only while its value is the one it checked ([`Backend::delete_indexed`]). Values
+//! written before the hash was recorded (`"<created>:<written>"`) parse with an unknown hash:
+//! the store reads such a session to learn its user, and the limit counts it while it exists.
+//!
+//! [`Backend::delete_indexed`]: super::Backend::delete_indexed
 
 use std::time::Duration;
 
@@ -100,16 +109,73 @@ impl IndexedReply {
     }
 }
 
-/// The created and written times of an index member, from its value `"created:written"`.
-pub fn parse_member_times(value: &[u8]) -> Option<(u64, u64)> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (created, written) = text.split_once(':')?;
-    Some((created.parse().ok()?, written.parse().ok()?))
+/// An index member's value, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexMember {
+    /// Unix ms of the session's first write with this user (never moved).
+    pub created_ms: u64,
+    /// Unix ms of its last write.
+    pub written_ms: u64,
+    /// The hex SHA-1 of the value that write stored; `None` for a member written before the
+    /// hash was recorded (`"created:written"`).
+    pub sha1: Option<String>,
 }
 
-/// An index member's value.
-pub fn member_times(created_ms: u64, written_ms: u64) -> String {
-    format!("{created_ms}:{written_ms}")
+impl IndexMember {
+    /// Parses `"created:written:sha1"` or the older `"created:written"`; `None` for anything
+    /// else.
+    pub fn parse(value: &[u8]) -> Option<IndexMember> {
+        let text = std::str::from_utf8(value).ok()?;
+        let mut parts = text.splitn(3, ':');
+        let created_ms = parts.next()?.parse().ok()?;
+        let written_ms = parts.next()?.parse().ok()?;
+        let sha1 = match parts.next() {
+            None => None,
+            Some(h) if h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(h.to_ascii_lowercase())
+            }
+            Some(_) => return None,
+        };
+        Some(IndexMember {
+            created_ms,
+            written_ms,
+            sha1,
+        })
+    }
+
+    /// Whether the member still describes a session whose stored value is `value`: its
+    /// hash matches, or it has none (an old member: unknown, counted as matching).
+    pub fn matches(&self, value: &[u8]) -> bool {
+        self.sha1.as_deref().is_none_or(|h| h == value_sha1(value))
+    }
+}
+
+/// The created and written times of an index member (either format).
+pub fn parse_member_times(value: &[u8]) -> Option<(u64, u64)> {
+    IndexMember::parse(value).map(|m| (m.created_ms, m.written_ms))
+}
+
+/// An index member's value for a write of `value`.
+pub fn member_value(created_ms: u64, written_ms: u64, value: &[u8]) -> String {
+    format!("{created_ms}:{written_ms}:{}", value_sha1(value))
+}
+
+/// The lowercase hex SHA-1 of a stored session value, as Lua's `redis.sha1hex` gives it.
+pub fn value_sha1(value: &[u8]) -> String {
+    sha1_smol::Sha1::from(value).digest().to_string()
+}
+
+/// What [`Backend::delete_indexed`](super::Backend::delete_indexed) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexedDelete {
+    /// The session held the expected value: it was deleted and its member removed.
+    Deleted,
+    /// The session did not exist; its member was removed.
+    Missing,
+    /// The session holds another value than expected (it was rewritten since it was
+    /// read): nothing was deleted. Read it again to decide.
+    Changed,
 }
 
 /// When a member was last used, in Unix ms: its last write, or under an idle timeout the
@@ -126,7 +192,7 @@ pub fn last_used_ms(written_ms: u64, ttl: KeyTtl, idle: Option<Duration>, now_ms
 
 /// The limit's decision for a new member, given the index's live members with their last
 /// use: `None` to refuse, or the members to end, least recently used first.
-pub fn choose_evictions(mut live: Vec<(String, u64)>, limit: SessionLimit) -> Option<Vec<String>> {
+pub fn choose_evictions<M>(mut live: Vec<(M, u64)>, limit: SessionLimit) -> Option<Vec<M>> {
     let max = limit.max.max(1) as usize;
     if live.len() < max {
         return Some(Vec::new());
@@ -146,7 +212,9 @@ pub fn choose_evictions(mut live: Vec<(String, u64)>, limit: SessionLimit) -> Op
 /// end the least recently used, `R` refuse), idle ms (0: none), prefix.
 ///
 /// Returns `{status, evicted}`: status 1 written, 0 `SET`'s condition failed, -1 refused by
-/// the limit. A later version check (issue 16) goes before the `SET`, next to the condition.
+/// the limit. The limit counts a member only while its session exists and, when the member
+/// records a hash, still holds the value it records: a member whose session was rewritten
+/// without this user (moved, or unindexed) is stale and removed. A later version check (issue 16) goes before the `SET`, next to the condition.
 /// The members the limit ends are read and deleted by `prefix .. member`: keys not declared
 /// in KEYS, which one server allows (the script never runs on a cluster).
 #[cfg(feature = "redis")]
@@ -171,12 +239,19 @@ if not old and limit > 0 then
   local all = redis.call('HGETALL', idx)
   local live = {}
   for i = 1, #all, 2 do
-    local m = all[i]
-    local pttl = redis.call('PTTL', ARGV[10] .. m)
-    if pttl == -2 then
+    local m, times = all[i], all[i + 1]
+    local skey = ARGV[10] .. m
+    local pttl = redis.call('PTTL', skey)
+    local sha = string.match(times, '^%d+:%d+:(%x+)$')
+    local moved = false
+    if pttl ~= -2 and sha then
+      local v = redis.pcall('GET', skey)
+      moved = type(v) ~= 'string' or redis.sha1hex(v) ~= sha
+    end
+    if pttl == -2 or moved then
       redis.call('HDEL', idx, m)
     else
-      local written = tonumber(string.match(all[i + 1], ':(%d+)$')) or 0
+      local written = tonumber(string.match(times, '^%d+:(%d+)')) or 0
       local used = written
       if idle > 0 and pttl >= 0 then
         used = math.max(written, now - math.max(idle - pttl, 0))
@@ -203,7 +278,7 @@ else
   redis.call('SET', key, ARGV[1])
 end
 local had_index = redis.call('EXISTS', idx) == 1
-redis.call('HSET', idx, member, created .. ':' .. now)
+redis.call('HSET', idx, member, created .. ':' .. now .. ':' .. redis.sha1hex(ARGV[1]))
 local ittl = tonumber(ARGV[6])
 if ittl == 0 then
   redis.call('PERSIST', idx)
@@ -218,8 +293,9 @@ return {1, evicted}
 
 /// The index half of a write, on the index's own server (Cluster, step one).
 ///
-/// KEYS: index key. ARGV: member, now ms, index TTL ms (0: must not expire). Returns 1 when
-/// the member is new to the index, else 0.
+/// KEYS: index key. ARGV: member, now ms, index TTL ms (0: must not expire), the value's
+/// SHA-1. Returns the member's previous value, or an empty string when it is new to the
+/// index (so a failed `SET` can put the index back as it was).
 #[cfg(feature = "cluster")]
 pub(crate) static INDEX_ADD: LuaScript = LuaScript::new(
     r"
@@ -230,7 +306,7 @@ local created = now
 if old then
   created = tonumber(string.match(old, '^(%d+):')) or now
 end
-redis.call('HSET', idx, member, created .. ':' .. now)
+redis.call('HSET', idx, member, created .. ':' .. now .. ':' .. ARGV[4])
 local ittl = tonumber(ARGV[3])
 if ittl == 0 then
   redis.call('PERSIST', idx)
@@ -239,22 +315,71 @@ elseif had_index then
 else
   redis.call('PEXPIRE', idx, ittl)
 end
-if old then return 0 end
+return old or ''
+",
+);
+
+/// Puts a member back after a failed `SET` (Cluster): the previous value when it had one,
+/// else removed; only while the member still holds what this write put there.
+///
+/// KEYS: index key. ARGV: member, the value this write put, the previous value (empty: none).
+#[cfg(feature = "cluster")]
+pub(crate) static INDEX_UNDO: LuaScript = LuaScript::new(
+    r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+end
 return 1
 ",
 );
 
-/// Deletes a session and its index member, session first (one server).
+/// Deletes a session only while it holds the value with the expected SHA-1 (Cluster: the
+/// session's own slot; its index member is removed by a second command).
 ///
-/// KEYS: session key, index key. ARGV: member. Returns whether the session existed.
+/// KEYS: session key. ARGV: expected SHA-1. Returns 1 deleted, 0 missing, 2 changed.
+#[cfg(feature = "cluster")]
+pub(crate) static DELETE_IF_VALUE: LuaScript = LuaScript::new(
+    r"
+local v = redis.pcall('GET', KEYS[1])
+if v == false then return 0 end
+if type(v) ~= 'string' or redis.sha1hex(v) ~= ARGV[1] then return 2 end
+redis.call('UNLINK', KEYS[1])
+return 1
+",
+);
+
+/// Deletes a session and its index member, only while the session holds the value with the
+/// expected SHA-1 (one server, atomically).
+///
+/// KEYS: session key, index key. ARGV: member, expected SHA-1. Returns 1 deleted (and the
+/// member removed), 0 missing (the member removed), 2 changed (nothing done).
 #[cfg(feature = "redis")]
 pub(crate) static DELETE_INDEXED: LuaScript = LuaScript::new(
     r"
-local n = redis.call('UNLINK', KEYS[1])
+local v = redis.pcall('GET', KEYS[1])
+if v == false then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 0
+end
+if type(v) ~= 'string' or redis.sha1hex(v) ~= ARGV[2] then return 2 end
+redis.call('UNLINK', KEYS[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-return n
+return 1
 ",
 );
+
+/// A script's reply to a conditional delete (1 deleted, 0 missing, 2 changed).
+#[cfg(feature = "redis")]
+pub(crate) fn indexed_delete(status: i64) -> IndexedDelete {
+    match status {
+        1 => IndexedDelete::Deleted,
+        0 => IndexedDelete::Missing,
+        _ => IndexedDelete::Changed,
+    }
+}
 
 /// `EVALSHA` of `script`, loading it on `NOSCRIPT` (a restarted or flushed server), through
 /// a backend's `command` (so the Sentinel backend's failover handling applies).
@@ -354,14 +479,15 @@ macro_rules! one_server_index_ops {
             key: &str,
             index: &str,
             member: &str,
-        ) -> BackendResult<bool> {
-            let n: u64 = $crate::backend::index::evalsha!(
+            expected_sha1: &str,
+        ) -> BackendResult<$crate::backend::IndexedDelete> {
+            let status: i64 = $crate::backend::index::evalsha!(
                 self,
                 $crate::backend::index::DELETE_INDEXED,
                 [key, index],
-                [member]
+                [member, expected_sha1]
             )?;
-            Ok(n > 0)
+            Ok($crate::backend::index::indexed_delete(status))
         }
 
         async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {
@@ -433,11 +559,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn member_times_round_trip_and_reject_garbage() {
+    fn member_values_round_trip_and_reject_garbage() {
+        let value = member_value(5, 9, b"{}");
+        let member = IndexMember::parse(value.as_bytes()).unwrap();
+        assert_eq!((member.created_ms, member.written_ms), (5, 9));
+        // SHA-1 of "{}", as `redis.sha1hex('{}')` gives it.
         assert_eq!(
-            parse_member_times(member_times(5, 9).as_bytes()),
-            Some((5, 9))
+            member.sha1.as_deref(),
+            Some("bf21a9e8fbc5a3846fb05b4fa0859e0917b2202f")
         );
+        assert!(member.matches(b"{}"));
+        assert!(!member.matches(b"{ }"));
+        // The format before the hash: accepted, hash unknown (matches anything).
+        let old = IndexMember::parse(b"5:9").unwrap();
+        assert_eq!(old.sha1, None);
+        assert!(old.matches(b"anything"));
+        assert_eq!(parse_member_times(b"5:9"), Some((5, 9)));
+        assert_eq!(parse_member_times(b"5:9:nothex"), None);
         assert_eq!(parse_member_times(b"5"), None);
         assert_eq!(parse_member_times(b"a:b"), None);
         assert_eq!(parse_member_times(b"\xff:1"), None);

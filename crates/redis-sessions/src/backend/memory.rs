@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::glob;
-use super::index::{choose_evictions, last_used_ms, member_times, parse_member_times};
+use super::index::{choose_evictions, last_used_ms, member_value, IndexMember};
 use super::{
-    Backend, BackendResult, IndexedReply, IndexedWrite, KeyTtl, ScanCursor, ScanPage, SetMode,
+    Backend, BackendResult, IndexedDelete, IndexedReply, IndexedWrite, KeyTtl, ScanCursor,
+    ScanPage, SetMode,
 };
 use crate::error::{BackendError, BackendErrorKind};
 
@@ -151,19 +152,32 @@ impl State {
         now: Instant,
     ) -> BackendResult<Option<u64>> {
         let index = slot(w.index);
-        let members: Vec<(String, u64)> = match self.hash(&index, now)? {
+        let members: Vec<(String, Option<IndexMember>)> = match self.hash(&index, now)? {
             Some(h) => h
                 .iter()
-                .map(|(m, v)| (m.clone(), parse_member_times(v).map_or(0, |(_, w)| w)))
+                .map(|(m, v)| (m.clone(), IndexMember::parse(v)))
                 .collect(),
             None => return Ok(Some(0)),
         };
         let mut live = Vec::with_capacity(members.len());
         let mut dead = Vec::new();
-        for (member, written) in members {
-            match self.ttl(&slot(&format!("{}{member}", w.prefix)), now) {
+        for (member, parsed) in members {
+            let key = slot(&format!("{}{member}", w.prefix));
+            // Moved to another user or unindexed: its value is not the one recorded.
+            let moved = match (self.live(&key, now), &parsed) {
+                (Some(entry), Some(m)) => match &entry.value {
+                    Data::Str(v) => !m.matches(v),
+                    Data::Hash(_) => true,
+                },
+                _ => false,
+            };
+            match self.ttl(&key, now) {
                 KeyTtl::Missing => dead.push(member),
-                ttl => live.push((member, last_used_ms(written, ttl, w.idle, w.now_ms))),
+                _ if moved => dead.push(member),
+                ttl => {
+                    let written = parsed.map_or(0, |m| m.written_ms);
+                    live.push((member, last_used_ms(written, ttl, w.idle, w.now_ms)));
+                }
             }
         }
         let Some(ended) = choose_evictions(live, limit) else {
@@ -334,8 +348,8 @@ impl Backend for MemoryBackend {
             .and_then(|h| h.get(w.member).cloned());
         let created = old
             .as_deref()
-            .and_then(parse_member_times)
-            .map_or(w.now_ms, |(created, _)| created);
+            .and_then(IndexMember::parse)
+            .map_or(w.now_ms, |m| m.created_ms);
         let mut evicted = 0;
         if let (None, Some(limit)) = (&old, w.limit) {
             match state.apply_limit(w, limit, now)? {
@@ -348,7 +362,7 @@ impl Backend for MemoryBackend {
             expires_at: w.ttl.map(|t| now + t),
         };
         state.entries.insert(key, entry);
-        let times = member_times(created, w.now_ms).into_bytes();
+        let times = member_value(created, w.now_ms, w.value).into_bytes();
         match state.live(&index, now) {
             Some(entry) => {
                 if let Data::Hash(h) = &mut entry.value {
@@ -382,13 +396,24 @@ impl Backend for MemoryBackend {
             .unwrap_or_default())
     }
 
-    async fn delete_indexed(&self, key: &str, index: &str, member: &str) -> BackendResult<bool> {
+    async fn delete_indexed(
+        &self,
+        key: &str,
+        index: &str,
+        member: &str,
+        expected_sha1: &str,
+    ) -> BackendResult<IndexedDelete> {
         let now = Instant::now();
         let mut state = self.lock();
-        let existed = state
-            .entries
-            .remove(&slot(key))
-            .is_some_and(|e| e.live(now));
+        let key = slot(key);
+        let outcome = match state.live(&key, now).map(|e| &e.value) {
+            None => IndexedDelete::Missing,
+            Some(Data::Str(v)) if super::index::value_sha1(v) == expected_sha1 => {
+                state.entries.remove(&key);
+                IndexedDelete::Deleted
+            }
+            Some(_) => return Ok(IndexedDelete::Changed),
+        };
         let index = slot(index);
         if let Some(h) = state.hash(&index, now)? {
             h.remove(member);
@@ -396,7 +421,7 @@ impl Backend for MemoryBackend {
                 state.entries.remove(&index);
             }
         }
-        Ok(existed)
+        Ok(outcome)
     }
 
     async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 #[cfg(feature = "cluster")]
 pub use self::cluster::{ClusterBackend, ClusterConfig};
-pub use self::index::{IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
+pub use self::index::{IndexedDelete, IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
 pub use self::memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisConfig};
@@ -167,7 +167,7 @@ pub trait Backend: Send + Sync + 'static {
     // --- Per-user index (see the `index` module): a hash per user, field = stored id. ---
 
     /// Writes a session (`SET key value [PX ttl] [NX|XX]`) and records it in its user's
-    /// index (`HSET index member "created:written"`, the index's TTL raised to at least
+    /// index (`HSET index member "created:written:sha1"`, the index's TTL raised to at least
     /// `index_ttl`, or removed when that is `None`), applying `limit` when the member is new
     /// to the index. On one server this is one atomic step (a Lua script); where the index
     /// and the session live on different servers, the index is written first and a member
@@ -184,14 +184,23 @@ pub trait Backend: Send + Sync + 'static {
         index: &str,
     ) -> impl Future<Output = BackendResult<Vec<(String, Vec<u8>)>>> + Send;
 
-    /// `UNLINK key`, then `HDEL index member` (atomically on one server; in this order where
-    /// they live on different servers); `true` when the session existed.
+    /// Deletes a session only while its stored value still has the hex SHA-1
+    /// `expected_sha1` (the value the caller read and checked), and removes `member` from
+    /// `index`: [`IndexedDelete::Deleted`]. A session that no longer exists has its member
+    /// removed ([`IndexedDelete::Missing`]); one holding another value (rewritten since it
+    /// was read, perhaps for another user) is left alone, member included
+    /// ([`IndexedDelete::Changed`]).
+    ///
+    /// One atomic step on one server (a Lua script); on Cluster, a script on the session's
+    /// own slot compares and deletes atomically, then the member is removed by a second
+    /// command (a failure between them leaves a stale member).
     fn delete_indexed(
         &self,
         key: &str,
         index: &str,
         member: &str,
-    ) -> impl Future<Output = BackendResult<bool>> + Send;
+        expected_sha1: &str,
+    ) -> impl Future<Output = BackendResult<IndexedDelete>> + Send;
 
     /// `HDEL index member...`: drops stale members; the number removed. May be called with
     /// no members (then nothing is sent).

@@ -6,14 +6,20 @@
 //! or none (its user field changed: the new user's index has it from that write on), or is
 //! not a stored id at all. Members are never pruned by their recorded times: a session kept
 //! alive by sliding reads stays listed however long ago it was written.
+//!
+//! A revoke reads each session, checks its user, and deletes it only while it still holds
+//! the value it checked ([`Backend::delete_indexed`] compares SHA-1s): a session rewritten
+//! in between (moved to another user, say) is read and judged again, in a bounded number of
+//! rounds, then [`Error::Contended`](crate::Error::Contended).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::write::{now_ms, Write};
-use super::{RedisStore, Target};
-use crate::backend::index::{last_used_ms, parse_member_times};
+use super::{Outcome, RedisStore, Target};
+use crate::backend::index::{last_used_ms, value_sha1, IndexMember};
 use crate::backend::{Backend, KeyTtl};
-use crate::error::Result;
+use crate::error::BackendErrorKind;
+use crate::error::{Error, Result};
 use crate::id::StoredId;
 use crate::session::Session;
 
@@ -35,13 +41,19 @@ pub struct UserSession {
     pub last_used: SystemTime,
 }
 
-/// A member checked against its session.
+/// How many times a revoke reads and judges a user's sessions again when they changed under
+/// it, before [`Error::Contended`]. Only writes racing the revoke (a session rewritten between
+/// its read and its conditional delete, or new logins of the user) need another round.
+pub const REVOKE_ROUNDS: usize = 16;
+
+/// A member checked against its session. The SHA-1 is that of the value read: a revoke
+/// deletes the session only while it still holds that value.
 enum Checked {
-    Live(StoredId, Session, (u64, u64)),
+    Live(StoredId, Session, IndexMember, String),
     /// Gone, another user's, or not a stored id: remove it from the index.
     Stale(String),
     /// The value does not decode: not listed; left in place (and ended by a revoke).
-    Corrupt(StoredId),
+    Corrupt(StoredId, String),
 }
 
 impl<B: Backend> RedisStore<B> {
@@ -58,25 +70,25 @@ impl<B: Backend> RedisStore<B> {
         let mut out = Vec::new();
         let mut stale = Vec::new();
         for item in checked {
-            let (id, session, (created, written)) = match item {
-                Checked::Live(id, session, times) => (id, session, times),
+            let (id, session, member) = match item {
+                Checked::Live(id, session, member, _) => (id, session, member),
                 Checked::Stale(member) => {
                     stale.push(member);
                     continue;
                 }
-                Checked::Corrupt(_) => continue,
+                Checked::Corrupt(..) => continue,
             };
             let ttl = self.ttl_listed(&id).await?;
             if ttl == KeyTtl::Missing {
                 stale.push(id.as_str().to_owned());
                 continue;
             }
-            let used = last_used_ms(written, ttl, self.inner.idle_timeout, now);
+            let used = last_used_ms(member.written_ms, ttl, self.inner.idle_timeout, now);
             out.push(UserSession {
                 id,
                 session,
                 ttl,
-                created: at_ms(created),
+                created: at_ms(member.created_ms),
                 last_used: at_ms(used),
             });
         }
@@ -98,7 +110,7 @@ impl<B: Backend> RedisStore<B> {
             match item {
                 Checked::Live(..) => live += 1,
                 Checked::Stale(member) => stale.push(member),
-                Checked::Corrupt(_) => {}
+                Checked::Corrupt(..) => {}
             }
         }
         self.drop_stale(&index, &stale).await?;
@@ -106,10 +118,12 @@ impl<B: Backend> RedisStore<B> {
     }
 
     /// Ends one of a user's sessions by its listed id; `false` when it is not a live session
-    /// of this user (so a user can never end another user's session through it).
+    /// of this user (so a user can never end another user's session through it, even one
+    /// that moved to another user after it was listed).
     ///
     /// # Errors
-    /// [`Error::Backend`](crate::Error::Backend).
+    /// [`Error::Backend`](crate::Error::Backend); [`Error::Contended`](crate::Error::Contended)
+    /// when the session was rewritten between each of [`REVOKE_ROUNDS`](crate::REVOKE_ROUNDS) reads and its delete.
     pub async fn revoke_user_session(&self, user: &str, id: &StoredId) -> Result<bool> {
         let Some(index) = self.index_key_of(user) else {
             return Ok(false);
@@ -119,20 +133,22 @@ impl<B: Backend> RedisStore<B> {
             return Ok(false);
         }
         let target = self.listed(id);
-        match self.read::<Session>(&target, None).await {
-            Ok(Some(session)) if self.user_of(&session).as_deref() == Some(user) => {}
-            Ok(_) => {
+        for _ in 0..REVOKE_ROUNDS {
+            let Some(sha1) = self.owned_value(user, &target).await? else {
                 self.drop_stale(&index, &[id.as_str().to_owned()]).await?;
                 return Ok(false);
+            };
+            let destroy = Write::DestroyIndexed {
+                index: &index,
+                sha1: &sha1,
+            };
+            match self.write::<Session>(&target, destroy).await? {
+                Outcome::Deleted => return Ok(true),
+                Outcome::Changed => continue,
+                _ => return Ok(false),
             }
-            // Indexed under this user and unreadable: no one's usable session.
-            Err(e) if e.is_decode() => {}
-            Err(e) => return Err(e),
         }
-        let outcome = self
-            .write::<Session>(&target, Write::DestroyIndexed(&index))
-            .await?;
-        Ok(outcome == super::Outcome::Deleted)
+        Err(Error::Contended(REVOKE_ROUNDS))
     }
 
     /// Ends every session of a user except `except` (the current one: its listed id, e.g.
@@ -140,22 +156,22 @@ impl<B: Backend> RedisStore<B> {
     /// value does not decode are ended too. The index is read again after each round until
     /// it holds no other session, so a session written with this user before that last read
     /// is ended; in-flight updates of ended sessions find them gone and write nothing
-    /// ("logout wins").
+    /// ("logout wins"). A session moved to another user after it was read is left alone
+    /// (each delete is conditional on the value the revoke checked).
     ///
     /// # Errors
-    /// [`Error::Backend`](crate::Error::Backend).
+    /// [`Error::Backend`](crate::Error::Backend); [`Error::Contended`](crate::Error::Contended)
+    /// when [`REVOKE_ROUNDS`](crate::REVOKE_ROUNDS) rounds each still found sessions to end (writes of this user
+    /// kept racing the revoke): some sessions may still be live, none was skipped silently.
     pub async fn revoke_user_sessions(&self, user: &str, except: Option<&StoredId>) -> Result<u64> {
-        // A bound on the rounds: only writes racing the revoke (a `set` recreating an ended
-        // session) can make another round find sessions again.
-        const ROUNDS: usize = 16;
         let mut ended = 0;
-        for _ in 0..ROUNDS {
+        for _ in 0..REVOKE_ROUNDS {
             let (index, checked) = self.check_members(user).await?;
             let mut stale = Vec::new();
             let mut round = 0;
             for item in checked {
-                let id = match item {
-                    Checked::Live(id, ..) | Checked::Corrupt(id) => id,
+                let (id, sha1) = match item {
+                    Checked::Live(id, _, _, sha1) | Checked::Corrupt(id, sha1) => (id, sha1),
                     Checked::Stale(member) => {
                         stale.push(member);
                         continue;
@@ -165,18 +181,40 @@ impl<B: Backend> RedisStore<B> {
                     continue;
                 }
                 round += 1;
-                let target = self.listed(&id);
-                let outcome = self
-                    .write::<Session>(&target, Write::DestroyIndexed(&index))
-                    .await?;
-                ended += u64::from(outcome == super::Outcome::Deleted);
+                let destroy = Write::DestroyIndexed {
+                    index: &index,
+                    sha1: &sha1,
+                };
+                let outcome = self.write::<Session>(&self.listed(&id), destroy).await?;
+                ended += u64::from(outcome == Outcome::Deleted);
             }
             self.drop_stale(&index, &stale).await?;
             if round == 0 {
-                break;
+                return Ok(ended);
             }
         }
-        Ok(ended)
+        Err(Error::Contended(REVOKE_ROUNDS))
+    }
+
+    /// The SHA-1 of a session's value when it is a live session of `user` or does not decode
+    /// (indexed under this user and unreadable: no one's usable session); `None` when it is
+    /// gone, past its expiry, or someone else's.
+    async fn owned_value(&self, user: &str, target: &Target<'_>) -> Result<Option<String>> {
+        let bytes = match self.inner.backend.get(&target.key).await {
+            Ok(Some(bytes)) if !bytes.is_empty() => bytes,
+            Ok(_) => return Ok(None),
+            // A foreign key of another type is nobody's session.
+            Err(e) if e.kind() == BackendErrorKind::WrongType => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let owned = match self.decode::<Session>(target, &bytes) {
+            Ok(session) => {
+                self.user_of(&session).as_deref() == Some(user)
+                    && session.expires().is_none_or(|t| t > SystemTime::now())
+            }
+            Err(_) => true,
+        };
+        Ok(owned.then(|| value_sha1(&bytes)))
     }
 
     fn index_key_of(&self, user: &str) -> Option<String> {
@@ -194,8 +232,8 @@ impl<B: Backend> RedisStore<B> {
         let mut checked = Vec::with_capacity(members.len());
         let mut valid = Vec::with_capacity(members.len());
         for (member, value) in members {
-            match (StoredId::parse(&member), parse_member_times(&value)) {
-                (Ok(id), Some(times)) => valid.push((id, times)),
+            match (StoredId::parse(&member), IndexMember::parse(&value)) {
+                (Ok(id), Some(parsed)) => valid.push((id, parsed)),
                 _ => checked.push(Checked::Stale(member)),
             }
         }
@@ -206,7 +244,7 @@ impl<B: Backend> RedisStore<B> {
                 .map(|(id, _)| self.inner.keyspace.stored_key(id))
                 .collect();
             let values = self.inner.backend.mget(&keys).await?;
-            for (((id, times), key), value) in batch.iter().zip(keys).zip(values) {
+            for (((id, member), key), value) in batch.iter().zip(keys).zip(values) {
                 let Some(bytes) = value.filter(|v| !v.is_empty()) else {
                     checked.push(Checked::Stale(id.as_str().to_owned()));
                     continue;
@@ -221,10 +259,11 @@ impl<B: Backend> RedisStore<B> {
                         checked.push(Checked::Stale(id.as_str().to_owned()));
                     }
                     Ok(session) if self.user_of(&session).as_deref() == Some(user) => {
-                        checked.push(Checked::Live(id.clone(), session, *times));
+                        let sha1 = value_sha1(&bytes);
+                        checked.push(Checked::Live(id.clone(), session, member.clone(), sha1));
                     }
                     Ok(_) => checked.push(Checked::Stale(id.as_str().to_owned())),
-                    Err(_) => checked.push(Checked::Corrupt(id.clone())),
+                    Err(_) => checked.push(Checked::Corrupt(id.clone(), value_sha1(&bytes))),
                 }
             }
         }

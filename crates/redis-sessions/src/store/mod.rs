@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 pub use builder::StoreBuilder;
 pub use check::{Check, CheckLevel, Diagnosis};
-pub use index::UserSession;
+pub use index::{UserSession, REVOKE_ROUNDS};
 #[cfg(feature = "metrics")]
 pub use observe::metric;
 pub use observe::Endpoint;
@@ -70,6 +70,9 @@ pub enum Outcome {
     /// [`max_sessions_per_user`](StoreBuilder::max_sessions_per_user) sessions and the policy
     /// is [`LimitPolicy::Refuse`](crate::LimitPolicy::Refuse); nothing was written.
     LimitReached,
+    /// A revoke's conditional delete: the session was rewritten since it was read (it may
+    /// belong to another user now); nothing was deleted.
+    Changed,
 }
 
 impl Outcome {

@@ -148,6 +148,7 @@ impl Observed for Result<Outcome> {
             Ok(Outcome::Skipped) => Some("skipped"),
             Ok(Outcome::Deleted) => Some("deleted"),
             Ok(Outcome::LimitReached) => Some("limit_reached"),
+            Ok(Outcome::Changed) => Some("changed"),
             Err(Error::TooLarge { .. }) => Some("too_large"),
             Err(_) => None,
         }
@@ -174,6 +175,7 @@ pub(crate) fn error_type(e: &Error) -> &'static str {
         Error::TooLarge { .. } => "too_large",
         Error::InvalidId(_) => "invalid_id",
         Error::IdCollisions(_) => "id_collisions",
+        Error::Contended(_) => "contended",
         Error::Random(_) => "random",
         _ => "other",
     }

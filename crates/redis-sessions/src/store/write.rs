@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::{Op, Outcome, RedisStore, Target};
-use crate::backend::{Backend, IndexedWrite, SetMode};
+use crate::backend::{Backend, IndexedDelete, IndexedWrite, SetMode};
 use crate::codec::Encodable;
 use crate::error::{Error, Result};
 use crate::id::{SessionId, StoredId};
@@ -29,8 +29,14 @@ pub(super) enum Write<'a, E = Session> {
     /// `destroy`: delete the session. Its index member, if any, stays until a listing of
     /// that user finds the session gone (the store does not read the value to learn its user).
     Destroy,
-    /// A revoke: delete the session, then its member in this index.
-    DestroyIndexed(&'a str),
+    /// A revoke: delete the session and its member in this index, only while the session
+    /// holds the value with this SHA-1 (the one the revoke read and checked).
+    DestroyIndexed {
+        /// The user's index.
+        index: &'a str,
+        /// The hex SHA-1 of the value the revoke checked.
+        sha1: &'a str,
+    },
     /// A read found the session past its explicit expiry: delete it.
     DeleteExpired,
 }
@@ -44,7 +50,7 @@ impl<E> Write<'_, E> {
             Write::Update(_) => Op::Update,
             Write::Touch(_) => Op::Touch,
             Write::Refresh(_) => Op::Refresh,
-            Write::Destroy | Write::DestroyIndexed(_) => Op::Destroy,
+            Write::Destroy | Write::DestroyIndexed { .. } => Op::Destroy,
             Write::DeleteExpired => Op::DeleteExpired,
         }
     }
@@ -226,15 +232,19 @@ impl<B: Backend> RedisStore<B> {
                     Outcome::Gone
                 });
             }
-            Write::DestroyIndexed(index) => {
+            Write::DestroyIndexed { index, sha1 } => {
                 let member = self.inner.keyspace.suffix(&target.key);
                 let member = std::str::from_utf8(member).unwrap_or_default();
-                let existed = backend.delete_indexed(&target.key, index, member).await?;
-                return Ok(if existed {
-                    Outcome::Deleted
-                } else {
-                    Outcome::Gone
-                });
+                return Ok(
+                    match backend
+                        .delete_indexed(&target.key, index, member, sha1)
+                        .await?
+                    {
+                        IndexedDelete::Deleted => Outcome::Deleted,
+                        IndexedDelete::Missing => Outcome::Gone,
+                        _ => Outcome::Changed,
+                    },
+                );
             }
             Write::DeleteExpired => return self.delete_expired(target).await,
         };

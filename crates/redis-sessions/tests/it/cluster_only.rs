@@ -632,8 +632,11 @@ impl Backend for BetweenPages {
         key: &str,
         index: &str,
         member: &str,
-    ) -> redis_sessions::backend::BackendResult<bool> {
-        self.inner.delete_indexed(key, index, member).await
+        expected_sha1: &str,
+    ) -> redis_sessions::backend::BackendResult<redis_sessions::IndexedDelete> {
+        self.inner
+            .delete_indexed(key, index, member, expected_sha1)
+            .await
     }
     async fn index_remove(
         &self,

@@ -25,6 +25,7 @@ mod conformance;
 #[cfg(feature = "fuzzing")]
 mod fuzz_corpus;
 mod health;
+mod hooked;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod observe;
@@ -35,4 +36,5 @@ mod support;
 #[cfg(feature = "tls")]
 mod tls_only;
 mod users;
+mod users_moved;
 mod users_redis;

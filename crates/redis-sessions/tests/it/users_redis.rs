@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use redis_harness::RedisServer;
-use redis_sessions::{RedisBackend, RedisStore, Session};
+use redis_sessions::{Backend, RedisBackend, RedisStore, Session};
 
 use crate::support::{id, in_secs};
 
@@ -187,4 +187,65 @@ async fn cluster_a_failover_between_the_index_and_the_session_leaves_a_stale_mem
         store.user_session_count("alice").await.unwrap(),
         1 + usize::from(live)
     );
+}
+
+/// Index members written before the value's hash was recorded (`created:written`) still
+/// work: listed (their user read from the session), counted by the limit while their session
+/// exists, revoked; a write rewrites them in the new format.
+#[tokio::test]
+async fn members_without_a_hash_are_read_and_revoked() {
+    let server = RedisServer::start();
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let store = RedisStore::builder(backend)
+        .index_by("user_id")
+        .max_sessions_per_user(2, redis_sessions::LimitPolicy::Refuse)
+        .build();
+    let (old, moved) = (id(), id());
+    let index = store.keyspace().index_key("alice");
+    for id in [&old, &moved] {
+        assert!(store.create(id, &of("alice")).await.unwrap().is_written());
+        let member = store.keyspace().stored_id(id);
+        server.cmd(&["HSET", &index, member.as_str(), "5:9"]);
+    }
+    // `moved` goes to bob: alice's old-format member cannot tell, the listing reads it.
+    assert!(store.update(&moved, &of("bob")).await.unwrap().is_written());
+    let listed = store.user_sessions("alice").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, store.keyspace().stored_id(&old));
+    assert_eq!(
+        listed[0].created,
+        std::time::UNIX_EPOCH + Duration::from_millis(5)
+    );
+    // The limit counts the old member whose session exists.
+    assert!(store
+        .create(&id(), &of("alice"))
+        .await
+        .unwrap()
+        .is_written());
+    assert_eq!(
+        store.create(&id(), &of("alice")).await.unwrap(),
+        redis_sessions::Outcome::LimitReached
+    );
+    assert!(store
+        .revoke_user_session("alice", &store.keyspace().stored_id(&old))
+        .await
+        .unwrap());
+    assert_eq!(store.get(&old).await.unwrap(), None);
+    assert!(store.get(&moved).await.unwrap().is_some());
+    // A write records the hash again, the created time kept.
+    let member = store.keyspace().stored_id(&moved);
+    server.cmd(&[
+        "HSET",
+        &store.keyspace().index_key("bob"),
+        member.as_str(),
+        "7:9",
+    ]);
+    assert!(store.update(&moved, &of("bob")).await.unwrap().is_written());
+    let members = store
+        .backend()
+        .index_members(&store.keyspace().index_key("bob"))
+        .await
+        .unwrap();
+    let value = String::from_utf8(members[0].1.clone()).unwrap();
+    assert!(value.starts_with("7:") && value.len() > 45, "{value}");
 }

@@ -18,11 +18,12 @@ mod topology;
 
 use self::topology::{answering_node, parse_view, shard_named, slot_of, Shard};
 use super::index::{
-    choose_evictions, evalsha, last_used_ms, millis_or_zero, parse_member_times, INDEX_ADD,
+    choose_evictions, evalsha, indexed_delete, last_used_ms, millis_or_zero, value_sha1,
+    IndexMember, DELETE_IF_VALUE, INDEX_ADD, INDEX_UNDO,
 };
 use super::redis::{map_error, RedisBackend};
 use super::{Backend, BackendResult, KeyTtl, ScanCursor, ScanPage, SetMode};
-use super::{IndexedReply, IndexedWrite, SessionLimit};
+use super::{IndexedDelete, IndexedReply, IndexedWrite, SessionLimit};
 use crate::error::{BackendError, BackendErrorKind};
 
 /// Connection settings for [`ClusterBackend::connect_with`].
@@ -506,9 +507,10 @@ impl Backend for ClusterBackend {
     }
 
     /// Ordered steps, the index and the session living in different hash slots: (the limit,
-    /// not atomic with the write here), the index member and its TTL, then the session; a
-    /// member this call added is removed again when the `SET`'s condition fails. A failure
-    /// between the steps leaves at most a stale member, removed when found.
+    /// not atomic with the write here), the index member and its TTL, then the session; when
+    /// the `SET`'s condition fails, the member is put back as it was (removed if this call
+    /// added it). A failure between the steps leaves at most a stale member, removed when
+    /// found.
     async fn write_indexed(&self, w: &IndexedWrite<'_>) -> BackendResult<IndexedReply> {
         let mut evicted = 0;
         if let Some(limit) = w.limit {
@@ -517,19 +519,27 @@ impl Backend for ClusterBackend {
                 None => return Ok(IndexedReply::refused()),
             }
         }
-        let (now, index_ttl) = (
+        let (now, index_ttl, sha) = (
             w.now_ms.to_string(),
             millis_or_zero(w.index_ttl).to_string(),
+            value_sha1(w.value),
         );
-        let added: i64 = evalsha!(
+        let old: Vec<u8> = evalsha!(
             self.keys,
             INDEX_ADD,
             [w.index],
-            [w.member, now.as_str(), index_ttl.as_str()]
+            [w.member, now.as_str(), index_ttl.as_str(), sha.as_str()]
         )?;
         let written = self.keys.set(w.key, w.value, w.ttl, w.mode).await?;
-        if !written && added == 1 {
-            self.index_remove(w.index, &[w.member.to_owned()]).await?;
+        if !written {
+            let created = IndexMember::parse(&old).map_or(w.now_ms, |m| m.created_ms);
+            let put = format!("{created}:{now}:{sha}");
+            let _undone: i64 = evalsha!(
+                self.keys,
+                INDEX_UNDO,
+                [w.index],
+                [w.member.as_bytes(), put.as_bytes(), old.as_slice()]
+            )?;
         }
         Ok(IndexedReply::with_evicted(written, evicted))
     }
@@ -538,11 +548,21 @@ impl Backend for ClusterBackend {
         self.keys.index_members(index).await
     }
 
-    /// The session first, then the index member (different slots).
-    async fn delete_indexed(&self, key: &str, index: &str, member: &str) -> BackendResult<bool> {
-        let existed = self.keys.delete(&[key.to_owned()]).await? > 0;
-        self.keys.index_remove(index, &[member.to_owned()]).await?;
-        Ok(existed)
+    /// Check-and-delete of the session in one script on its own slot (no window between
+    /// the comparison and the delete), then `HDEL` of the member on the index's slot.
+    async fn delete_indexed(
+        &self,
+        key: &str,
+        index: &str,
+        member: &str,
+        expected_sha1: &str,
+    ) -> BackendResult<IndexedDelete> {
+        let status: i64 = evalsha!(self.keys, DELETE_IF_VALUE, [key], [expected_sha1])?;
+        let outcome = indexed_delete(status);
+        if outcome != IndexedDelete::Changed {
+            self.keys.index_remove(index, &[member.to_owned()]).await?;
+        }
+        Ok(outcome)
     }
 
     async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {
@@ -586,23 +606,48 @@ impl ClusterBackend {
         if members.iter().any(|(m, _)| m == w.member) {
             return Ok(Some(0));
         }
+        let keys: Vec<String> = members
+            .iter()
+            .map(|(m, _)| format!("{}{m}", w.prefix))
+            .collect();
+        let values = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.mget(&keys).await?
+        };
         let mut live = Vec::with_capacity(members.len());
         let mut dead = Vec::new();
-        for (member, value) in members {
-            let written = parse_member_times(&value).map_or(0, |(_, written)| written);
-            match self.keys.pttl(&format!("{}{member}", w.prefix)).await? {
+        for (((member, recorded), key), value) in members.into_iter().zip(keys).zip(values) {
+            let parsed = IndexMember::parse(&recorded);
+            let Some(value) = value else {
+                dead.push(member);
+                continue;
+            };
+            // Rewritten without this user, or a write of it between its two steps: not
+            // counted, and left for a listing to judge (it reads the session's user).
+            if parsed.as_ref().is_some_and(|m| !m.matches(&value)) {
+                continue;
+            }
+            match self.keys.pttl(&key).await? {
                 KeyTtl::Missing => dead.push(member),
-                ttl => live.push((member, last_used_ms(written, ttl, w.idle, w.now_ms))),
+                ttl => {
+                    let written = parsed.map_or(0, |m| m.written_ms);
+                    let used = last_used_ms(written, ttl, w.idle, w.now_ms);
+                    live.push(((member, value_sha1(&value)), used));
+                }
             }
         }
         self.keys.index_remove(w.index, &dead).await?;
         let Some(ended) = choose_evictions(live, limit) else {
             return Ok(None);
         };
-        for member in &ended {
+        let mut n = 0;
+        for (member, sha) in &ended {
             let key = format!("{}{member}", w.prefix);
-            self.delete_indexed(&key, w.index, member).await?;
+            n += u64::from(
+                self.delete_indexed(&key, w.index, member, sha).await? == IndexedDelete::Deleted,
+            );
         }
-        Ok(Some(ended.len() as u64))
+        Ok(Some(n))
     }
 }
