@@ -163,6 +163,7 @@ pub(crate) fn error_type(e: &Error) -> &'static str {
         Error::Backend(b) => match b.kind() {
             BackendErrorKind::Timeout => "timeout",
             BackendErrorKind::Unavailable => "unavailable",
+            BackendErrorKind::FailingFast => "failing_fast",
             BackendErrorKind::WrongType => "wrong_type",
             BackendErrorKind::ReadOnly => "read_only",
             BackendErrorKind::Auth => "auth",
@@ -221,6 +222,13 @@ pub mod metric {
     pub const BYTES_WRITTEN: &str = "redis_sessions.bytes_written";
     /// Counter: failed operations, label `error.type`.
     pub const ERRORS: &str = "redis_sessions.errors";
+    /// Gauge: the fail-fast breaker's state, 0 closed, 1 open, 2 probing
+    /// ([`FailFastState::gauge`](crate::FailFastState::gauge)); set on each change.
+    pub const FAIL_FAST_STATE: &str = "redis_sessions.fail_fast.state";
+    /// Counter: times the breaker opened (a probe that fails again does not count).
+    pub const FAIL_FAST_OPENED: &str = "redis_sessions.fail_fast.opened";
+    /// Counter: calls failed at once, not sent to Redis, while the breaker was open.
+    pub const FAIL_FAST_REJECTED: &str = "redis_sessions.fail_fast.rejected";
 
     pub(crate) fn bytes(dir: Dir, size: usize) {
         let name = match dir {
