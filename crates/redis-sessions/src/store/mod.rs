@@ -27,6 +27,10 @@ pub use check::{Check, CheckLevel, Diagnosis};
 pub use index::UserSession;
 #[cfg(feature = "metrics")]
 pub use observe::metric;
+#[cfg(feature = "redis")]
+pub(crate) use observe::reconnected;
+#[cfg(any(feature = "cluster", feature = "sentinel"))]
+pub(crate) use observe::retried;
 pub use observe::Endpoint;
 
 use crate::backend::{Backend, BackendResult, KeyTtl};
