@@ -69,7 +69,9 @@ async fn serve<B: Backend>(
         .route("/api/me", get(api_me))
         .route("/api/logout", post(api_logout))
         .layer(sessions)
-        .layer(axum::middleware::from_fn(crate::ops::save::answer_save_failures))
+        .layer(axum::middleware::from_fn(
+            crate::ops::save::answer_save_failures,
+        ))
         .with_state(app)
         .merge(crate::ops::axum_routes(store));
     tracing::info!("demo: open http://{}/", listener.local_addr()?);

@@ -94,14 +94,16 @@ pub(crate) fn axum_routes<B: Backend>(store: RedisStore<B>) -> axum::Router {
     axum::Router::new()
         .route(
             "/healthz",
-            get(|axum::extract::State(store): axum::extract::State<RedisStore<B>>| async move {
-                match health(&store).await {
-                    Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
-                    Err(body) => {
-                        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+            get(
+                |axum::extract::State(store): axum::extract::State<RedisStore<B>>| async move {
+                    match health(&store).await {
+                        Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+                        Err(body) => {
+                            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+                        }
                     }
-                }
-            }),
+                },
+            ),
         )
         .route(
             "/metrics",
