@@ -41,9 +41,11 @@ async fn serve<B: Backend + Clone>(
         "demo-actix: JSON API on http://{}/api/",
         listener.local_addr()?
     );
+    crate::ops::init_metrics();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(hook.clone())
+            .configure(crate::ops::actix_routes(store.clone()))
             .wrap(
                 SessionMiddleware::builder(store.clone(), key.clone())
                     .cookie_secure(false)

@@ -55,7 +55,8 @@ async fn serve<B: Backend>(
     let store = app.store.clone();
     // Browser-session cookie; the server-side idle timeout (the store's) ends idle sessions, and
     // every read slides it in the same command (GETEX), so reads never rewrite the session.
-    let sessions = SessionManagerLayer::new(store.clone())
+    crate::ops::init_metrics();
+    let sessions = SessionManagerLayer::new(crate::ops::save::Watched(store.clone()))
         .with_secure(false)
         .with_expiry(Expiry::OnSessionEnd);
     let app = Router::new()
@@ -68,7 +69,11 @@ async fn serve<B: Backend>(
         .route("/api/me", get(api_me))
         .route("/api/logout", post(api_logout))
         .layer(sessions)
-        .with_state(app);
+        .layer(axum::middleware::from_fn(
+            crate::ops::save::answer_save_failures,
+        ))
+        .with_state(app)
+        .merge(crate::ops::axum_routes(store));
     tracing::info!("demo: open http://{}/", listener.local_addr()?);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

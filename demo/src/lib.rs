@@ -7,6 +7,7 @@
 mod actix_app;
 mod axum_app;
 mod config;
+mod ops;
 mod page;
 
 use std::time::Duration;

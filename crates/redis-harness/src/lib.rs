@@ -13,6 +13,7 @@
 
 mod acl;
 mod cluster;
+mod pause;
 mod resp;
 mod sentinel;
 mod server;

@@ -196,6 +196,16 @@ impl RedisServer {
         self.child.is_some()
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's directory (its log, and its AOF or RDB files when persistence is on).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     fn spawn(&mut self) -> Result<(), HarnessError> {
         let mut cmd = Command::new(binary());
         cmd.arg("--port")

@@ -110,9 +110,17 @@ impl Error {
         }
     }
 
-    /// The backend is unreachable or timed out: retrying later may succeed.
+    /// The backend is unreachable or timed out, or the store is failing fast because it
+    /// was: retrying later may succeed (answer 503).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Error::Backend(e) if matches!(e.kind(), BackendErrorKind::Timeout | BackendErrorKind::Unavailable | BackendErrorKind::ReadOnly))
+        matches!(self, Error::Backend(e) if matches!(e.kind(), BackendErrorKind::Timeout | BackendErrorKind::Unavailable | BackendErrorKind::ReadOnly | BackendErrorKind::FailingFast))
+    }
+
+    /// The call was not sent: the store is failing fast after consecutive timeouts or
+    /// connection failures ([`StoreBuilder::fail_fast`](crate::StoreBuilder::fail_fast)).
+    /// Implies [`Error::is_unavailable`].
+    pub fn is_failing_fast(&self) -> bool {
+        matches!(self, Error::Backend(e) if e.kind() == BackendErrorKind::FailingFast)
     }
 }
 
@@ -137,6 +145,10 @@ pub enum BackendErrorKind {
     /// TLS failed: an untrusted or wrong-host certificate, a refused client certificate, a
     /// plain/TLS mismatch with the server's port, or TLS in a build without the `tls` feature.
     Tls,
+    /// The store is failing fast ([`StoreBuilder::fail_fast`](crate::StoreBuilder::fail_fast)):
+    /// Redis timed out or refused connections several times in a row, so the call was not
+    /// sent. It is retried by no one; the first call after the cooldown probes Redis.
+    FailingFast,
     /// Any other error reported by the server or the client library.
     Other,
 }
@@ -151,6 +163,7 @@ impl fmt::Display for BackendErrorKind {
             BackendErrorKind::Auth => "redis authentication failed",
             BackendErrorKind::Tls => "redis TLS failed",
             BackendErrorKind::PermissionDenied => "redis permission denied",
+            BackendErrorKind::FailingFast => "redis unavailable",
             BackendErrorKind::Other => "redis error",
         })
     }

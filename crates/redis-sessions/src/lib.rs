@@ -392,6 +392,7 @@ pub use store::{
     Endpoint, Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT,
     DEFAULT_TTL,
 };
+pub use store::{FailFast, FailFastState};
 pub use store::{UserSession, INDEX_SLACK, REVOKE_ROUNDS};
 #[cfg(feature = "redis")]
 pub use tls::TlsConfig;

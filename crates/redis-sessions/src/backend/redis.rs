@@ -96,13 +96,23 @@ impl RedisBackend<ConnectionManager> {
         }
         let server = Some((info.addr().to_string(), tls.secure));
         let endpoint = endpoint_of(&info);
+        let resp3 = info.redis_settings().protocol() == ProtocolVersion::RESP3;
         let client = tls.client(info)?;
-        let manager_config = ConnectionManagerConfig::new()
+        let mut manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
             .set_number_of_retries(config.retries)
             .set_min_delay(config.min_retry_delay)
             .set_max_delay(config.max_retry_delay);
+        if resp3 {
+            // The manager reconnects when it sees this push; counting it is all we can observe.
+            manager_config = manager_config.set_push_sender(|push: redis::PushInfo| {
+                if push.kind == redis::PushKind::Disconnection {
+                    crate::store::reconnected("standalone");
+                }
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
         let conn = client
             .get_connection_manager_with_config(manager_config)
             .await

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::breaker::FailFast;
 use super::{Inner, RedisStore, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL};
 use crate::backend::{Backend, LimitPolicy, SessionLimit};
 #[cfg(feature = "encryption")]
@@ -26,6 +27,8 @@ pub struct StoreBuilder<B> {
     hashing: IdHashing,
     index_by: Option<String>,
     session_limit: Option<SessionLimit>,
+    /// `None`: fail-fast disabled.
+    fail_fast: Option<FailFast>,
 }
 
 impl<B: Backend> RedisStore<B> {
@@ -43,6 +46,7 @@ impl<B: Backend> RedisStore<B> {
             hashing: IdHashing::Off,
             index_by: None,
             session_limit: None,
+            fail_fast: Some(FailFast::new()),
         }
     }
 }
@@ -170,11 +174,30 @@ impl<B: Backend> StoreBuilder<B> {
     }
 
     /// The store.
+    /// Fail-fast settings (on by default with [`FailFast::new`]: after 5 consecutive timeouts
+    /// or connection failures, every call fails at once for 1 s with an error whose
+    /// [`is_failing_fast`](crate::Error::is_failing_fast) is true, then one probe call decides
+    /// whether Redis is back). A hung Redis then costs a request microseconds instead of the
+    /// reply timeout. Only timeouts and connection failures count: a refusal (`NOPERM`,
+    /// `READONLY`, a wrong type) or a corrupt value is an answer and resets the count.
+    pub fn fail_fast(mut self, settings: FailFast) -> Self {
+        self.fail_fast = Some(settings);
+        self
+    }
+
+    /// Turns fail-fast off: every call waits for Redis (or its timeout), however many failed
+    /// before.
+    pub fn disable_fail_fast(mut self) -> Self {
+        self.fail_fast = None;
+        self
+    }
+
+    /// Builds the store.
     pub fn build(self) -> RedisStore<B> {
         RedisStore {
             inner: Arc::new(Inner {
                 endpoint: self.backend.endpoint(),
-                backend: self.backend,
+                backend: super::guard::Guarded::new(self.backend, self.fail_fast),
                 keyspace: Keyspace::new(self.prefix).with_hashing(self.hashing),
                 codec: self.codec,
                 ttl: self.ttl,

@@ -2,12 +2,16 @@
 //!
 //! - `mod.rs`: the store type, [`Outcome`], and the reads;
 //! - `builder.rs`: [`StoreBuilder`], the options;
+//! - `breaker.rs`, `guard.rs`: fail-fast ([`FailFast`]), a circuit breaker around every
+//!   backend call;
 //! - `write.rs`: the one write path: every change of Redis state goes through it;
 //! - `scan.rs`: listings, `length` and `clear`;
 //! - `check.rs`: [`RedisStore::check`], what is wrong with the deployment (the CLI's `doctor`).
 
+mod breaker;
 mod builder;
 mod check;
+mod guard;
 mod index;
 mod observe;
 mod scan;
@@ -17,11 +21,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+pub use breaker::{FailFast, FailFastState};
 pub use builder::StoreBuilder;
 pub use check::{Check, CheckLevel, Diagnosis};
 pub use index::{UserSession, REVOKE_ROUNDS};
 #[cfg(feature = "metrics")]
 pub use observe::metric;
+#[cfg(feature = "redis")]
+pub(crate) use observe::reconnected;
+#[cfg(any(feature = "cluster", feature = "sentinel"))]
+pub(crate) use observe::retried;
 pub use observe::Endpoint;
 
 use crate::backend::{Backend, BackendResult, KeyTtl};
@@ -90,7 +99,8 @@ pub struct RedisStore<B> {
 }
 
 struct Inner<B> {
-    backend: B,
+    /// The backend behind the fail-fast breaker: every call of the store goes through it.
+    backend: guard::Guarded<B>,
     keyspace: Keyspace,
     codec: Codec,
     ttl: TtlFn,
@@ -152,7 +162,13 @@ impl<B: Backend> RedisStore<B> {
 
     /// The backend, for operations of your own.
     pub fn backend(&self) -> &B {
-        &self.inner.backend
+        &self.inner.backend.backend
+    }
+
+    /// Where the fail-fast breaker is ([`StoreBuilder::fail_fast`]); `None` when it is
+    /// disabled. Exported as the `redis_sessions.fail_fast.state` gauge (feature `metrics`).
+    pub fn fail_fast_state(&self) -> Option<FailFastState> {
+        self.inner.backend.state()
     }
 
     /// The key layout.
@@ -285,9 +301,12 @@ impl<B: Backend> RedisStore<B> {
     /// Whether Redis answers: one cheap round trip ([`Backend::ping`], `PING`), for a
     /// health check endpoint.
     ///
+    /// It goes through the fail-fast breaker as every call: while the store fails fast it
+    /// answers at once with that error (and after the cooldown it may be the probe).
+    ///
     /// # Errors
-    /// [`Error::Backend`] with the reason (timed out, unavailable, authentication, ...);
-    /// [`Error::is_unavailable`] tells an outage from a misconfiguration.
+    /// [`Error::Backend`] with the reason (timed out, unavailable, failing fast,
+    /// authentication, ...); [`Error::is_unavailable`] tells an outage from a misconfiguration.
     pub async fn health(&self) -> Result<()> {
         let result = self.inner.backend.ping().await;
         if let Err(e) = &result {

@@ -164,6 +164,7 @@ pub(crate) fn error_type(e: &Error) -> &'static str {
         Error::Backend(b) => match b.kind() {
             BackendErrorKind::Timeout => "timeout",
             BackendErrorKind::Unavailable => "unavailable",
+            BackendErrorKind::FailingFast => "failing_fast",
             BackendErrorKind::WrongType => "wrong_type",
             BackendErrorKind::ReadOnly => "read_only",
             BackendErrorKind::Auth => "auth",
@@ -201,6 +202,33 @@ pub(crate) fn value_size(dir: Dir, size: usize) {
     let _ = dir;
 }
 
+/// A backend began a new connection of its own accord (feature `metrics`: the
+/// [`metric::RECONNECTS`] counter): `standalone` when the connection manager noticed a dropped
+/// connection (RESP3 only), `sentinel` when it switched to a primary.
+#[cfg_attr(
+    not(feature = "redis"),
+    allow(dead_code, reason = "the redis-rs backends'")
+)]
+pub(crate) fn reconnected(backend: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(metric::RECONNECTS, "backend" => backend).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = backend;
+}
+
+/// A backend sent a command again after a failure (feature `metrics`: the
+/// [`metric::RETRIES`] counter).
+#[cfg_attr(
+    not(any(feature = "cluster", feature = "sentinel")),
+    allow(dead_code, reason = "the cluster and Sentinel backends'")
+)]
+pub(crate) fn retried(backend: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(metric::RETRIES, "backend" => backend).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = backend;
+}
+
 /// The one place that names every metric the crate emits (feature `metrics`; the README's
 /// table documents each). Later features add theirs here.
 #[cfg(feature = "metrics")]
@@ -223,6 +251,24 @@ pub mod metric {
     pub const BYTES_WRITTEN: &str = "redis_sessions.bytes_written";
     /// Counter: failed operations, label `error.type`.
     pub const ERRORS: &str = "redis_sessions.errors";
+    /// Counter: new connections a backend made of its own accord, label `backend`:
+    /// `standalone` (the connection manager saw its connection drop; RESP3 connections only,
+    /// the default), `sentinel` (switched to a primary after an error or a `+switch-master`).
+    /// redis-rs does not report the cluster client's reconnections, nor the connection
+    /// manager's failed attempts: they are not counted.
+    pub const RECONNECTS: &str = "redis_sessions.reconnects";
+    /// Counter: commands sent again by the crate after a failure, label `backend`:
+    /// `sentinel` (a command or scan page retried once on the re-resolved primary),
+    /// `cluster` (a scan page retried on a re-read topology). redis-rs's own retries inside
+    /// the connection manager and the cluster client are not visible and not counted.
+    pub const RETRIES: &str = "redis_sessions.retries";
+    /// Gauge: the fail-fast breaker's state, 0 closed, 1 open, 2 probing
+    /// ([`FailFastState::gauge`](crate::FailFastState::gauge)); set on each change.
+    pub const FAIL_FAST_STATE: &str = "redis_sessions.fail_fast.state";
+    /// Counter: times the breaker opened (a probe that fails again does not count).
+    pub const FAIL_FAST_OPENED: &str = "redis_sessions.fail_fast.opened";
+    /// Counter: calls failed at once, not sent to Redis, while the breaker was open.
+    pub const FAIL_FAST_REJECTED: &str = "redis_sessions.fail_fast.rejected";
 
     pub(crate) fn bytes(dir: Dir, size: usize) {
         let name = match dir {

@@ -22,6 +22,7 @@ mod check;
 #[cfg(feature = "cluster")]
 mod cluster_only;
 mod conformance;
+mod fail_fast;
 #[cfg(feature = "fuzzing")]
 mod fuzz_corpus;
 mod health;

@@ -104,3 +104,37 @@ async fn operations_are_counted_and_timed_by_operation_and_outcome() {
     assert!(timed.contains(&(load_hit, 1)), "{timed:?}");
     assert_eq!(timed.iter().map(|(_, n)| n).sum::<usize>(), 5, "{timed:?}");
 }
+
+#[tokio::test]
+async fn a_dropped_connection_is_counted_as_a_reconnect() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let mut server = RedisServer::start();
+    let store = RedisStore::new(RedisBackend::connect(&server.url()).await.unwrap());
+    store.health().await.unwrap();
+    server.restart();
+    crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "the store reconnects",
+        || async { store.health().await.is_ok() },
+    )
+    .await;
+    let reconnects: u64 = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, _, _, _)| key.key().name() == metric::RECONNECTS)
+        .map(|(key, _, _, value)| {
+            assert!(key
+                .key()
+                .labels()
+                .any(|l| l.key() == "backend" && l.value() == "standalone"));
+            match value {
+                DebugValue::Counter(n) => n,
+                other => panic!("not a counter: {other:?}"),
+            }
+        })
+        .sum();
+    assert!(reconnects >= 1, "{reconnects}");
+}

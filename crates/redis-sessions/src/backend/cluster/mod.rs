@@ -427,6 +427,7 @@ impl Backend for ClusterBackend {
                     restarted = true;
                 }
                 shard = now;
+                crate::store::retried("cluster");
                 self.scan_node(&shard, position, pattern, count).await?
             }
             Err(e) => return Err(e),

@@ -52,6 +52,7 @@ impl Shared {
     fn install(&self, host: String, port: u16, conn: MultiplexedConnection) {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(master = %self.config.master_name, %host, port, generation, "using primary");
+        crate::store::reconnected("sentinel");
         self.current.store(Arc::new(Primary {
             host,
             port,
@@ -268,6 +269,7 @@ impl SentinelBackend {
                     return Err(e);
                 }
                 let mut conn = self.shared.current.load().conn.clone();
+                crate::store::retried("sentinel");
                 cmd.query_async(&mut conn).await.map_err(map)
             }
             other => other,
@@ -319,6 +321,7 @@ impl Backend for SentinelBackend {
                 primary = self.shared.current.load_full();
                 restarted |= position != 0;
                 let mut conn = primary.conn.clone();
+                crate::store::retried("sentinel");
                 scan(0).query_async(&mut conn).await.map_err(map_error)?
             }
             other => other?,
