@@ -4,12 +4,14 @@
 //! - `builder.rs`: [`StoreBuilder`], the options;
 //! - `write.rs`: the one write path: every change of Redis state goes through it;
 //! - `scan.rs`: listings, `length` and `clear`;
+//! - `raw.rs`: [`RedisStore::raw`], a session's key and bytes as stored, for inspection;
 //! - `check.rs`: [`RedisStore::check`], what is wrong with the deployment (the CLI's `doctor`).
 
 mod builder;
 mod check;
 mod index;
 mod observe;
+mod raw;
 mod scan;
 mod write;
 
@@ -23,6 +25,7 @@ pub use index::UserSession;
 #[cfg(feature = "metrics")]
 pub use observe::metric;
 pub use observe::Endpoint;
+pub use raw::RawSession;
 
 use crate::backend::{Backend, BackendResult, KeyTtl};
 use crate::codec::{Codec, Decoded};
