@@ -24,11 +24,25 @@ pub struct Client {
     addr: SocketAddr,
     /// `name=value` of the session cookie, as the server last set it.
     pub cookie: Option<String>,
+    /// The `User-Agent` header to send, if any.
+    pub agent: Option<String>,
 }
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Client {
-        Client { addr, cookie: None }
+        Client {
+            addr,
+            cookie: None,
+            agent: None,
+        }
+    }
+
+    /// A client that sends `User-Agent: agent`.
+    pub fn with_agent(addr: SocketAddr, agent: &str) -> Client {
+        Client {
+            agent: Some(agent.to_owned()),
+            ..Client::new(addr)
+        }
     }
 
     pub async fn get(&mut self, path: &str) -> Response {
@@ -58,6 +72,9 @@ impl Client {
         );
         if let Some(cookie) = &self.cookie {
             request.push_str(&format!("Cookie: {cookie}\r\n"));
+        }
+        if let Some(agent) = &self.agent {
+            request.push_str(&format!("User-Agent: {agent}\r\n"));
         }
         let body = body.unwrap_or_default();
         if !body.is_empty() {

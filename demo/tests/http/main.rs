@@ -11,3 +11,4 @@
 mod client;
 mod servers;
 mod suite;
+mod users;
