@@ -82,9 +82,36 @@ impl Client {
         }
         request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
+        let raw = read_response(&mut stream).await;
         parse(&String::from_utf8_lossy(&raw))
+    }
+}
+
+/// Reads one response: up to its `Content-Length`, or the last chunk, or the end of the
+/// stream. Not only to the end: chromedriver answers `Connection: close` and keeps the
+/// connection open.
+async fn read_response(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let body = &raw[end + 4..];
+            match length {
+                Some(n) if body.len() >= n => return raw,
+                None if head.contains("chunked") && body.ends_with(b"0\r\n\r\n") => return raw,
+                _ => {}
+            }
+        }
+        let n = stream.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return raw;
+        }
+        raw.extend_from_slice(&buf[..n]);
     }
 }
 
