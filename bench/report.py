@@ -17,6 +17,7 @@ from pathlib import Path
 LABELS = {
     "axum-ours": "axum + tower-sessions 0.15 + redis-sessions",
     "axum-ours-sliding": "axum + tower-sessions 0.15 + redis-sessions, idle_timeout (GETEX)",
+    "axum-ours-indexed": "axum + tower-sessions 0.15 + redis-sessions, index_by(\"user_id\")",
     "axum-tsrs": "axum + tower-sessions 0.14 + tower-sessions-redis-store 0.16 (fred)",
     "axum-memory": "axum + tower-sessions 0.15 MemoryStore (no Redis)",
     "axum-none": "axum, no session layer (ceiling)",

@@ -17,7 +17,7 @@ WARMUP=${WARMUP:-2}           # seconds of warm-up per stack and path
 ROUNDS=${ROUNDS:-3}           # interleaved rounds: A B C ... A B C ...
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
-STACKS=${STACKS:-"axum-ours axum-ours-sliding axum-tsrs axum-memory axum-none actix-ours actix-ours-sliding actix-redis actix-cookie actix-none express"}
+STACKS=${STACKS:-"axum-ours axum-ours-sliding axum-ours-indexed axum-tsrs axum-memory axum-none actix-ours actix-ours-sliding actix-redis actix-cookie actix-none express"}
 PATHS=${PATHS:-"/login /inc /read"}
 OUT=${OUT:-$BENCH/results}
 mkdir -p "$OUT"

@@ -2,13 +2,23 @@
 # The whole test suite, exactly as CI runs it: installs redis-server when missing, then
 # fmt, a warning-free `cargo check` of the library under every feature set, clippy
 # (-D warnings), docs (-D warnings) and every test with every feature.
-# Tests start their own redis-server processes on free loopback ports.
+# Tests start their own redis-server processes on free loopback ports; the demo's browser test
+# drives headless Chromium through chromedriver (Debian's chromium and chromium-driver,
+# installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/redis-env.sh
 ensure_redis_server
 redis-server --version
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "==> installing chromium and chromium-driver (Debian packages) for the browser test" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
+fi
+chromedriver --version
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

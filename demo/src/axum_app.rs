@@ -1,19 +1,21 @@
 //! The axum + tower-sessions 0.15 app.
 
 use std::future::Future;
+use std::net::SocketAddr;
 
-use axum::extract::{Form, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use redis_sessions::{Backend, KeyTtl, RedisStore, SessionId};
+use redis_sessions::{Backend, SessionId};
 use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
-use crate::page::{self, Home};
-use crate::{open_store, valid_user, BackendLabel, Config, IncrementHook, Opened, COUNTER, USER};
+use crate::devices::{self, Device};
+use crate::site::{login_fields, Site};
+use crate::{open_store, valid_user, Config, IncrementHook, Opened, COUNTER, USER};
 
 /// Runs the axum demo on `listener` until `shutdown` completes.
 ///
@@ -24,28 +26,17 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let hook = config.increment_hook.clone();
     match open_store(&config).await? {
-        Opened::Redis(store, label) => serve(listener, App { store, label, hook }, shutdown).await,
-        Opened::Memory(store, label) => serve(listener, App { store, label, hook }, shutdown).await,
-    }
-}
-
-struct App<B> {
-    store: RedisStore<B>,
-    label: BackendLabel,
-    hook: Option<IncrementHook>,
-}
-
-impl<B> Clone for App<B> {
-    fn clone(&self) -> Self {
-        App {
-            store: self.store.clone(),
-            label: self.label.clone(),
-            hook: self.hook.clone(),
+        Opened::Redis(store, label) => {
+            serve(listener, Site::new(store, label, &config), shutdown).await
+        }
+        Opened::Memory(store, label) => {
+            serve(listener, Site::new(store, label, &config), shutdown).await
         }
     }
 }
+
+type App<B> = Site<B>;
 
 async fn serve<B: Backend>(
     listener: tokio::net::TcpListener,
@@ -64,10 +55,15 @@ async fn serve<B: Backend>(
         .route("/login", post(login_form))
         .route("/increment", post(increment_form))
         .route("/logout", post(logout_form))
+        .route("/sessions/revoke-others", post(revoke_others_form::<B>))
+        .route("/sessions/{id}/revoke", post(revoke_form::<B>))
         .route("/api/login", post(api_login))
         .route("/api/increment", post(api_increment::<B>))
         .route("/api/me", get(api_me))
         .route("/api/logout", post(api_logout))
+        .route("/api/sessions", get(api_sessions::<B>))
+        .route("/api/sessions/revoke-others", post(api_revoke_others::<B>))
+        .route("/api/sessions/{id}/revoke", post(api_revoke::<B>))
         .layer(sessions)
         .layer(axum::middleware::from_fn(
             crate::ops::save::answer_save_failures,
@@ -75,15 +71,18 @@ async fn serve<B: Backend>(
         .with_state(app)
         .merge(crate::ops::axum_routes(store));
     tracing::info!("demo: open http://{}/", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 
 /// A session store failure: logged, answered with 503 (the session layer's own save failures
 /// are its empty 500).
-fn unavailable(e: tower_sessions::session::Error) -> Response {
+fn unavailable(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "session store unavailable");
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -98,6 +97,19 @@ async fn current(session: &Session) -> Result<Option<(String, i64)>, Response> {
     Ok(user.map(|u| (u, counter.unwrap_or(0))))
 }
 
+/// The request's user, or the 401 answer.
+async fn user_of(session: &Session) -> Result<String, Response> {
+    match current(session).await? {
+        Some((user, _)) => Ok(user),
+        None => Err(not_logged_in()),
+    }
+}
+
+/// The id of the request's session, as the store knows it.
+fn id_of(session: &Session) -> Option<SessionId> {
+    SessionId::parse(&session.id()?.to_string()).ok()
+}
+
 fn not_logged_in() -> Response {
     (
         StatusCode::UNAUTHORIZED,
@@ -106,11 +118,27 @@ fn not_logged_in() -> Response {
         .into_response()
 }
 
-async fn log_in(session: &Session, user: String) -> Result<(), Response> {
+fn not_yours() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": "no such session of yours"})),
+    )
+        .into_response()
+}
+
+fn device(headers: &HeaderMap, peer: SocketAddr) -> Device {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    Device::new(agent, Some(peer.ip()))
+}
+
+async fn log_in(session: &Session, user: &str, device: Device) -> Result<(), Response> {
     // A new id at login (OWASP: rotate on privilege change); the old session, if any, is deleted.
     session.cycle_id().await.map_err(unavailable)?;
-    session.insert(USER, &user).await.map_err(unavailable)?;
-    session.insert(COUNTER, 0).await.map_err(unavailable)?;
+    for (field, value) in login_fields(user, device) {
+        session.insert(field, value).await.map_err(unavailable)?;
+    }
     Ok(())
 }
 
@@ -128,20 +156,11 @@ async fn home<B: Backend>(State(app): State<App<B>>, session: Session) -> Respon
         Ok(who) => who,
         Err(response) => return response,
     };
-    let ttl = match session.id().map(|id| SessionId::parse(&id.to_string())) {
-        Some(Ok(id)) => match app.store.ttl(&id).await {
-            Ok(KeyTtl::Expires(ttl)) => Some(ttl),
-            _ => None,
-        },
-        _ => None,
-    };
-    Html(page::render(&Home {
-        user: who.as_ref().map(|(u, _)| u.as_str()),
-        counter: who.as_ref().map_or(0, |(_, c)| *c),
-        ttl,
-        backend: &app.label.0,
-    }))
-    .into_response()
+    let who = who.as_ref().map(|(u, c)| (u.as_str(), *c));
+    match app.home(who, id_of(&session).as_ref()).await {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => unavailable(e),
+    }
 }
 
 #[derive(Deserialize)]
@@ -157,11 +176,16 @@ fn bad_user() -> Response {
         .into_response()
 }
 
-async fn login_form(session: Session, Form(form): Form<Login>) -> Response {
+async fn login_form(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    session: Session,
+    Form(form): Form<Login>,
+) -> Response {
     let Some(user) = valid_user(&form.user) else {
         return bad_user();
     };
-    match log_in(&session, user).await {
+    match log_in(&session, &user, device(&headers, peer)).await {
         Ok(()) => Redirect::to("/").into_response(),
         Err(response) => response,
     }
@@ -181,11 +205,34 @@ async fn logout_form(session: Session) -> Response {
     }
 }
 
-async fn api_login(session: Session, Json(body): Json<Login>) -> Response {
+async fn revoke_form<B: Backend>(
+    State(app): State<App<B>>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    match api_revoke(State(app), session, Path(id)).await {
+        r if r.status() == StatusCode::OK => Redirect::to("/").into_response(),
+        r => r,
+    }
+}
+
+async fn revoke_others_form<B: Backend>(State(app): State<App<B>>, session: Session) -> Response {
+    match api_revoke_others(State(app), session).await {
+        r if r.status() == StatusCode::OK => Redirect::to("/").into_response(),
+        r => r,
+    }
+}
+
+async fn api_login(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    session: Session,
+    Json(body): Json<Login>,
+) -> Response {
     let Some(user) = valid_user(&body.user) else {
         return bad_user();
     };
-    match log_in(&session, user.clone()).await {
+    match log_in(&session, &user, device(&headers, peer)).await {
         Ok(()) => Json(json!({"user": user, "counter": 0})).into_response(),
         Err(response) => response,
     }
@@ -215,6 +262,44 @@ async fn api_me(session: Session) -> Response {
 async fn api_logout(session: Session) -> Response {
     match session.delete().await {
         Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn api_sessions<B: Backend>(State(app): State<App<B>>, session: Session) -> Response {
+    let user = match user_of(&session).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    match app.sessions_json(&user, id_of(&session).as_ref()).await {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn api_revoke_others<B: Backend>(State(app): State<App<B>>, session: Session) -> Response {
+    let user = match user_of(&session).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    match devices::revoke_others(&app.store, &user, id_of(&session).as_ref()).await {
+        Ok(n) => Json(json!({"revoked": n})).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn api_revoke<B: Backend>(
+    State(app): State<App<B>>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let user = match user_of(&session).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    match devices::revoke(&app.store, &user, &id).await {
+        Ok(true) => Json(json!({"ok": true})).into_response(),
+        Ok(false) => not_yours(),
         Err(e) => unavailable(e),
     }
 }

@@ -72,6 +72,14 @@ pub struct Config {
     /// treated as corrupt on load).
     #[arg(long, env = "SESSION_MAX_SIZE", default_value_t = redis_sessions::DEFAULT_MAX_VALUE_SIZE)]
     pub max_session_size: usize,
+    /// Absolute timeout in seconds, counted from sign-in: however active, a session ends this
+    /// long after it was created (OWASP). Default: none, only the idle timeout.
+    #[arg(long, env = "SESSION_ABSOLUTE_TIMEOUT")]
+    pub absolute_timeout: Option<u64>,
+    /// The most sessions one user may have; past it, signing in ends that user's least
+    /// recently used session. 0 (the default) means no limit.
+    #[arg(long, env = "SESSION_MAX_PER_USER", default_value_t = 0)]
+    pub max_sessions_per_user: u32,
     /// Test hook, not a flag (always `None` from the command line): see [`IncrementHook`].
     #[arg(skip)]
     pub increment_hook: Option<IncrementHook>,
@@ -121,6 +129,8 @@ impl Config {
             keys: None,
             require_encryption: false,
             max_session_size: redis_sessions::DEFAULT_MAX_VALUE_SIZE,
+            absolute_timeout: None,
+            max_sessions_per_user: 0,
             increment_hook: None,
         }
     }

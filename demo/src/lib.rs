@@ -1,27 +1,35 @@
 //! The redis-sessions demo: an axum + tower-sessions 0.15 web app on our store
-//! ([`run`]), and the same JSON API on actix-web + actix-session ([`run_actix`]).
+//! ([`run`]), and the same page and JSON API on actix-web + actix-session ([`run_actix`]).
 //!
 //! Both bind whatever listener they are given, so tests use port 0, and stop when `shutdown`
 //! completes. Without a Redis URL they run on the in-memory backend and say so.
+//!
+//! Sessions are indexed by their user (`index_by("user")`): the home page lists the user's
+//! sessions ("Your sessions", `devices.rs`) and shows the current one as Redis holds it
+//! (`holds.rs`); `site.rs` is what both framework files share, `page.rs` the HTML.
 
 mod actix_app;
 mod axum_app;
 mod config;
+mod devices;
+mod holds;
 mod ops;
 mod page;
+mod site;
 
 use std::time::Duration;
 
 use redis_sessions::{
-    codec::DEFAULT_COMPRESS_ABOVE, AnyBackend, Backend, IdHashing, KeyRing, MemoryBackend,
-    RedisStore,
+    codec::DEFAULT_COMPRESS_ABOVE, AnyBackend, Backend, IdHashing, KeyRing, LimitPolicy,
+    MemoryBackend, RedisStore,
 };
 
 pub use actix_app::run_actix;
 pub use axum_app::run;
 pub use config::{Config, IncrementHook};
 
-/// Session fields the demo uses.
+/// Session fields the demo uses (the store indexes sessions by `USER`; the device facts
+/// recorded at login are in `devices.rs`).
 pub(crate) const USER: &str = "user";
 pub(crate) const COUNTER: &str = "counter";
 
@@ -135,7 +143,19 @@ fn store<B: Backend>(
         .idle_timeout(idle)
         .compress_above(DEFAULT_COMPRESS_ABOVE)
         .max_value_size(config.max_session_size)
-        .hash_ids(hashing);
+        .hash_ids(hashing)
+        .index_by(USER);
+    if config.max_sessions_per_user > 0 {
+        builder = builder.max_sessions_per_user(
+            config.max_sessions_per_user,
+            LimitPolicy::EndLeastRecentlyUsed,
+        );
+    }
+    if let Some(absolute) = config.absolute_timeout {
+        // TODO(absolute_timeout): not on main yet; wire it when it lands:
+        // builder = builder.absolute_timeout(Duration::from_secs(absolute));
+        tracing::warn!(absolute_timeout_s = absolute, "--absolute-timeout is not supported by this build of the store yet: only the idle timeout applies");
+    }
     if let Some(keys) = keys {
         builder = builder
             .encrypt(keys)

@@ -65,9 +65,13 @@ pub fn main(args: Args) -> Result<(), Error> {
 
 async fn run(args: Args) -> Result<(), Error> {
     let app = match args.stack.as_str() {
-        "axum-ours" | "axum-ours-sliding" => {
+        "axum-ours" | "axum-ours-sliding" | "axum-ours-indexed" => {
             let backend = redis_sessions::RedisBackend::connect(&args.redis).await?;
             let mut builder = redis_sessions::RedisStore::builder(backend);
+            if args.stack == "axum-ours-indexed" {
+                // The per-user index on (`user_id`), otherwise `axum-ours`.
+                builder = builder.index_by("user_id");
+            }
             let mut layer_expiry = None;
             if args.stack == "axum-ours-sliding" {
                 // As our README recommends: a browser-session cookie plus the store's idle

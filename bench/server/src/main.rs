@@ -52,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
 pub const STACKS: &[&str] = &[
     "axum-ours",
     "axum-ours-sliding",
+    "axum-ours-indexed",
     "axum-tsrs",
     "axum-memory",
     "axum-none",

@@ -324,7 +324,8 @@
 //!   the options ([`StoreBuilder`]), `write.rs` the one write path (every change of Redis
 //!   state: create, update, set, touch, refresh, destroy, revoke by listed id, `clear`'s
 //!   batches, the delete of a session found expired on read), `scan.rs` the listings,
-//!   `length` and `clear`, `index.rs` the per-user listings and revokes, and `check.rs`
+//!   `length` and `clear`, `index.rs` the per-user listings and revokes, `raw.rs` a
+//!   session's key and bytes as stored ([`RedisStore::raw`]), and `check.rs`
 //!   [`RedisStore::check`], the deployment checks of `doctor`.
 //! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
 //! - `codec/`: sessions to bytes, the only place that touches payload bytes: the serializers,
@@ -376,7 +377,7 @@ pub use backend::{SentinelView, ServerInfo, ServerReport, Topology};
 pub use codec::KeyRing;
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPack;
-pub use codec::{Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
+pub use codec::{Json, Serializer, StoredForm, DEFAULT_MAX_VALUE_SIZE};
 #[cfg(feature = "redis")]
 pub use deployment::{connect, connect_with_tls, AnyBackend, Deployment};
 pub use error::{BackendError, BackendErrorKind, CodecError, Error, Result};
@@ -393,7 +394,7 @@ pub use store::{
     DEFAULT_TTL,
 };
 pub use store::{FailFast, FailFastState};
-pub use store::{UserSession, INDEX_SLACK, REVOKE_ROUNDS};
+pub use store::{RawSession, UserSession, INDEX_SLACK, REVOKE_ROUNDS};
 #[cfg(feature = "redis")]
 pub use tls::TlsConfig;
 

@@ -24,11 +24,25 @@ pub struct Client {
     addr: SocketAddr,
     /// `name=value` of the session cookie, as the server last set it.
     pub cookie: Option<String>,
+    /// The `User-Agent` header to send, if any.
+    pub agent: Option<String>,
 }
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Client {
-        Client { addr, cookie: None }
+        Client {
+            addr,
+            cookie: None,
+            agent: None,
+        }
+    }
+
+    /// A client that sends `User-Agent: agent`.
+    pub fn with_agent(addr: SocketAddr, agent: &str) -> Client {
+        Client {
+            agent: Some(agent.to_owned()),
+            ..Client::new(addr)
+        }
     }
 
     pub async fn get(&mut self, path: &str) -> Response {
@@ -59,15 +73,45 @@ impl Client {
         if let Some(cookie) = &self.cookie {
             request.push_str(&format!("Cookie: {cookie}\r\n"));
         }
+        if let Some(agent) = &self.agent {
+            request.push_str(&format!("User-Agent: {agent}\r\n"));
+        }
         let body = body.unwrap_or_default();
         if !body.is_empty() {
             request.push_str("Content-Type: application/json\r\n");
         }
         request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
+        let raw = read_response(&mut stream).await;
         parse(&String::from_utf8_lossy(&raw))
+    }
+}
+
+/// Reads one response: up to its `Content-Length`, or the last chunk, or the end of the
+/// stream. Not only to the end: chromedriver answers `Connection: close` and keeps the
+/// connection open.
+async fn read_response(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let body = &raw[end + 4..];
+            match length {
+                Some(n) if body.len() >= n => return raw,
+                None if head.contains("chunked") && body.ends_with(b"0\r\n\r\n") => return raw,
+                _ => {}
+            }
+        }
+        let n = stream.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return raw;
+        }
+        raw.extend_from_slice(&buf[..n]);
     }
 }
 

@@ -8,6 +8,9 @@
     reason = "tests fail by panicking"
 )]
 
+mod browser;
 mod client;
 mod servers;
 mod suite;
+mod users;
+mod webdriver;

@@ -44,6 +44,13 @@ impl Redis {
         }
     }
 
+    /// The session keys (the demo's prefix, per-user indexes left out).
+    pub fn session_keys(&self) -> Vec<String> {
+        let mut keys = self.scan_keys("sess:*");
+        keys.retain(|k| !is_index(k));
+        keys
+    }
+
     /// A command about `key` (on a cluster: sent to the key's primary).
     pub fn cmd(&self, key: &str, args: &[&str]) -> Reply {
         match self {
@@ -109,6 +116,11 @@ impl Redis {
     }
 }
 
+/// A per-user index key (`prefix + "~user~" + hash`), not a session.
+pub fn is_index(key: &str) -> bool {
+    key.contains("~user~")
+}
+
 fn scan_node(cluster: &RedisCluster, port: u16, pattern: &str) -> Vec<String> {
     let mut keys = Vec::new();
     let mut cursor = "0".to_owned();
@@ -153,6 +165,19 @@ pub async fn start_with_hook(
     idle_timeout: u64,
     hook: Option<demo::IncrementHook>,
 ) -> Running {
+    start_with(kind, topology, |config| {
+        config.idle_timeout = idle_timeout;
+        config.increment_hook = hook;
+    })
+    .await
+}
+
+/// The app on a fresh Redis, with `configure` applied to the test configuration.
+pub async fn start_with(
+    kind: Kind,
+    topology: Topology,
+    configure: impl FnOnce(&mut demo::Config),
+) -> Running {
     let redis = match topology {
         Topology::Standalone => Redis::Server(RedisServer::start()),
         Topology::Cluster => Redis::Cluster(
@@ -162,8 +187,7 @@ pub async fn start_with_hook(
         ),
     };
     let mut config = demo::Config::new(Some(redis.url()));
-    config.idle_timeout = idle_timeout;
-    config.increment_hook = hook;
+    configure(&mut config);
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
         let _ = stopped.await;

@@ -101,6 +101,39 @@ impl Header {
     }
 }
 
+/// What a stored value is, as someone reading Redis sees it (no key needed to tell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoredForm {
+    /// Plain JSON text, readable as it stands (connect-redis's format).
+    Json,
+    /// Plain MessagePack: binary, but readable with any MessagePack decoder.
+    MsgPack,
+    /// An envelope whose body is LZ4-compressed, not encrypted: readable once decompressed.
+    Compressed,
+    /// An encrypted envelope: unreadable without the key ring.
+    Encrypted,
+    /// None of the above: not a value this store writes.
+    Unknown,
+}
+
+/// Tells a stored value's form from its first bytes (the envelope's header, or the first byte
+/// of a plain JSON or MessagePack session).
+pub(crate) fn form_of(bytes: &[u8]) -> StoredForm {
+    match bytes.first() {
+        Some(&MARKER) => match Header::parse(bytes) {
+            Ok(h) if h.encrypted => StoredForm::Encrypted,
+            Ok(h) if h.compressed => StoredForm::Compressed,
+            Ok(h) if h.format == Format::Json => StoredForm::Json,
+            Ok(h) if h.format == Format::MsgPack => StoredForm::MsgPack,
+            _ => StoredForm::Unknown,
+        },
+        Some(b'{' | b' ' | b'\t' | b'\n' | b'\r') => StoredForm::Json,
+        Some(0x80..=0x8f | 0xde | 0xdf) => StoredForm::MsgPack,
+        _ => StoredForm::Unknown,
+    }
+}
+
 /// A malformed-envelope error.
 pub(crate) fn envelope(what: &'static str) -> CodecError {
     CodecError::Envelope { what }
@@ -129,5 +162,26 @@ mod tests {
         assert!(Header::parse(&[MARKER, 1, 0b0011_0000]).is_err());
         assert!(Header::parse(&[MARKER, 1]).is_err());
         assert!(Header::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn tells_the_stored_form_from_the_first_bytes() {
+        let h = |compressed, encrypted| {
+            Header {
+                compressed,
+                encrypted,
+                format: Format::Json,
+            }
+            .bytes()
+        };
+        assert_eq!(form_of(br#"{"a":1}"#), StoredForm::Json);
+        assert_eq!(form_of(b"\n {}"), StoredForm::Json);
+        assert_eq!(form_of(&[0x81, 0xa1, b'a', 1]), StoredForm::MsgPack);
+        assert_eq!(form_of(&h(true, false)), StoredForm::Compressed);
+        assert_eq!(form_of(&h(false, true)), StoredForm::Encrypted);
+        assert_eq!(form_of(&h(true, true)), StoredForm::Encrypted);
+        assert_eq!(form_of(&[MARKER, 9, 0]), StoredForm::Unknown);
+        assert_eq!(form_of(b"hello"), StoredForm::Unknown);
+        assert_eq!(form_of(b""), StoredForm::Unknown);
     }
 }

@@ -73,7 +73,8 @@ pub use keyring::{KeyRing, KEY_LEN};
 #[cfg(feature = "msgpack")]
 pub use msgpack::MsgPack;
 
-pub(crate) use envelope::Format;
+pub use envelope::StoredForm;
+pub(crate) use envelope::{form_of, Format};
 pub(crate) use pipeline::Codec;
 pub(crate) use shape::{Decoded, Encodable};
 

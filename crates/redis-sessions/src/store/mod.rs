@@ -6,6 +6,7 @@
 //!   backend call;
 //! - `write.rs`: the one write path: every change of Redis state goes through it;
 //! - `scan.rs`: listings, `length` and `clear`;
+//! - `raw.rs`: [`RedisStore::raw`], a session's key and bytes as stored, for inspection;
 //! - `check.rs`: [`RedisStore::check`], what is wrong with the deployment (the CLI's `doctor`).
 
 mod breaker;
@@ -14,6 +15,7 @@ mod check;
 mod guard;
 mod index;
 mod observe;
+mod raw;
 mod scan;
 mod write;
 
@@ -32,6 +34,7 @@ pub(crate) use observe::reconnected;
 #[cfg(any(feature = "cluster", feature = "sentinel"))]
 pub(crate) use observe::retried;
 pub use observe::Endpoint;
+pub use raw::RawSession;
 
 use crate::backend::{Backend, BackendResult, KeyTtl};
 use crate::codec::{Codec, Decoded};

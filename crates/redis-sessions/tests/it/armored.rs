@@ -3,8 +3,8 @@
 //! and what a dump of the keyspace reveals.
 
 use redis_sessions::{
-    Backend, Error, IdHashing, Json, KeyRing, MsgPack, Outcome, RedisStore, ScanCursor, Serializer,
-    Session, SessionId, SetMode,
+    Backend, Error, IdHashing, Json, KeyRing, KeyTtl, MsgPack, Outcome, RedisStore, ScanCursor,
+    Serializer, Session, SessionId, SetMode, StoredForm,
 };
 
 use crate::support::{id, session};
@@ -251,6 +251,59 @@ pub async fn oversized_sessions_are_refused<B: Backend + Clone>(b: B) {
         .is_written());
 }
 
+/// `raw` shows the key as stored and the value as an onlooker sees it: readable JSON from a
+/// plain store, compressed from a compressing one, encrypted from an armored one; its `Debug`
+/// shows neither key nor value; a missing session is `None` and reading it slides nothing.
+pub async fn raw_shows_what_redis_holds<B: Backend + Clone>(b: B) {
+    let id = id();
+    let plain = RedisStore::builder(b.clone()).prefix("raw:").build();
+    assert!(plain.raw(&id).await.unwrap().is_none());
+    assert!(plain.set(&id, &big_session(1)).await.unwrap().is_written());
+    let raw = plain.raw(&id).await.unwrap().unwrap();
+    assert_eq!(raw.key, format!("raw:{}", id.as_str()));
+    assert_eq!(raw.form(), StoredForm::Json);
+    let text = String::from_utf8(raw.value.clone()).unwrap();
+    assert!(text.starts_with('{') && text.contains(SECRET), "{text}");
+    assert!(matches!(raw.ttl, KeyTtl::Expires(t) if t.as_secs() > 86_000));
+    let debug = format!("{raw:?}");
+    assert!(
+        !debug.contains(id.as_str()) && !debug.contains(SECRET),
+        "{debug}"
+    );
+
+    let compressed = RedisStore::builder(b.clone())
+        .prefix("rawz:")
+        .compress_above(64)
+        .build();
+    assert!(compressed
+        .set(&id, &big_session(1))
+        .await
+        .unwrap()
+        .is_written());
+    let raw = compressed.raw(&id).await.unwrap().unwrap();
+    assert_eq!(raw.form(), StoredForm::Compressed);
+
+    let store = armored(b.clone(), Json, &[NEW]);
+    assert!(store.set(&id, &big_session(1)).await.unwrap().is_written());
+    let raw = store.raw(&id).await.unwrap().unwrap();
+    assert_eq!(raw.key, store.keyspace().key(&id));
+    assert!(!raw.key.contains(id.as_str()), "hashed: {}", raw.key);
+    assert_eq!(raw.form(), StoredForm::Encrypted);
+    assert!(!contains(&raw.value, SECRET.as_bytes()));
+    // Not a read: a short TTL stays short.
+    assert!(store
+        .refresh(&id, std::time::Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is_written());
+    let raw = store.raw(&id).await.unwrap().unwrap();
+    assert!(
+        matches!(raw.ttl, KeyTtl::Expires(t) if t.as_secs() <= 5),
+        "{:?}",
+        raw.ttl
+    );
+}
+
 macro_rules! armored_suite {
     ($($backend:ident),*) => {
         $(mod $backend {
@@ -261,6 +314,7 @@ macro_rules! armored_suite {
                 values_moved_or_tampered_fail_cleanly,
                 reads_connect_redis_json_with_everything_on,
                 oversized_sessions_are_refused,
+                raw_shows_what_redis_holds,
             );
         })*
     };
