@@ -346,6 +346,7 @@
 
 pub mod adapters;
 pub mod backend;
+mod cache;
 pub mod codec;
 #[cfg(feature = "redis")]
 mod deployment;
@@ -368,7 +369,7 @@ pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode}
 pub use backend::{ClusterBackend, ClusterConfig};
 pub use backend::{IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
 #[cfg(feature = "redis")]
-pub use backend::{RedisBackend, RedisConfig};
+pub use backend::{RedisBackend, RedisConfig, TrackedConnection};
 #[cfg(feature = "sentinel")]
 pub use backend::{SentinelBackend, SentinelConfig};
 pub use backend::{SentinelView, ServerInfo, ServerReport, Topology};
@@ -376,6 +377,7 @@ pub use backend::{SentinelView, ServerInfo, ServerReport, Topology};
 pub use codec::KeyRing;
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPack;
+pub use cache::{CacheConfig, CacheStats, Tracker, DEFAULT_REFRESH_FRACTION};
 pub use codec::{Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
 #[cfg(feature = "redis")]
 pub use deployment::{connect, connect_with_tls, AnyBackend, Deployment};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{Inner, RedisStore, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL};
 use crate::backend::{Backend, LimitPolicy, SessionLimit};
+use crate::cache::{Cache, CacheConfig};
 #[cfg(feature = "encryption")]
 use crate::codec::KeyRing;
 use crate::codec::{format_of, Codec, Serializer};
@@ -26,6 +27,7 @@ pub struct StoreBuilder<B> {
     hashing: IdHashing,
     index_by: Option<String>,
     session_limit: Option<SessionLimit>,
+    cache: Option<CacheConfig>,
 }
 
 impl<B: Backend> RedisStore<B> {
@@ -43,6 +45,7 @@ impl<B: Backend> RedisStore<B> {
             hashing: IdHashing::Off,
             index_by: None,
             session_limit: None,
+            cache: None,
         }
     }
 }
@@ -169,8 +172,42 @@ impl<B: Backend> StoreBuilder<B> {
         self
     }
 
+    /// Keep up to `capacity` recently loaded sessions in process memory (a client-side cache
+    /// with server-assisted invalidation; at most 2 KiB per entry of capacity in bytes):
+    /// see [`cache_with`](StoreBuilder::cache_with).
+    ///
+    /// # Errors
+    /// As [`cache_with`](StoreBuilder::cache_with).
+    pub fn cache(self, capacity: usize) -> crate::Result<Self> {
+        self.cache_with(CacheConfig::new(capacity))
+    }
+
+    /// A client-side cache of loads: a [`RedisStore::load`] (every framework adapter's read)
+    /// of a session this process read or wrote recently costs no Redis command, and Redis's
+    /// invalidation (RESP3 `CLIENT TRACKING`) drops the entry as soon as any client changes,
+    /// deletes or expires the key. The crate docs' "Client-side cache" has the exact rules.
+    ///
+    /// # Errors
+    /// [`Error::CacheUnsupported`](crate::Error::CacheUnsupported) when the backend does not
+    /// keep client-side tracking on ([`Backend::tracker`] is `None`): use
+    /// [`RedisBackend::connect_tracked`](crate::RedisBackend::connect_tracked).
+    pub fn cache_with(mut self, config: CacheConfig) -> crate::Result<Self> {
+        if self.backend.tracker().is_none() {
+            return Err(crate::Error::CacheUnsupported);
+        }
+        self.cache = Some(config);
+        Ok(self)
+    }
+
     /// The store.
     pub fn build(self) -> RedisStore<B> {
+        let cache = self.cache.map(|config| {
+            let cache = Arc::new(Cache::new(config));
+            if let Some(tracker) = self.backend.tracker() {
+                tracker.register(&cache);
+            }
+            cache
+        });
         RedisStore {
             inner: Arc::new(Inner {
                 endpoint: self.backend.endpoint(),
@@ -184,6 +221,7 @@ impl<B: Backend> StoreBuilder<B> {
                 idle_timeout: self.idle_timeout,
                 index_by: self.index_by,
                 session_limit: self.session_limit,
+                cache,
             }),
         }
     }

@@ -222,6 +222,15 @@ pub mod metric {
     /// Counter: failed operations, label `error.type`.
     pub const ERRORS: &str = "redis_sessions.errors";
 
+    /// Counter: the client-side cache's work, label `event`: `hit`, `miss` (a load sent to
+    /// Redis), `invalidation` (a key Redis said changed while cached or being read),
+    /// `eviction` (dropped to stay within the bounds), `flush` (emptied: a lost connection).
+    pub const CACHE: &str = "redis_sessions.cache";
+
+    pub(crate) fn cache(event: &'static str, n: u64) {
+        metrics::counter!(CACHE, "event" => event).increment(n);
+    }
+
     pub(crate) fn bytes(dir: Dir, size: usize) {
         let name = match dir {
             Dir::Read => BYTES_READ,
