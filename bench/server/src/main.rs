@@ -52,11 +52,13 @@ fn parse_args() -> Result<Args, String> {
 pub const STACKS: &[&str] = &[
     "axum-ours",
     "axum-ours-sliding",
+    "axum-ours-cached",
     "axum-tsrs",
     "axum-memory",
     "axum-none",
     "actix-ours",
     "actix-ours-sliding",
+    "actix-ours-cached",
     "actix-redis",
     "actix-cookie",
     "actix-none",

@@ -373,11 +373,11 @@ pub use backend::{RedisBackend, RedisConfig, TrackedConnection};
 #[cfg(feature = "sentinel")]
 pub use backend::{SentinelBackend, SentinelConfig};
 pub use backend::{SentinelView, ServerInfo, ServerReport, Topology};
+pub use cache::{CacheConfig, CacheStats, Tracker, DEFAULT_REFRESH_FRACTION};
 #[cfg(feature = "encryption")]
 pub use codec::KeyRing;
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPack;
-pub use cache::{CacheConfig, CacheStats, Tracker, DEFAULT_REFRESH_FRACTION};
 pub use codec::{Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
 #[cfg(feature = "redis")]
 pub use deployment::{connect, connect_with_tls, AnyBackend, Deployment};

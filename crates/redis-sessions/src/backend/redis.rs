@@ -166,7 +166,9 @@ impl RedisBackend<super::TrackedConnection> {
             db,
         )
         .await
-        .map_err(|e| super::denied::note(tls.connect_error(e), redis::cmd("CLIENT").arg("TRACKING")))?;
+        .map_err(|e| {
+            super::denied::note(tls.connect_error(e), redis::cmd("CLIENT").arg("TRACKING"))
+        })?;
         let tracker = Some(std::sync::Arc::clone(conn.tracker()));
         Ok(RedisBackend {
             conn,

@@ -115,11 +115,12 @@ pub(crate) struct Cached {
 }
 
 /// How the cache's shape is decoded from stored bytes, for installing a written value.
-pub(crate) type Shape = fn(
-    &crate::codec::Codec,
-    &[u8],
-    &[u8],
-) -> Result<(Arc<dyn Any + Send + Sync>, Option<SystemTime>), crate::error::CodecError>;
+pub(crate) type Shape =
+    fn(
+        &crate::codec::Codec,
+        &[u8],
+        &[u8],
+    ) -> Result<(Arc<dyn Any + Send + Sync>, Option<SystemTime>), crate::error::CodecError>;
 
 #[derive(Default)]
 struct Pending {

@@ -81,7 +81,11 @@ fn a_read_that_ends_after_the_write_never_overwrites_it() {
     let r = c.begin_read("k");
     w.install(cached(2), 10, None);
     r.install(cached(1), 10, None);
-    assert_eq!(get(&c, "k"), Some(2), "the read began while a write was in flight");
+    assert_eq!(
+        get(&c, "k"),
+        Some(2),
+        "the read began while a write was in flight"
+    );
 }
 
 #[test]
@@ -117,8 +121,14 @@ fn entries_past_their_ttl_or_refresh_interval_are_misses() {
         None,
     );
     let every = Some(Duration::from_secs(5));
-    assert_eq!(c.lookup::<u32>("k", now + Duration::from_secs(4), every), Some(1));
-    assert_eq!(c.lookup::<u32>("k", now + Duration::from_secs(6), every), None);
+    assert_eq!(
+        c.lookup::<u32>("k", now + Duration::from_secs(4), every),
+        Some(1)
+    );
+    assert_eq!(
+        c.lookup::<u32>("k", now + Duration::from_secs(6), every),
+        None
+    );
     let s = c.stats();
     assert_eq!((s.hits, s.misses, s.entries), (1, 1, 0));
 }

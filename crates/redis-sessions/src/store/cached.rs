@@ -60,7 +60,7 @@ impl<B: Backend> RedisStore<B> {
         let idle = self.inner.idle_timeout;
         let every = idle.map(|idle| cache.refresh_every(idle));
         if let Some(hit) = cache.lookup::<T>(&target.key, Instant::now(), every) {
-            if !hit.expires().is_some_and(|at| at <= SystemTime::now()) {
+            if hit.expires().is_none_or(|at| at > SystemTime::now()) {
                 return Ok(Some(hit));
             }
             // Past its stored expiry: the read below finds it so and deletes it.
@@ -72,7 +72,11 @@ impl<B: Backend> RedisStore<B> {
             Ok(None) => (Ok(None), None),
             Err(e) => (Err(e), None),
         };
-        let size = bytes.as_ref().ok().and_then(Option::as_ref).map_or(0, Vec::len);
+        let size = bytes
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map_or(0, Vec::len);
         let session: Option<T> = self.accept(target, bytes, idle).await?;
         if let Some(session) = &session {
             let cached = Cached {
@@ -132,7 +136,7 @@ impl<B: Backend> RedisStore<B> {
         };
         let bound_to = self.inner.keyspace.suffix(&target.key);
         if let Ok((decoded, expires)) = shape(&self.inner.codec, value, bound_to) {
-            if !expires.is_some_and(|at| at <= SystemTime::now()) {
+            if expires.is_none_or(|at| at > SystemTime::now()) {
                 let cached = Cached {
                     value: decoded,
                     key_expires: ttl.map(|ttl| sent + ttl),

@@ -17,7 +17,9 @@ type Tracked = RedisStore<RedisBackend<TrackedConnection>>;
 
 async fn cached_with(
     server: &RedisServer,
-    options: impl FnOnce(StoreBuilder<RedisBackend<TrackedConnection>>) -> StoreBuilder<RedisBackend<TrackedConnection>>,
+    options: impl FnOnce(
+        StoreBuilder<RedisBackend<TrackedConnection>>,
+    ) -> StoreBuilder<RedisBackend<TrackedConnection>>,
 ) -> Tracked {
     let backend = RedisBackend::connect_tracked(&server.url()).await.unwrap();
     options(RedisStore::builder(backend).cache(10_000).unwrap()).build()
@@ -57,15 +59,29 @@ async fn a_hit_costs_no_command_and_a_save_of_a_cached_session_one() {
     assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(1)); // loads the scripts
     server.cmd(&["CONFIG", "RESETSTAT"]);
     // Commands the application sent (the scripts' own GET, SET and PTTL count separately).
-    let sent = || (server.calls_of("evalsha"), server.calls_of("getex") + server.calls_of("get"));
+    let sent = || {
+        (
+            server.calls_of("evalsha"),
+            server.calls_of("getex") + server.calls_of("get"),
+        )
+    };
     assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(1));
     assert_eq!(sent(), (0, 0), "a hit");
     assert!(store.update(&id, &session(2)).await.unwrap().is_written());
-    assert_eq!(sent(), (1, 0), "the save: one script (SET, then PTTL to keep tracking)");
+    assert_eq!(
+        sent(),
+        (1, 0),
+        "the save: one script (SET, then PTTL to keep tracking)"
+    );
     for _ in 0..10 {
         assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(2));
     }
-    assert_eq!(sent(), (1, 0), "the saved session is cached: {:?}", server.command_calls());
+    assert_eq!(
+        sent(),
+        (1, 0),
+        "the saved session is cached: {:?}",
+        server.command_calls()
+    );
     let stats = store.cache_stats().unwrap();
     assert_eq!((stats.hits, stats.misses, stats.entries), (11, 1, 1));
 }
@@ -138,7 +154,10 @@ async fn an_update_through_a_is_seen_by_bs_next_read() {
 #[tokio::test]
 async fn a_read_racing_an_update_never_keeps_the_old_value() {
     let server = RedisServer::start();
-    let (a, b) = (Arc::new(cached(&server).await), Arc::new(cached(&server).await));
+    let (a, b) = (
+        Arc::new(cached(&server).await),
+        Arc::new(cached(&server).await),
+    );
     // Load both scripts first: a held EVALSHA must not need a SCRIPT LOAD.
     let warm = id();
     assert!(a.create(&warm, &session(0)).await.unwrap().is_written());
@@ -189,9 +208,11 @@ async fn an_expired_session_is_not_served() {
     assert!(a.load(&id).await.unwrap().is_some());
     assert!(b.load(&id).await.unwrap().is_some());
     let key = b.keyspace().key(&id);
-    eventually(Duration::from_secs(5), "the key expired in Redis", || async {
-        server.cmd(&["EXISTS", &key]).int() == Some(0)
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the key expired in Redis",
+        || async { server.cmd(&["EXISTS", &key]).int() == Some(0) },
+    )
     .await;
     for store in [&a, &b] {
         store.health().await.unwrap();
@@ -207,7 +228,11 @@ async fn a_killed_connection_empties_the_cache_so_a_destroy_it_missed_is_honoure
         let id = id();
         assert!(a.create(&id, &session(round)).await.unwrap().is_written());
         assert!(b.load(&id).await.unwrap().is_some());
-        let b_id: i64 = b.backend().command(&redis::cmd("CLIENT").arg("ID")).await.unwrap();
+        let b_id: i64 = b
+            .backend()
+            .command(redis::cmd("CLIENT").arg("ID"))
+            .await
+            .unwrap();
         let killed = server.cmd(&["CLIENT", "KILL", "ID", &b_id.to_string()]);
         assert_eq!(killed.int(), Some(1), "{killed:?}");
         assert!(a.destroy(&id).await.unwrap());
@@ -223,12 +248,7 @@ async fn a_hundred_thousand_sessions_through_ten_thousand_entries_stay_within_th
     let server = RedisServer::start();
     let cached = Arc::new(cached(&server).await);
     let ids: Arc<Vec<_>> = Arc::new((0..100_000).map(|_| id()).collect());
-    let value = String::from_utf8(
-        redis_sessions::Json
-            .encode(&session(1))
-            .unwrap(),
-    )
-    .unwrap();
+    let value = String::from_utf8(redis_sessions::Json.encode(&session(1)).unwrap()).unwrap();
     for chunk in ids.chunks(5_000) {
         let mut mset = vec!["MSET".to_owned()];
         for id in chunk {
