@@ -422,13 +422,12 @@ impl Tracker {
         caches.push(Arc::downgrade(cache));
     }
 
+    /// Runs `f` on every live cache, under the tracker's lock (a cache never takes it, so
+    /// the order of locks is always tracker, then cache).
     fn each(&self, f: impl Fn(&Cache)) {
-        let caches: Vec<Arc<Cache>> = {
-            let caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
-            caches.iter().filter_map(Weak::upgrade).collect()
-        };
-        for cache in &caches {
-            f(cache);
+        let caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
+        for cache in caches.iter().filter_map(Weak::upgrade) {
+            f(&cache);
         }
     }
 
