@@ -56,7 +56,9 @@ async fn a_hit_costs_no_command_and_a_save_of_a_cached_session_one() {
     let store = cached_with(&server, |b| b.idle_timeout(Duration::from_secs(600))).await;
     let id = id();
     assert!(store.create(&id, &session(1)).await.unwrap().is_written());
-    assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(1)); // loads the scripts
+    // Loads the scripts (a first EVALSHA of each is refused with NOSCRIPT, then loaded).
+    assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(1));
+    assert!(store.update(&id, &session(1)).await.unwrap().is_written());
     server.cmd(&["CONFIG", "RESETSTAT"]);
     // Commands the application sent (the scripts' own GET, SET and PTTL count separately).
     let sent = || {
@@ -301,4 +303,52 @@ async fn hashed_ids_and_the_user_index_are_invalidated_too() {
     b.health().await.unwrap();
     assert!(b.load(&one).await.unwrap().is_none());
     assert!(b.load(&two).await.unwrap().is_none());
+}
+
+/// tower-sessions through an armored cached store: hits in the adapter's shape, saves
+/// installed, a delete elsewhere honoured.
+#[cfg(all(
+    feature = "tower-sessions-015",
+    feature = "encryption",
+    feature = "compression"
+))]
+#[tokio::test]
+async fn tower_sessions_loads_hit_the_cache_and_see_a_delete_elsewhere() {
+    use std::collections::HashMap;
+    use tower_sessions_core_015::session::{Id, Record};
+    use tower_sessions_core_015::SessionStore;
+
+    let server = RedisServer::start();
+    let options = |b: StoreBuilder<_>| {
+        b.hash_ids(redis_sessions::IdHashing::Sha256)
+            .compress_above(0)
+            .encrypt(redis_sessions::KeyRing::new([7; 32]))
+            .idle_timeout(Duration::from_secs(600))
+    };
+    let (a, b) = (
+        cached_with(&server, options).await,
+        cached_with(&server, options).await,
+    );
+    let record = |counter: i64| Record {
+        id: Id(42),
+        data: HashMap::from([("counter".to_owned(), serde_json::json!(counter))]),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(10),
+    };
+    let mut rec = record(1);
+    SessionStore::create(&b, &mut rec).await.unwrap();
+    let load = |store: &Tracked, id| {
+        let store = store.clone();
+        async move { SessionStore::load(&store, &id).await.unwrap() }
+    };
+    for _ in 0..3 {
+        assert_eq!(load(&b, rec.id).await.unwrap().data["counter"], 1);
+    }
+    rec.data.insert("counter".to_owned(), serde_json::json!(2));
+    SessionStore::save(&b, &rec).await.unwrap();
+    assert_eq!(load(&b, rec.id).await.unwrap().data["counter"], 2);
+    let stats = b.cache_stats().unwrap();
+    assert_eq!((stats.misses, stats.hits), (1, 3), "{stats:?}");
+    SessionStore::delete(&a, &rec.id).await.unwrap();
+    b.health().await.unwrap();
+    assert!(load(&b, rec.id).await.is_none());
 }
