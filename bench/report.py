@@ -18,17 +18,19 @@ LABELS = {
     "axum-ours": "axum + tower-sessions 0.15 + redis-sessions",
     "axum-ours-sliding": "axum + tower-sessions 0.15 + redis-sessions, idle_timeout (GETEX)",
     "axum-ours-indexed": "axum + tower-sessions 0.15 + redis-sessions, index_by(\"user_id\")",
+    "axum-ours-cached": "axum + tower-sessions 0.15 + redis-sessions, idle_timeout + cache(10,000)",
     "axum-tsrs": "axum + tower-sessions 0.14 + tower-sessions-redis-store 0.16 (fred)",
     "axum-memory": "axum + tower-sessions 0.15 MemoryStore (no Redis)",
     "axum-none": "axum, no session layer (ceiling)",
     "actix-ours": "actix-web + actix-session 0.11 + redis-sessions",
     "actix-ours-sliding": "actix-web + actix-session 0.11 + redis-sessions, idle_timeout (GETEX)",
+    "actix-ours-cached": "actix-web + actix-session 0.11 + redis-sessions, idle_timeout + cache(10,000)",
     "actix-redis": "actix-web + actix-session 0.11 RedisSessionStore",
     "actix-cookie": "actix-web + actix-session 0.11 CookieSessionStore (no Redis)",
     "actix-none": "actix-web, no session middleware (ceiling)",
     "express": "express 5 + express-session + connect-redis (node)",
 }
-OURS = ["axum-ours", "axum-ours-sliding", "actix-ours", "actix-ours-sliding"]
+OURS = ["axum-ours", "axum-ours-sliding", "axum-ours-indexed", "axum-ours-cached", "actix-ours", "actix-ours-sliding", "actix-ours-cached"]
 PEERS = ["axum-tsrs", "actix-redis", "express"]
 CEILINGS = {"axum": "axum-none", "actix": "actix-none"}
 # The session layer on a store without Redis: what the framework's session machinery costs alone.
@@ -152,6 +154,22 @@ def targets(agg, mem):
         for p in ["/inc", "/read"]:
             r = ratio(agg, ours, "actix-redis", p)
             add(f"{p}: {ours} / actix-redis", r, "≥ 1.0×", r is not None and r >= 1.0)
+    # The client-side cache (issue 15).
+    for p, goal in [("/read", 1.6), ("/inc", 1.6)]:
+        r = ratio(agg, "axum-ours-cached", "axum-tsrs", p)
+        add(f"{p}: axum-ours-cached / axum-tsrs", r, f"≥ {goal}×", r is not None and r >= goal)
+    r = ratio(agg, "axum-ours-cached", "axum-memory", "/read")
+    add("/read: axum-ours-cached / axum-memory", r, "≥ 0.9×", r is not None and r >= 0.9)
+    for p, goal in [("/read", 1.4), ("/inc", 1.25)]:
+        r = ratio(agg, "actix-ours-cached", "actix-redis", p)
+        add(f"{p}: actix-ours-cached / actix-redis", r, f"≥ {goal}×", r is not None and r >= goal)
+    for ours in ["axum-ours-cached", "actix-ours-cached"]:
+        if (ours, "/read") in agg:
+            c = agg[(ours, "/read")]["cmds"]
+            add(f"/read Redis commands/request: {ours} (warm)", c, "≤ 0.05", c <= 0.05, f"{c:.3f}")
+        if (ours, "/inc") in agg:
+            c = agg[(ours, "/inc")]["cmds"]
+            add(f"/inc Redis commands/request: {ours}", c, "1", c <= 1.02, f"{c:.2f}")
     for ours in OURS:
         for p in PATHS:
             r = ratio(agg, ours, "express", p)

@@ -17,7 +17,7 @@ WARMUP=${WARMUP:-2}           # seconds of warm-up per stack and path
 ROUNDS=${ROUNDS:-3}           # interleaved rounds: A B C ... A B C ...
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
-STACKS=${STACKS:-"axum-ours axum-ours-sliding axum-ours-indexed axum-tsrs axum-memory axum-none actix-ours actix-ours-sliding actix-redis actix-cookie actix-none express"}
+STACKS=${STACKS:-"axum-ours axum-ours-sliding axum-ours-indexed axum-ours-cached axum-tsrs axum-memory axum-none actix-ours actix-ours-sliding actix-ours-cached actix-redis actix-cookie actix-none express"}
 PATHS=${PATHS:-"/login /inc /read"}
 OUT=${OUT:-$BENCH/results}
 mkdir -p "$OUT"
@@ -114,11 +114,20 @@ done
 
 # --- load ----------------------------------------------------------------------------------------
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-redis_counters() {   # redis CPU seconds, total command calls (INFO itself excluded)
+# Redis CPU seconds, total command calls (INFO itself excluded), EVALSHA calls, and calls of
+# the commands the cached stacks' scripts run inside (commandstats counts those too).
+redis_counters() {
   rcli INFO all | tr -d '\r' | awk -F'[:=,]' '
     /^used_cpu_(sys|user):/ { cpu += $2 }
     /^cmdstat_/ && !/^cmdstat_info:/ { calls += $3 }
-    END { printf "%.6f %d\n", cpu, calls }'
+    /^cmdstat_evalsha:/ { evalsha += $3 }
+    /^cmdstat_(get|set|pttl|pexpire):/ { inner += $3 }
+    END { printf "%.6f %d %d %d\n", cpu, calls, evalsha, inner }'
+}
+# Commands the clients sent between two counter readings: a run whose store sends EVALSHA
+# (the cached stacks, whose store sends nothing else) does not count its scripts' inner calls.
+sent_calls() {   # k0 e0 i0 k1 e1 i1 -> k1 as the clients' commands since k0
+  if [ "$5" -gt "$2" ]; then echo $(($4 - ($6 - $3))); else echo "$4"; fi
 }
 run_wrk() {   # stack path seconds -> wrk output file
   wrk -t"$THREADS" -c"$CONNS" -d"$2"s --latency -s session.lua \
@@ -138,10 +147,11 @@ for round in $(seq "$ROUNDS"); do
   for p in $PATHS; do
     for s in $STACKS; do
       n=$((n + 1))
-      t0=$(cpu_ticks "${PID[$s]}"); read -r c0 k0 < <(redis_counters)
+      t0=$(cpu_ticks "${PID[$s]}"); read -r c0 k0 e0 i0 < <(redis_counters)
       run_wrk "$s" "$DURATION" "$p" >"$WORK/wrk.txt"
       sleep 0.2   # let in-flight replies land before reading the counters
-      t1=$(cpu_ticks "${PID[$s]}"); read -r c1 k1 < <(redis_counters)
+      t1=$(cpu_ticks "${PID[$s]}"); read -r c1 k1 e1 i1 < <(redis_counters)
+      k1=$(sent_calls "$k0" "$e0" "$i0" "$k1" "$e1" "$i1")
       row=$(python3 report.py parse-wrk "$WORK/wrk.txt" "$HZ" "$t0" "$t1" "$c0" "$c1" "$k0" "$k1")
       echo "$round,$p,$s,$row" >>"$OUT/raw.csv"
       printf '  [%3d/%d] round %s %-6s %-19s %s\n' "$n" "$total" "$round" "$p" "$s" "$row" >&2

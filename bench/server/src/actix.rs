@@ -78,6 +78,15 @@ async fn run(args: Args) -> Result<(), Error> {
             let store = builder.build();
             serve(&args, move || store.clone()).await
         }
+        "actix-ours-cached" => {
+            // The sliding setup plus the client-side cache on a tracked connection.
+            let backend = redis_sessions::RedisBackend::connect_tracked(&args.redis).await?;
+            let store = redis_sessions::RedisStore::builder(backend)
+                .idle_timeout(IDLE)
+                .cache(crate::axum_app::CACHE_ENTRIES)?
+                .build();
+            serve(&args, move || store.clone()).await
+        }
         "actix-redis" => {
             let store = actix_session::storage::RedisSessionStore::new(args.redis.clone())
                 .await

@@ -63,6 +63,16 @@ pub fn main(args: Args) -> Result<(), Error> {
         .block_on(run(args))
 }
 
+/// The cached stacks' capacity: every session of the run fits.
+pub const CACHE_ENTRIES: usize = 10_000;
+
+fn ts015_routes() -> Router {
+    Router::new()
+        .route("/login", get(ts015::login))
+        .route("/inc", get(ts015::inc))
+        .route("/read", get(ts015::read))
+}
+
 async fn run(args: Args) -> Result<(), Error> {
     let app = match args.stack.as_str() {
         "axum-ours" | "axum-ours-sliding" | "axum-ours-indexed" => {
@@ -84,11 +94,19 @@ async fn run(args: Args) -> Result<(), Error> {
             if let Some(expiry) = layer_expiry {
                 layer = layer.with_expiry(expiry);
             }
-            Router::new()
-                .route("/login", get(ts015::login))
-                .route("/inc", get(ts015::inc))
-                .route("/read", get(ts015::read))
-                .layer(layer)
+            ts015_routes().layer(layer)
+        }
+        "axum-ours-cached" => {
+            // The sliding setup plus the client-side cache on a tracked connection.
+            let backend = redis_sessions::RedisBackend::connect_tracked(&args.redis).await?;
+            let store = redis_sessions::RedisStore::builder(backend)
+                .idle_timeout(IDLE)
+                .cache(CACHE_ENTRIES)?
+                .build();
+            let layer = tower_sessions::SessionManagerLayer::new(store)
+                .with_secure(false)
+                .with_expiry(tower_sessions::Expiry::OnSessionEnd);
+            ts015_routes().layer(layer)
         }
         "axum-memory" => {
             // The session layer alone: the same handlers and cookie settings as `axum-ours`,

@@ -58,6 +58,10 @@ pub enum Error {
         /// The cap in bytes.
         cap: usize,
     },
+    /// [`StoreBuilder::cache`](crate::StoreBuilder::cache) on a backend without client-side
+    /// tracking.
+    #[error("this backend does not support a client-side cache: it needs RESP3 client tracking on every connection that serves reads (RedisBackend::connect_tracked for one server; the memory, Cluster and Sentinel backends do not support it)")]
+    CacheUnsupported,
 }
 
 impl Error {

@@ -156,6 +156,7 @@
 //! | [`max_value_size`](StoreBuilder::max_value_size) | 64 KiB | larger sessions are refused ([`Error::TooLarge`]) and larger values not decoded |
 //! | `compress_above` | off | LZ4 above a size (feature `compression`) |
 //! | `encrypt`, `require_encryption` | off | XChaCha20-Poly1305 with a `KeyRing` (feature `encryption`) |
+//! | [`cache`](StoreBuilder::cache) / [`cache_with`](StoreBuilder::cache_with) | off | client-side cache of loads, invalidated by Redis ([Client-side cache](#client-side-cache)) |
 //!
 //! # Methods and their Redis commands
 //!
@@ -314,6 +315,64 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Client-side cache
+//!
+//! [`StoreBuilder::cache`] keeps recently used sessions in process memory, so a
+//! [`load`](RedisStore::load) (what both framework adapters call) of a session this process
+//! read or saved recently costs no Redis command. It needs a backend that keeps RESP3
+//! `CLIENT TRACKING` on: [`RedisBackend::connect_tracked`] (one server). Other backends are
+//! refused when the store is built ([`Error::CacheUnsupported`]): Cluster would need tracking
+//! on a connection to every primary and a flush on every slot move, and Sentinel a flush on
+//! every switch, neither of which this release does yet.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use redis_sessions::{RedisBackend, RedisStore};
+//! let store = RedisStore::builder(RedisBackend::connect_tracked("redis://127.0.0.1:6379").await?)
+//!     .idle_timeout(Duration::from_secs(30 * 60))
+//!     .cache(10_000)? // sessions; 2 KiB each at most in bytes (CacheConfig::bytes)
+//!     .build();
+//! println!("{:?}", store.cache_stats()); // hits, misses, invalidations, evictions, flushes
+//! # Ok(()) }
+//! ```
+//!
+//! - **What is cached**: the decoded session (after decryption and decompression, in the
+//!   adapter's own shape, so a hit is a clone), only when it decoded and its stored expiry had
+//!   not passed; and a session this store has just written (`set`, `create`, `update`, the
+//!   adapters' saves), decoded from the bytes written. A value that does not decode under this
+//!   store's key ring is never cached; the ring cannot change while the store lives (a new
+//!   ring is a new store with an empty cache).
+//! - **When an entry is dropped**: Redis's invalidation of its key (any change, delete,
+//!   expiry or eviction by any client, reported by `CLIENT TRACKING`); any write of the key
+//!   by this process (the store's write path tells every cache on the connection, since
+//!   `NOLOOP` keeps Redis from telling the writer); the key's TTL running out as far as this
+//!   process knows (the `PTTL` read with the value); least recently used eviction past the
+//!   entries or bytes bound.
+//! - **When the cache is emptied**: the tracked connection failed or was closed (a kill, a
+//!   restart, a network error: the next command reconnects, and only after `CLIENT TRACKING`
+//!   is on again); Redis invalidating everything; a write that ended sessions it does not name
+//!   (the per-user limit's least-recently-used policy).
+//! - **Races**: a read installs its value only if no invalidation, write or flush of that
+//!   key happened between sending it and installing (see the `cache` module's install rule),
+//!   so a read racing a change never keeps the old value. An invalidation is applied the moment
+//!   this process reads it from the socket, ahead of any later reply: a load that starts after
+//!   Redis's invalidation reached the process never returns the old session. Between Redis
+//!   executing a change and its invalidation arriving (a loopback or LAN hop), a hit elsewhere
+//!   can still return the session as it was, as a read from a replica would.
+//! - **Sliding expiry**: under [`idle_timeout`](StoreBuilder::idle_timeout) *i*, a hit
+//!   refreshes the TTL (one script: `PEXPIRE`, then `GET` and `PTTL`, so Redis keeps tracking
+//!   the key after its own change) only when [`CacheConfig::refresh_fraction`] *f* (default
+//!   0.1) of *i* has passed since the last refresh this process saw. A session's effective
+//!   idle timeout is therefore between `(1 - f) × i` and *i*: at most *f* × *i* shorter than
+//!   configured, never longer. The stored expiry (`cookie.expires`) is checked on every hit, so
+//!   it is never passed.
+//! - **Commands**: a hit sends nothing; a miss one `EVALSHA` (read and track); a save of a
+//!   session one `EVALSHA` (`SET`, then `PTTL` to keep tracking it), after which the next load
+//!   is a hit. The Redis user needs `+client|tracking` (in the README's ACL lines).
+//! - **Not seen by the cache**: commands of your own on the same tracked connection
+//!   ([`RedisBackend::command`]) that change session keys; send those on another connection.
+//!
 //! # Layout
 //!
 //! Top to bottom; a layer only calls the one below it.
@@ -327,6 +386,9 @@
 //!   `length` and `clear`, `index.rs` the per-user listings and revokes, `raw.rs` a
 //!   session's key and bytes as stored ([`RedisStore::raw`]), and `check.rs`
 //!   [`RedisStore::check`], the deployment checks of `doctor`.
+//! - `cache/`: the client-side cache (the bounded LRU, the install rule, the [`Tracker`] the
+//!   backend feeds with invalidations); `store/cached.rs` is the store's side of it, and
+//!   `backend/tracking.rs` the tracked connection and its two scripts.
 //! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
 //! - `codec/`: sessions to bytes, the only place that touches payload bytes: the serializers,
 //!   the envelope (compression, encryption), and each framework's shape of a session
@@ -347,6 +409,7 @@
 
 pub mod adapters;
 pub mod backend;
+mod cache;
 pub mod codec;
 #[cfg(feature = "redis")]
 mod deployment;
@@ -369,10 +432,11 @@ pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode}
 pub use backend::{ClusterBackend, ClusterConfig};
 pub use backend::{IndexedDelete, IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
 #[cfg(feature = "redis")]
-pub use backend::{RedisBackend, RedisConfig};
+pub use backend::{RedisBackend, RedisConfig, TrackedConnection};
 #[cfg(feature = "sentinel")]
 pub use backend::{SentinelBackend, SentinelConfig};
 pub use backend::{SentinelView, ServerInfo, ServerReport, Topology};
+pub use cache::{CacheConfig, CacheStats, Tracker, DEFAULT_REFRESH_FRACTION};
 #[cfg(feature = "encryption")]
 pub use codec::KeyRing;
 #[cfg(feature = "msgpack")]

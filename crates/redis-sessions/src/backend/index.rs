@@ -532,7 +532,7 @@ pub(crate) struct LuaScript {
 
 #[cfg(feature = "redis")]
 impl LuaScript {
-    const fn new(code: &'static str) -> LuaScript {
+    pub(crate) const fn new(code: &'static str) -> LuaScript {
         LuaScript {
             code,
             sha: std::sync::OnceLock::new(),

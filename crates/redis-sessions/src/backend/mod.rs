@@ -16,6 +16,8 @@ mod memory;
 pub(crate) mod redis;
 #[cfg(feature = "sentinel")]
 mod sentinel;
+#[cfg(feature = "redis")]
+pub(crate) mod tracking;
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,6 +30,9 @@ pub use self::memory::MemoryBackend;
 pub use self::redis::{RedisBackend, RedisConfig};
 #[cfg(feature = "sentinel")]
 pub use self::sentinel::{SentinelBackend, SentinelConfig};
+#[cfg(feature = "redis")]
+pub use self::tracking::TrackedConnection;
+pub use crate::cache::Tracker;
 use crate::error::BackendError;
 
 /// Result of a backend call.
@@ -217,6 +222,49 @@ pub trait Backend: Send + Sync + 'static {
         index: &str,
         ttl: Duration,
     ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    // --- Client-side caching (`StoreBuilder::cache`) ---
+
+    /// Where this backend delivers Redis's invalidations of keys it read, when it keeps
+    /// `CLIENT TRACKING` on: the store's cache registers with it. `None` (the default): the
+    /// backend does not support a client-side cache, and the store refuses one.
+    fn tracker(&self) -> Option<&Tracker> {
+        None
+    }
+
+    /// A read for the cache, after which Redis tracks the key for this connection:
+    /// `[PEXPIRE key refresh]`, `GET key`, `PTTL key`, atomically (one script on Redis). The
+    /// default, for a backend without [`tracker`](Backend::tracker), sends `GET` (or `GETEX
+    /// PX`) then `PTTL`.
+    fn tracked_read(
+        &self,
+        key: &str,
+        refresh: Option<Duration>,
+    ) -> impl Future<Output = BackendResult<Option<(Vec<u8>, KeyTtl)>>> + Send {
+        async move {
+            let value = match refresh {
+                Some(ttl) => self.get_ex(key, ttl).await?,
+                None => self.get(key).await?,
+            };
+            match value {
+                Some(value) => Ok(Some((value, self.pttl(key).await?))),
+                None => Ok(None),
+            }
+        }
+    }
+
+    /// A write for the cache, after which Redis still tracks the key for this connection:
+    /// `SET key value [PX ttl] [NX|XX]` then, when written, a read of the key, atomically.
+    /// The default sends the `SET` alone.
+    fn tracked_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> impl Future<Output = BackendResult<bool>> + Send {
+        self.set(key, value, ttl, mode)
+    }
 
     // --- Server facts for `RedisStore::check` (the doctor) ---
 

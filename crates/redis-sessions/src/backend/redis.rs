@@ -22,6 +22,8 @@ pub struct RedisBackend<C = ConnectionManager> {
     server: Option<(String, bool)>,
     /// The server from the URL, for tracing ([`Backend::endpoint`]).
     endpoint: Option<crate::store::Endpoint>,
+    /// With [`RedisBackend::connect_tracked`]: where the connection delivers invalidations.
+    tracker: Option<std::sync::Arc<crate::cache::Tracker>>,
 }
 
 impl<C> std::fmt::Debug for RedisBackend<C> {
@@ -121,6 +123,68 @@ impl RedisBackend<ConnectionManager> {
             conn,
             server,
             endpoint,
+            tracker: None,
+        })
+    }
+}
+
+impl RedisBackend<super::TrackedConnection> {
+    /// Connects to `url` (as [`connect`](RedisBackend::connect)) on a connection with RESP3
+    /// client-side tracking on (`CLIENT TRACKING ON NOLOOP`), which a store's
+    /// [`cache`](crate::StoreBuilder::cache) needs. The connection reconnects on demand, and
+    /// every reconnection empties the caches on it.
+    ///
+    /// # Errors
+    /// As [`connect`](RedisBackend::connect); a `?protocol=resp2` URL is refused (tracking
+    /// needs RESP3's push messages); a Redis user without `+client|tracking` gets a
+    /// permission error.
+    pub async fn connect_tracked(url: &str) -> BackendResult<Self> {
+        Self::connect_tracked_with(url, RedisConfig::default()).await
+    }
+
+    /// [`connect_tracked`](RedisBackend::connect_tracked) with explicit timeouts (the retry
+    /// settings do not apply: the connection is made again by the next command after a loss).
+    ///
+    /// # Errors
+    /// As [`connect_tracked`](RedisBackend::connect_tracked).
+    pub async fn connect_tracked_with(url: &str, config: RedisConfig) -> BackendResult<Self> {
+        let tls = TlsUrl::parse(url, &config.tls)?;
+        let url = tls.url.as_str();
+        let mut info = url.into_connection_info().map_err(map_error)?;
+        if url.contains("protocol=") && !info.redis_settings().protocol().supports_resp3() {
+            return Err(BackendError::new(
+                BackendErrorKind::Other,
+                RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "client-side tracking needs RESP3: remove protocol=resp2 from the URL",
+                )),
+            ));
+        }
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        info = info.set_redis_settings(settings);
+        let server = Some((info.addr().to_string(), tls.secure));
+        let endpoint = endpoint_of(&info);
+        let db = info.redis_settings().db();
+        let client = tls.client(info)?;
+        let conn = super::TrackedConnection::connect(
+            client,
+            config.connect_timeout,
+            config.response_timeout,
+            db,
+        )
+        .await
+        .map_err(|e| {
+            super::denied::note(tls.connect_error(e), redis::cmd("CLIENT").arg("TRACKING"))
+        })?;
+        let tracker = Some(std::sync::Arc::clone(conn.tracker()));
+        Ok(RedisBackend {
+            conn,
+            server,
+            endpoint,
+            tracker,
         })
     }
 }
@@ -135,6 +199,7 @@ where
             conn,
             server: None,
             endpoint: None,
+            tracker: None,
         }
     }
 
@@ -291,6 +356,28 @@ where
 
     fn endpoint(&self) -> Option<crate::store::Endpoint> {
         self.endpoint.clone()
+    }
+
+    fn tracker(&self) -> Option<&crate::cache::Tracker> {
+        self.tracker.as_deref()
+    }
+
+    async fn tracked_read(
+        &self,
+        key: &str,
+        refresh: Option<Duration>,
+    ) -> BackendResult<Option<(Vec<u8>, KeyTtl)>> {
+        super::tracking::read(self, key, refresh).await
+    }
+
+    async fn tracked_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> BackendResult<bool> {
+        super::tracking::write(self, key, value, ttl, mode).await
     }
 
     async fn ping(&self) -> BackendResult<()> {

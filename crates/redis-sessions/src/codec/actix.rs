@@ -110,6 +110,7 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) -> Result<(), CodecError> {
 
 /// A stored session in actix-session's shape: each field's value as JSON text, written while
 /// the value is decoded (no `serde_json::Value` in between).
+#[derive(Clone)]
 pub(crate) struct ActixIn {
     /// The state, without the store's expiry (split out of `cookie`).
     pub(crate) state: State,

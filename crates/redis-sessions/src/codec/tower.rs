@@ -55,6 +55,7 @@ impl Encodable for TowerOut<'_> {
 }
 
 /// A stored session in tower-sessions' shape.
+#[derive(Clone)]
 pub(crate) struct TowerIn {
     /// The fields, without the store's expiry (split out of `cookie`).
     pub(crate) data: HashMap<String, Value>,

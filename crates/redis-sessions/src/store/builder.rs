@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::breaker::FailFast;
 use super::{Inner, RedisStore, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT, DEFAULT_TTL};
 use crate::backend::{Backend, LimitPolicy, SessionLimit};
+use crate::cache::{Cache, CacheConfig};
 #[cfg(feature = "encryption")]
 use crate::codec::KeyRing;
 use crate::codec::{format_of, Codec, Serializer};
@@ -29,6 +30,7 @@ pub struct StoreBuilder<B> {
     session_limit: Option<SessionLimit>,
     /// `None`: fail-fast disabled.
     fail_fast: Option<FailFast>,
+    cache: Option<CacheConfig>,
 }
 
 impl<B: Backend> RedisStore<B> {
@@ -47,6 +49,7 @@ impl<B: Backend> RedisStore<B> {
             index_by: None,
             session_limit: None,
             fail_fast: Some(FailFast::new()),
+            cache: None,
         }
     }
 }
@@ -173,7 +176,33 @@ impl<B: Backend> StoreBuilder<B> {
         self
     }
 
-    /// The store.
+    /// Keep up to `capacity` recently loaded sessions in process memory (a client-side cache
+    /// with server-assisted invalidation; at most 2 KiB per entry of capacity in bytes):
+    /// see [`cache_with`](StoreBuilder::cache_with).
+    ///
+    /// # Errors
+    /// As [`cache_with`](StoreBuilder::cache_with).
+    pub fn cache(self, capacity: usize) -> crate::Result<Self> {
+        self.cache_with(CacheConfig::new(capacity))
+    }
+
+    /// A client-side cache of loads: a [`RedisStore::load`] (every framework adapter's read)
+    /// of a session this process read or wrote recently costs no Redis command, and Redis's
+    /// invalidation (RESP3 `CLIENT TRACKING`) drops the entry as soon as any client changes,
+    /// deletes or expires the key. The crate docs' "Client-side cache" has the exact rules.
+    ///
+    /// # Errors
+    /// [`Error::CacheUnsupported`](crate::Error::CacheUnsupported) when the backend does not
+    /// keep client-side tracking on ([`Backend::tracker`] is `None`): use
+    /// [`RedisBackend::connect_tracked`](crate::RedisBackend::connect_tracked).
+    pub fn cache_with(mut self, config: CacheConfig) -> crate::Result<Self> {
+        if self.backend.tracker().is_none() {
+            return Err(crate::Error::CacheUnsupported);
+        }
+        self.cache = Some(config);
+        Ok(self)
+    }
+
     /// Fail-fast settings (on by default with [`FailFast::new`]: after 5 consecutive timeouts
     /// or connection failures, every call fails at once for 1 s with an error whose
     /// [`is_failing_fast`](crate::Error::is_failing_fast) is true, then one probe call decides
@@ -194,6 +223,13 @@ impl<B: Backend> StoreBuilder<B> {
 
     /// Builds the store.
     pub fn build(self) -> RedisStore<B> {
+        let cache = self.cache.map(|config| {
+            let cache = Arc::new(Cache::new(config));
+            if let Some(tracker) = self.backend.tracker() {
+                tracker.register(&cache);
+            }
+            cache
+        });
         RedisStore {
             inner: Arc::new(Inner {
                 endpoint: self.backend.endpoint(),
@@ -207,6 +243,7 @@ impl<B: Backend> StoreBuilder<B> {
                 idle_timeout: self.idle_timeout,
                 index_by: self.index_by,
                 session_limit: self.session_limit,
+                cache,
             }),
         }
     }

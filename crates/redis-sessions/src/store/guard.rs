@@ -138,6 +138,29 @@ impl<B: Backend> Backend for Guarded<B> {
         self.guard(self.backend.index_extend(index, ttl)).await
     }
 
+    fn tracker(&self) -> Option<&crate::cache::Tracker> {
+        self.backend.tracker()
+    }
+
+    async fn tracked_read(
+        &self,
+        key: &str,
+        refresh: Option<Duration>,
+    ) -> BackendResult<Option<(Vec<u8>, KeyTtl)>> {
+        self.guard(self.backend.tracked_read(key, refresh)).await
+    }
+
+    async fn tracked_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> BackendResult<bool> {
+        self.guard(self.backend.tracked_set(key, value, ttl, mode))
+            .await
+    }
+
     async fn info(&self, sections: &[&str]) -> BackendResult<ServerReport> {
         self.backend.info(sections).await
     }

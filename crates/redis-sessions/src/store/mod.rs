@@ -11,6 +11,7 @@
 
 mod breaker;
 mod builder;
+mod cached;
 mod check;
 mod guard;
 mod index;
@@ -118,6 +119,8 @@ struct Inner<B> {
     index_by: Option<String>,
     /// The most sessions a user may have, and what happens past it.
     session_limit: Option<crate::backend::SessionLimit>,
+    /// The client-side cache of loads ([`StoreBuilder::cache`]).
+    cache: Option<Arc<crate::cache::Cache>>,
 }
 
 impl<B> Clone for RedisStore<B> {
@@ -140,6 +143,7 @@ impl<B> fmt::Debug for RedisStore<B> {
             .field("idle_timeout", &self.inner.idle_timeout)
             .field("index_by", &self.inner.index_by)
             .field("session_limit", &self.inner.session_limit)
+            .field("cache", &self.inner.cache)
             .finish_non_exhaustive()
     }
 }
@@ -245,9 +249,17 @@ impl<B: Backend> RedisStore<B> {
 
     /// [`load`](RedisStore::load) into an adapter's own shape of a session, decoded straight
     /// from JSON or MessagePack.
-    pub(crate) async fn load_as<T: Decoded>(&self, id: &SessionId) -> Result<Option<T>> {
+    pub(crate) async fn load_as<T: Decoded + Clone + Send + Sync + 'static>(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<T>> {
         let target = self.target(id);
-        let read = self.read(&target, self.inner.idle_timeout);
+        let read = async {
+            match &self.inner.cache {
+                Some(cache) => self.read_cached(cache, &target).await,
+                None => self.read(&target, self.inner.idle_timeout).await,
+            }
+        };
         match self.observed(Op::Load, &target, read).await {
             Err(Error::Decode { .. }) => Ok(None),
             other => other,
@@ -263,9 +275,26 @@ impl<B: Backend> RedisStore<B> {
     ) -> Result<Option<T>> {
         let backend = &self.inner.backend;
         let bytes = match refresh {
-            Some(ttl) => backend.get_ex(&target.key, ttl).await,
+            Some(ttl) => {
+                // GETEX changes the key's TTL: no cache may keep it (Redis stops tracking it).
+                let _changing = self.changing(&target.key);
+                let bytes = backend.get_ex(&target.key, ttl).await;
+                self.changed(&target.key);
+                bytes
+            }
             None => backend.get(&target.key).await,
         };
+        self.accept(target, bytes, refresh).await
+    }
+
+    /// A read's reply: decoded; a session past its explicit expiry is deleted (through the
+    /// write path) and reads as none; a refreshed session's user index is kept alive.
+    async fn accept<T: Decoded>(
+        &self,
+        target: &Target<'_>,
+        bytes: BackendResult<Option<Vec<u8>>>,
+        refresh: Option<Duration>,
+    ) -> Result<Option<T>> {
         let Some(bytes) = present(target, bytes)? else {
             return Ok(None);
         };

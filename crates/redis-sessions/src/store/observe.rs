@@ -270,6 +270,15 @@ pub mod metric {
     /// Counter: calls failed at once, not sent to Redis, while the breaker was open.
     pub const FAIL_FAST_REJECTED: &str = "redis_sessions.fail_fast.rejected";
 
+    /// Counter: the client-side cache's work, label `event`: `hit`, `miss` (a load sent to
+    /// Redis), `invalidation` (a key Redis said changed while cached or being read),
+    /// `eviction` (dropped to stay within the bounds), `flush` (emptied: a lost connection).
+    pub const CACHE: &str = "redis_sessions.cache";
+
+    pub(crate) fn cache(event: &'static str, n: u64) {
+        metrics::counter!(CACHE, "event" => event).increment(n);
+    }
+
     pub(crate) fn bytes(dir: Dir, size: usize) {
         let name = match dir {
             Dir::Read => BYTES_READ,

@@ -202,11 +202,22 @@ impl<B: Backend> RedisStore<B> {
         op: Write<'_, E>,
     ) -> Result<Outcome> {
         let name = op.name();
-        self.observed(name, target, self.apply(target, op)).await
+        let ticket = self.changing(&target.key);
+        let result = self
+            .observed(name, target, self.apply(target, op, ticket))
+            .await;
+        self.changed(&target.key);
+        result
     }
 
-    /// The body of [`write`](Self::write).
-    async fn apply<E: Encodable>(&self, target: &Target<'_>, op: Write<'_, E>) -> Result<Outcome> {
+    /// The body of [`write`](Self::write). `ticket`: the cache's, for a store with one (a
+    /// plain write installs what it wrote; every other change just drops the entry).
+    async fn apply<E: Encodable>(
+        &self,
+        target: &Target<'_>,
+        op: Write<'_, E>,
+        ticket: Option<crate::cache::Ticket>,
+    ) -> Result<Outcome> {
         let backend = &self.inner.backend;
         let (session, mode) = match op {
             Write::Upsert(s) => (s, SetMode::Always),
@@ -261,7 +272,11 @@ impl<B: Backend> RedisStore<B> {
                 .write_indexed(target, &value, ttl, mode, &user, session.expires())
                 .await;
         }
-        if backend.set(&target.key, &value, ttl, mode).await? {
+        let written = match ticket {
+            Some(ticket) => self.set_cached(target, &value, ttl, mode, ticket).await?,
+            None => backend.set(&target.key, &value, ttl, mode).await?,
+        };
+        if written {
             return Ok(Outcome::Written);
         }
         Ok(self.not_written(target, mode))
@@ -295,6 +310,7 @@ impl<B: Backend> RedisStore<B> {
         };
         let reply = inner.backend.write_indexed(&write).await?;
         if reply.evicted > 0 {
+            self.changed_unknown();
             tracing::info!(
                 session = %target.fingerprint(),
                 ended = reply.evicted,
@@ -394,7 +410,13 @@ impl<B: Backend> RedisStore<B> {
         if keys.is_empty() {
             return Ok(0);
         }
-        Ok(self.inner.backend.delete(keys).await?)
+        let tickets: Vec<_> = keys.iter().filter_map(|k| self.changing(k)).collect();
+        let deleted = self.inner.backend.delete(keys).await;
+        drop(tickets);
+        for key in keys {
+            self.changed(key);
+        }
+        Ok(deleted?)
     }
 
     fn lifetime<E: Encodable>(&self, session: &E) -> Lifetime {

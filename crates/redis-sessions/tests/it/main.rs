@@ -18,6 +18,8 @@ mod acl_denied;
 mod adapters;
 #[cfg(all(feature = "encryption", feature = "compression", feature = "msgpack"))]
 mod armored;
+#[cfg(feature = "redis")]
+mod cache;
 mod check;
 #[cfg(feature = "cluster")]
 mod cluster_only;

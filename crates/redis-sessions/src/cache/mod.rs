@@ -1,0 +1,459 @@
+//! The client-side cache: decoded sessions kept in process memory, dropped when Redis says
+//! their key changed (RESP3 `CLIENT TRACKING` invalidations), emptied whenever the tracking
+//! connection is lost, bounded by entries and bytes with least-recently-used eviction.
+//!
+//! - `mod.rs`: [`CacheConfig`], [`CacheStats`], the cache itself and its read/write tickets,
+//!   and the [`Tracker`] a tracking backend feeds with invalidations;
+//! - `lru.rs`: the bounded map.
+//!
+//! # The install rule
+//!
+//! A value read from (or written to) Redis is installed only if nothing could have changed
+//! the key since the command was sent. Each key with a command in flight has a *pending*
+//! marker whose generation every invalidation of the key bumps (a push from Redis, a write of
+//! this process, a flush); a ticket taken before the command is sent remembers the generation
+//! and the cache's epoch, and installs only if both are unchanged. Redis starts tracking a
+//! key for this connection when the read executes and sends an invalidation for any later
+//! change, so an invalidation that concerns the value read either arrives before the install
+//! (the generation moved: nothing installed) or after it (it drops the entry). A write this
+//! process sends while a read of the same key is in flight, and two writes of one key in
+//! flight at once, install nothing.
+
+mod lru;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use lru::Lru;
+
+/// Default share of the idle timeout after which a cache hit refreshes the session's TTL.
+pub const DEFAULT_REFRESH_FRACTION: f64 = 0.1;
+/// Default bytes bound per entry of capacity (see [`CacheConfig::new`]).
+const DEFAULT_BYTES_PER_ENTRY: usize = 2 * 1024;
+/// What an entry weighs besides its value: its key twice (map and node), the slab node and
+/// the decoded value's own allocations, roughly.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// Options of the client-side cache ([`StoreBuilder::cache_with`](crate::StoreBuilder::cache_with)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CacheConfig {
+    /// Most sessions held.
+    pub entries: usize,
+    /// Most bytes held: each entry weighs its stored value's size plus its key and a fixed
+    /// overhead (an estimate of the decoded session's memory, not an exact count).
+    pub bytes: usize,
+    /// Under an [`idle_timeout`](crate::StoreBuilder::idle_timeout) *i*, a hit refreshes the
+    /// session's TTL once this share of *i* has passed since the last refresh this process
+    /// saw (default [`DEFAULT_REFRESH_FRACTION`], 0.1): a session's effective idle timeout is
+    /// then between `(1 - fraction) × i` and *i*. Clamped to `0.0..=1.0`; 0 refreshes on every
+    /// hit (a round trip per read, as without a cache).
+    pub refresh_fraction: f64,
+}
+
+impl CacheConfig {
+    /// At most `entries` sessions, and at most 2 KiB per entry of capacity in bytes.
+    pub fn new(entries: usize) -> CacheConfig {
+        CacheConfig {
+            entries,
+            bytes: entries.saturating_mul(DEFAULT_BYTES_PER_ENTRY),
+            refresh_fraction: DEFAULT_REFRESH_FRACTION,
+        }
+    }
+
+    /// The bytes bound.
+    #[must_use]
+    pub fn bytes(mut self, bytes: usize) -> CacheConfig {
+        self.bytes = bytes;
+        self
+    }
+
+    /// The share of the idle timeout after which a hit refreshes the TTL.
+    #[must_use]
+    pub fn refresh_fraction(mut self, fraction: f64) -> CacheConfig {
+        self.refresh_fraction = if fraction.is_nan() {
+            DEFAULT_REFRESH_FRACTION
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        self
+    }
+}
+
+/// Counts of the cache's work since the store was built ([`RedisStore::cache_stats`](crate::RedisStore::cache_stats)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Loads served from memory.
+    pub hits: u64,
+    /// Loads that went to Redis (not cached, expired locally, or a TTL refresh was due).
+    pub misses: u64,
+    /// Keys Redis said changed (invalidation messages, one per key) while cached or being read.
+    pub invalidations: u64,
+    /// Entries dropped to stay within the bounds.
+    pub evictions: u64,
+    /// Times the cache was emptied: a lost or replaced connection, Redis flushing its
+    /// tracking table, a write that ended other sessions (the per-user limit).
+    pub flushes: u64,
+    /// Sessions held now.
+    pub entries: u64,
+    /// Bytes held now, as weighed against [`CacheConfig::bytes`].
+    pub bytes: u64,
+}
+
+/// A decoded session in the cache.
+#[derive(Clone)]
+pub(crate) struct Cached {
+    /// The decoded value: the shape the reader asked for (a `Session`, tower's or actix's).
+    pub(crate) value: Arc<dyn Any + Send + Sync>,
+    /// When the key's TTL runs out, as far as this process knows (a lower bound).
+    pub(crate) key_expires: Option<Instant>,
+    /// When the TTL was last set by a command this process saw.
+    pub(crate) refreshed: Instant,
+}
+
+/// How the cache's shape is decoded from stored bytes, for installing a written value.
+pub(crate) type Shape =
+    fn(
+        &crate::codec::Codec,
+        &[u8],
+        &[u8],
+    ) -> Result<(Arc<dyn Any + Send + Sync>, Option<SystemTime>), crate::error::CodecError>;
+
+#[derive(Default)]
+struct Pending {
+    /// Bumped by every invalidation of the key.
+    generation: u64,
+    /// Tickets of this key not yet finished.
+    inflight: u32,
+    /// Of those, writes.
+    writers: u32,
+}
+
+struct State {
+    lru: Lru<Cached>,
+    /// Bumped by every flush: tickets from before one install nothing.
+    epoch: u64,
+    pending: HashMap<String, Pending>,
+    /// The shape the last read installed, so a write can install the same shape.
+    shape: Option<Shape>,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidations: AtomicU64,
+    evictions: AtomicU64,
+    flushes: AtomicU64,
+}
+
+/// One store's cache.
+pub(crate) struct Cache {
+    state: Mutex<State>,
+    counters: Counters,
+    refresh_fraction: f64,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    pub(crate) fn new(config: CacheConfig) -> Cache {
+        Cache {
+            state: Mutex::new(State {
+                lru: Lru::new(config.entries, config.bytes),
+                epoch: 0,
+                pending: HashMap::new(),
+                shape: None,
+            }),
+            counters: Counters::default(),
+            refresh_fraction: config.refresh_fraction,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map inconsistent in a way that
+        // matters more than losing the cache; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The interval after which a hit refreshes the TTL, under an idle timeout.
+    pub(crate) fn refresh_every(&self, idle: Duration) -> Duration {
+        idle.mul_f64(self.refresh_fraction)
+    }
+
+    /// The cached value of `key` if it is still good at `now`: its key has not expired and
+    /// (with `refresh_every`) its TTL was refreshed less than that long ago. Counts the hit or
+    /// miss.
+    pub(crate) fn lookup<T: Clone + 'static>(
+        &self,
+        key: &str,
+        now: Instant,
+        refresh_every: Option<Duration>,
+    ) -> Option<T> {
+        let hit = {
+            let mut state = self.lock();
+            let good = state.lru.get(key).and_then(|cached| {
+                let alive = cached.key_expires.is_none_or(|at| now < at);
+                let fresh = refresh_every.is_none_or(|every| now < cached.refreshed + every);
+                let value = cached.value.downcast_ref::<T>();
+                (alive && fresh).then_some(value).flatten().cloned()
+            });
+            if good.is_none() {
+                state.lru.remove(key);
+            }
+            good
+        };
+        let counter = match hit {
+            Some(_) => &self.counters.hits,
+            None => &self.counters.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::store::metric::cache(if hit.is_some() { "hit" } else { "miss" }, 1);
+        hit
+    }
+
+    /// A ticket for a read of `key` about to be sent.
+    pub(crate) fn begin_read(self: &Arc<Self>, key: &str) -> Ticket {
+        self.begin(key, false)
+    }
+
+    /// A ticket for a write of `key` about to be sent: drops the cached value and keeps every
+    /// read in flight from installing.
+    pub(crate) fn begin_write(self: &Arc<Self>, key: &str) -> Ticket {
+        self.begin(key, true)
+    }
+
+    fn begin(self: &Arc<Self>, key: &str, write: bool) -> Ticket {
+        let mut state = self.lock();
+        let epoch = state.epoch;
+        if write {
+            state.lru.remove(key);
+        }
+        let pending = state.pending.entry(key.to_owned()).or_default();
+        if write {
+            pending.generation += 1;
+        }
+        // Another write of this key in flight: its order against this command is unknown.
+        let valid = pending.writers == 0;
+        pending.inflight += 1;
+        if write {
+            pending.writers += 1;
+        }
+        Ticket {
+            cache: Arc::clone(self),
+            key: key.to_owned(),
+            generation: pending.generation,
+            epoch,
+            valid,
+            write,
+            done: false,
+        }
+    }
+
+    /// Redis (or a write of this process on the same connection) changed `key`.
+    pub(crate) fn invalidate(&self, key: &str, from_redis: bool) {
+        let mut state = self.lock();
+        let cached = state.lru.remove(key);
+        let pending = state.pending.get_mut(key).map(|p| p.generation += 1);
+        if from_redis && (cached || pending.is_some()) {
+            self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            crate::store::metric::cache("invalidation", 1);
+        }
+    }
+
+    /// Empties the cache; tickets taken before install nothing.
+    pub(crate) fn flush(&self) {
+        let mut state = self.lock();
+        state.lru.clear();
+        state.epoch += 1;
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::store::metric::cache("flush", 1);
+    }
+
+    /// The shape reads last installed, for installing a written value.
+    pub(crate) fn shape(&self) -> Option<Shape> {
+        self.lock().shape
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        let (entries, bytes) = {
+            let state = self.lock();
+            (state.lru.len() as u64, state.lru.bytes() as u64)
+        };
+        let c = &self.counters;
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            invalidations: c.invalidations.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            entries,
+            bytes,
+        }
+    }
+
+    /// Ends a ticket: installs `value` when the ticket still holds, else (for a write) drops
+    /// whatever another command installed meanwhile.
+    fn finish(&self, ticket: &Ticket, value: Option<(Cached, usize, Option<Shape>)>) {
+        let mut state = self.lock();
+        let epoch = state.epoch;
+        let holds = match state.pending.get_mut(&ticket.key) {
+            Some(pending) => {
+                let holds = ticket.valid
+                    && pending.generation == ticket.generation
+                    && epoch == ticket.epoch
+                    && (!ticket.write || pending.writers == 1);
+                pending.inflight -= 1;
+                if ticket.write {
+                    pending.writers -= 1;
+                    if !holds {
+                        pending.generation += 1;
+                    }
+                }
+                if pending.inflight == 0 {
+                    state.pending.remove(&ticket.key);
+                }
+                holds
+            }
+            None => false,
+        };
+        if !holds {
+            if ticket.write {
+                state.lru.remove(&ticket.key);
+            }
+            return;
+        }
+        match value {
+            Some((cached, size, shape)) => {
+                if shape.is_some() {
+                    state.shape = shape;
+                }
+                let weight = size + 2 * ticket.key.len() + ENTRY_OVERHEAD;
+                let evicted = state.lru.insert(&ticket.key, cached, weight);
+                if evicted > 0 {
+                    self.counters
+                        .evictions
+                        .fetch_add(evicted as u64, Ordering::Relaxed);
+                    #[cfg(feature = "metrics")]
+                    crate::store::metric::cache("eviction", evicted as u64);
+                }
+            }
+            None => {
+                state.lru.remove(&ticket.key);
+            }
+        }
+    }
+}
+
+/// A command of one key in flight. Dropped without [`install`](Ticket::install) (an error, a
+/// missing key, a cancelled request), it installs nothing; a write's ticket then drops the key.
+pub(crate) struct Ticket {
+    cache: Arc<Cache>,
+    key: String,
+    generation: u64,
+    epoch: u64,
+    valid: bool,
+    write: bool,
+    done: bool,
+}
+
+impl Ticket {
+    /// Installs the value the command read or wrote (`size`: its stored bytes), if nothing
+    /// changed the key meanwhile; `shape` records how reads decode it.
+    pub(crate) fn install(mut self, cached: Cached, size: usize, shape: Option<Shape>) {
+        self.done = true;
+        self.cache.finish(&self, Some((cached, size, shape)));
+    }
+
+    /// The cache this ticket belongs to.
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.cache
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cache.finish(self, None);
+        }
+    }
+}
+
+/// Where a tracking backend delivers what Redis says about tracked keys, for every cache on
+/// its connection(s). A [`Backend`](crate::Backend) that supports client-side caching owns
+/// one and returns it from [`Backend::tracker`](crate::Backend::tracker); the store registers
+/// its cache with it.
+///
+/// A backend for another client feeds it: [`invalidate`](Tracker::invalidate) for each key of
+/// an invalidation message, [`flush`](Tracker::flush) when a connection that had tracking on
+/// is lost or replaced, or Redis invalidates everything (a `null` key list).
+#[derive(Default)]
+pub struct Tracker {
+    caches: Mutex<Vec<Weak<Cache>>>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker").finish_non_exhaustive()
+    }
+}
+
+impl Tracker {
+    /// A tracker with no cache registered.
+    pub fn new() -> Tracker {
+        Tracker::default()
+    }
+
+    pub(crate) fn register(&self, cache: &Arc<Cache>) {
+        let mut caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
+        caches.retain(|c| c.strong_count() > 0);
+        caches.push(Arc::downgrade(cache));
+    }
+
+    /// Runs `f` on every live cache, under the tracker's lock (a cache never takes it, so
+    /// the order of locks is always tracker, then cache).
+    fn each(&self, f: impl Fn(&Cache)) {
+        let caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
+        for cache in caches.iter().filter_map(Weak::upgrade) {
+            f(&cache);
+        }
+    }
+
+    /// Redis says `key` changed: every cache drops it.
+    pub fn invalidate(&self, key: &[u8]) {
+        if let Ok(key) = std::str::from_utf8(key) {
+            self.each(|c| c.invalidate(key, true));
+        }
+    }
+
+    /// Invalidations may have been missed (a connection lost or replaced, another primary):
+    /// every cache is emptied.
+    pub fn flush(&self) {
+        self.each(Cache::flush);
+    }
+
+    /// A write this process sent on the tracked connection changed `key` (Redis does not tell
+    /// the writing connection, `NOLOOP`): every cache but `except` drops it.
+    pub(crate) fn wrote(&self, key: &str, except: Option<&Cache>) {
+        self.each(|c| {
+            if except.is_none_or(|e| !std::ptr::eq(e, c)) {
+                c.invalidate(key, false);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

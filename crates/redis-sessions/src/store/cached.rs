@@ -1,0 +1,150 @@
+//! The store's side of the client-side cache ([`StoreBuilder::cache`]): loads served from
+//! memory, reads and writes that install what they read or wrote, and the hooks that keep
+//! every cache on the connection right when this process changes a key.
+//!
+//! What is cached: the decoded session of a [`load`](RedisStore::load) (the framework
+//! adapters' read), after decryption and decompression, only when it decoded and was not past
+//! its stored expiry; and the session a write through the store's write path (`set`,
+//! `create`, `update`, the adapters' saves) just wrote, decoded from the bytes written, so the
+//! next load of a session this process saved is a hit. What drops an entry: Redis's
+//! invalidation of its key (any change by any client, expiry and eviction included), any
+//! write of the key by this process, the key's TTL running out as far as this process knows,
+//! and LRU eviction. What empties the cache: a lost or replaced connection.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{RedisStore, Target};
+use crate::backend::{Backend, KeyTtl, SetMode};
+use crate::cache::{Cache, CacheStats, Cached, Ticket};
+use crate::codec::{Codec, Decoded};
+use crate::error::{CodecError, Result};
+
+/// How a reader's shape is decoded from stored bytes (recorded with each install, so a
+/// write can install the same shape).
+fn shape_of<T: Decoded + Clone + Send + Sync + 'static>(
+    codec: &Codec,
+    bytes: &[u8],
+    bound_to: &[u8],
+) -> std::result::Result<(Arc<dyn Any + Send + Sync>, Option<SystemTime>), CodecError> {
+    let value: T = codec.decode_into(bytes, bound_to)?;
+    let expires = value.expires();
+    Ok((Arc::new(value), expires))
+}
+
+/// When the key's TTL runs out, measured from before the command was sent (a lower bound).
+fn key_expires(sent: Instant, ttl: Option<KeyTtl>) -> Option<Instant> {
+    match ttl {
+        Some(KeyTtl::Expires(left)) => Some(sent + left),
+        Some(KeyTtl::Missing) => Some(sent),
+        _ => None,
+    }
+}
+
+impl<B: Backend> RedisStore<B> {
+    /// The cache's counts, or `None` for a store without a cache.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// A load through the cache: a hit when the entry is good (its TTL not run out, and
+    /// under an idle timeout refreshed less than the refresh interval ago) and its stored
+    /// expiry has not passed; otherwise one tracked read (with the idle timeout's
+    /// `PEXPIRE`), whose result is installed if nothing changed the key meanwhile.
+    pub(super) async fn read_cached<T: Decoded + Clone + Send + Sync + 'static>(
+        &self,
+        cache: &Arc<Cache>,
+        target: &Target<'_>,
+    ) -> Result<Option<T>> {
+        let idle = self.inner.idle_timeout;
+        let every = idle.map(|idle| cache.refresh_every(idle));
+        if let Some(hit) = cache.lookup::<T>(&target.key, Instant::now(), every) {
+            if hit.expires().is_none_or(|at| at > SystemTime::now()) {
+                return Ok(Some(hit));
+            }
+            // Past its stored expiry: the read below finds it so and deletes it.
+        }
+        let ticket = cache.begin_read(&target.key);
+        let sent = Instant::now();
+        let (bytes, ttl) = match self.inner.backend.tracked_read(&target.key, idle).await {
+            Ok(Some((bytes, ttl))) => (Ok(Some(bytes)), Some(ttl)),
+            Ok(None) => (Ok(None), None),
+            Err(e) => (Err(e), None),
+        };
+        let size = bytes
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map_or(0, Vec::len);
+        let session: Option<T> = self.accept(target, bytes, idle).await?;
+        if let Some(session) = &session {
+            let cached = Cached {
+                value: Arc::new(session.clone()),
+                key_expires: key_expires(sent, ttl),
+                refreshed: sent,
+            };
+            ticket.install(cached, size, Some(shape_of::<T>));
+        }
+        Ok(session)
+    }
+
+    /// Before a command that changes `key`: this store's cache drops it and keeps reads in
+    /// flight from installing (the ticket, which installs nothing when dropped).
+    pub(super) fn changing(&self, key: &str) -> Option<Ticket> {
+        self.inner.cache.as_ref().map(|c| c.begin_write(key))
+    }
+
+    /// After a command that changed `key`: every other cache on the backend's tracked
+    /// connection drops it (Redis does not tell the writing connection).
+    pub(super) fn changed(&self, key: &str) {
+        if let Some(tracker) = self.inner.backend.tracker() {
+            tracker.wrote(key, self.inner.cache.as_deref());
+        }
+    }
+
+    /// After a command that may have changed keys this process does not know (sessions a
+    /// per-user limit ended): every cache on the connection is emptied.
+    pub(super) fn changed_unknown(&self) {
+        if let Some(tracker) = self.inner.backend.tracker() {
+            tracker.flush();
+        }
+    }
+
+    /// A write of a value for a store with a cache: the tracked `SET`, then the written
+    /// session installed (decoded from the bytes written, in the shape loads use) if nothing
+    /// changed the key meanwhile. `true` when written.
+    pub(super) async fn set_cached(
+        &self,
+        target: &Target<'_>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+        ticket: Ticket,
+    ) -> Result<bool> {
+        let sent = Instant::now();
+        let written = self
+            .inner
+            .backend
+            .tracked_set(&target.key, value, ttl, mode)
+            .await?;
+        if !written {
+            return Ok(false);
+        }
+        let Some(shape) = ticket.cache().shape() else {
+            return Ok(true);
+        };
+        let bound_to = self.inner.keyspace.suffix(&target.key);
+        if let Ok((decoded, expires)) = shape(&self.inner.codec, value, bound_to) {
+            if expires.is_none_or(|at| at > SystemTime::now()) {
+                let cached = Cached {
+                    value: decoded,
+                    key_expires: ttl.map(|ttl| sent + ttl),
+                    refreshed: sent,
+                };
+                ticket.install(cached, value.len(), None);
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,354 @@
+//! The client-side cache on real servers: two stores, each with its cache on a tracked
+//! connection of its own, on one Redis. "Fence" below is a `PING` on B's connection
+//! (`health`): every invalidation Redis sent B before its reply has been applied when it
+//! returns, so what B serves after it shows whether B honours what Redis told it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis_harness::RedisServer;
+use redis_sessions::{
+    Error, MemoryBackend, RedisBackend, RedisStore, Serializer, StoreBuilder, TrackedConnection,
+};
+
+use crate::support::{eventually, held_then_run_in_order, id, session};
+
+type Tracked = RedisStore<RedisBackend<TrackedConnection>>;
+
+async fn cached_with(
+    server: &RedisServer,
+    options: impl FnOnce(
+        StoreBuilder<RedisBackend<TrackedConnection>>,
+    ) -> StoreBuilder<RedisBackend<TrackedConnection>>,
+) -> Tracked {
+    let backend = RedisBackend::connect_tracked(&server.url()).await.unwrap();
+    options(RedisStore::builder(backend).cache(10_000).unwrap()).build()
+}
+
+async fn cached(server: &RedisServer) -> Tracked {
+    cached_with(server, |b| b).await
+}
+
+fn n_of(s: &Option<redis_sessions::Session>) -> Option<i64> {
+    s.as_ref().and_then(|s| s.get::<i64>("n").unwrap())
+}
+
+#[tokio::test]
+async fn a_cache_is_refused_where_nothing_tracks_keys() {
+    let server = RedisServer::start();
+    let Err(err) = RedisStore::builder(MemoryBackend::new()).cache(10) else {
+        panic!("a cache on the memory backend")
+    };
+    assert!(matches!(err, Error::CacheUnsupported), "{err}");
+    let manager = RedisBackend::connect(&server.url()).await.unwrap();
+    let Err(err) = RedisStore::builder(manager).cache(10) else {
+        panic!("a cache on a connection manager")
+    };
+    assert!(err.to_string().contains("connect_tracked"), "{err}");
+    let resp2 = format!("{}?protocol=resp2", server.url());
+    let err = RedisBackend::connect_tracked(&resp2).await.unwrap_err();
+    assert!(err.to_string().contains("RESP3"), "{err}");
+}
+
+#[tokio::test]
+async fn a_hit_costs_no_command_and_a_save_of_a_cached_session_one() {
+    let server = RedisServer::start();
+    let store = cached_with(&server, |b| b.idle_timeout(Duration::from_secs(600))).await;
+    let id = id();
+    assert!(store.create(&id, &session(1)).await.unwrap().is_written());
+    // Loads the scripts (a first EVALSHA of each is refused with NOSCRIPT, then loaded).
+    assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(1));
+    assert!(store.update(&id, &session(1)).await.unwrap().is_written());
+    server.cmd(&["CONFIG", "RESETSTAT"]);
+    // Commands the application sent (the scripts' own GET, SET and PTTL count separately).
+    let sent = || {
+        (
+            server.calls_of("evalsha"),
+            server.calls_of("getex") + server.calls_of("get"),
+        )
+    };
+    assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(1));
+    assert_eq!(sent(), (0, 0), "a hit");
+    assert!(store.update(&id, &session(2)).await.unwrap().is_written());
+    assert_eq!(
+        sent(),
+        (1, 0),
+        "the save: one script (SET, then PTTL to keep tracking)"
+    );
+    for _ in 0..10 {
+        assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(2));
+    }
+    assert_eq!(
+        sent(),
+        (1, 0),
+        "the saved session is cached: {:?}",
+        server.command_calls()
+    );
+    let stats = store.cache_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses, stats.entries), (11, 1, 1));
+}
+
+#[tokio::test]
+async fn a_hit_refreshes_the_ttl_once_the_refresh_share_of_the_idle_timeout_has_passed() {
+    let server = RedisServer::start();
+    let idle = Duration::from_secs(600);
+    // Share 0: every hit is due (the bound is then the idle timeout itself).
+    let eager = {
+        let backend = RedisBackend::connect_tracked(&server.url()).await.unwrap();
+        RedisStore::builder(backend)
+            .idle_timeout(idle)
+            .cache_with(redis_sessions::CacheConfig::new(100).refresh_fraction(0.0))
+            .unwrap()
+            .build()
+    };
+    let lazy = cached_with(&server, |b| b.idle_timeout(idle)).await;
+    let (a, b) = (id(), id());
+    for id in [&a, &b] {
+        assert!(eager.create(id, &session(1)).await.unwrap().is_written());
+    }
+    assert!(lazy.load(&b).await.unwrap().is_some()); // cached by `lazy`, refreshed
+    let key_a = eager.keyspace().key(&a);
+    server.cmd(&["PEXPIRE", &key_a, "100000"]);
+    assert!(eager.load(&a).await.unwrap().is_some());
+    let ttl = server.cmd(&["PTTL", &key_a]).int().unwrap();
+    assert!(ttl > 500_000, "refreshed to the idle timeout: {ttl}");
+    server.cmd(&["CONFIG", "RESETSTAT"]);
+    for _ in 0..5 {
+        assert!(lazy.load(&b).await.unwrap().is_some());
+    }
+    assert_eq!(server.calls_of("evalsha"), 0, "within the share: hits only");
+}
+
+#[tokio::test]
+async fn a_destroy_through_a_is_never_served_by_b_after_its_invalidation() {
+    let server = RedisServer::start();
+    let (a, b) = (cached(&server).await, cached(&server).await);
+    for round in 0..200 {
+        let id = id();
+        assert!(a.create(&id, &session(round)).await.unwrap().is_written());
+        assert_eq!(n_of(&b.load(&id).await.unwrap()), Some(round)); // miss: cached
+        assert_eq!(n_of(&b.load(&id).await.unwrap()), Some(round)); // hit
+        assert!(a.destroy(&id).await.unwrap());
+        b.health().await.unwrap();
+        assert!(b.load(&id).await.unwrap().is_none(), "round {round}");
+    }
+    let stats = b.cache_stats().unwrap();
+    assert_eq!(stats.hits, 200, "{stats:?}");
+    assert!(stats.invalidations >= 200, "{stats:?}");
+}
+
+#[tokio::test]
+async fn an_update_through_a_is_seen_by_bs_next_read() {
+    let server = RedisServer::start();
+    let (a, b) = (cached(&server).await, cached(&server).await);
+    let id = id();
+    assert!(a.create(&id, &session(0)).await.unwrap().is_written());
+    for n in 1..=100 {
+        assert_eq!(n_of(&b.load(&id).await.unwrap()), Some(n - 1));
+        assert!(a.update(&id, &session(n)).await.unwrap().is_written());
+        b.health().await.unwrap();
+        assert_eq!(n_of(&b.load(&id).await.unwrap()), Some(n));
+    }
+}
+
+/// B's read runs in Redis just before A's update, both in flight together: the invalidation
+/// reaches B right behind the old value, and B must not keep that value.
+#[tokio::test]
+async fn a_read_racing_an_update_never_keeps_the_old_value() {
+    let server = RedisServer::start();
+    let (a, b) = (
+        Arc::new(cached(&server).await),
+        Arc::new(cached(&server).await),
+    );
+    // Load both scripts first: a held EVALSHA must not need a SCRIPT LOAD.
+    let warm = id();
+    assert!(a.create(&warm, &session(0)).await.unwrap().is_written());
+    assert!(b.load(&warm).await.unwrap().is_some());
+    for round in 0..20 {
+        let id = id();
+        assert!(a.create(&id, &session(0)).await.unwrap().is_written());
+        let (read, written) = {
+            let (a, b, id2) = (Arc::clone(&a), Arc::clone(&b), id.clone());
+            let id1 = id.clone();
+            held_then_run_in_order(
+                server.port(),
+                async move { b.load(&id1).await.unwrap() },
+                async move { a.update(&id2, &session(1)).await.unwrap() },
+            )
+            .await
+        };
+        assert_eq!(n_of(&read), Some(0), "B's read ran first");
+        assert!(written.is_written());
+        b.health().await.unwrap();
+        assert_eq!(n_of(&b.load(&id).await.unwrap()), Some(1), "round {round}");
+    }
+    // The other order: the update first, then the read sees (and may keep) the new value.
+    let id = id();
+    assert!(a.create(&id, &session(0)).await.unwrap().is_written());
+    let (written, read) = {
+        let (a2, b2, id1, id2) = (Arc::clone(&a), Arc::clone(&b), id.clone(), id.clone());
+        held_then_run_in_order(
+            server.port(),
+            async move { a2.update(&id1, &session(1)).await.unwrap() },
+            async move { b2.load(&id2).await.unwrap() },
+        )
+        .await
+    };
+    assert!(written.is_written());
+    assert_eq!(n_of(&read), Some(1));
+    b.health().await.unwrap();
+    assert_eq!(n_of(&b.load(&id).await.unwrap()), Some(1));
+}
+
+#[tokio::test]
+async fn an_expired_session_is_not_served() {
+    let server = RedisServer::start();
+    let a = cached(&server).await;
+    let b = cached_with(&server, |b| b.ttl(Duration::from_millis(300))).await;
+    let id = id();
+    assert!(b.create(&id, &session(7)).await.unwrap().is_written());
+    assert!(a.load(&id).await.unwrap().is_some());
+    assert!(b.load(&id).await.unwrap().is_some());
+    let key = b.keyspace().key(&id);
+    eventually(
+        Duration::from_secs(5),
+        "the key expired in Redis",
+        || async { server.cmd(&["EXISTS", &key]).int() == Some(0) },
+    )
+    .await;
+    for store in [&a, &b] {
+        store.health().await.unwrap();
+        assert!(store.load(&id).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_killed_connection_empties_the_cache_so_a_destroy_it_missed_is_honoured() {
+    let server = RedisServer::start();
+    let (a, b) = (cached(&server).await, cached(&server).await);
+    for round in 0..20 {
+        let id = id();
+        assert!(a.create(&id, &session(round)).await.unwrap().is_written());
+        assert!(b.load(&id).await.unwrap().is_some());
+        let b_id: i64 = b
+            .backend()
+            .command(redis::cmd("CLIENT").arg("ID"))
+            .await
+            .unwrap();
+        let killed = server.cmd(&["CLIENT", "KILL", "ID", &b_id.to_string()]);
+        assert_eq!(killed.int(), Some(1), "{killed:?}");
+        assert!(a.destroy(&id).await.unwrap());
+        // The first command after the kill fails or reconnects; either way B knows.
+        let _ = b.health().await;
+        assert!(b.load(&id).await.unwrap().is_none(), "round {round}");
+    }
+    assert!(b.cache_stats().unwrap().flushes >= 20);
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_sessions_through_ten_thousand_entries_stay_within_the_bound() {
+    let server = RedisServer::start();
+    let cached = Arc::new(cached(&server).await);
+    let ids: Arc<Vec<_>> = Arc::new((0..100_000).map(|_| id()).collect());
+    let value = String::from_utf8(redis_sessions::Json.encode(&session(1)).unwrap()).unwrap();
+    for chunk in ids.chunks(5_000) {
+        let mut mset = vec!["MSET".to_owned()];
+        for id in chunk {
+            mset.push(cached.keyspace().key(id));
+            mset.push(value.clone());
+        }
+        let args: Vec<&str> = mset.iter().map(String::as_str).collect();
+        assert_eq!(server.cmd(&args).text().as_deref(), Some("OK"));
+    }
+    let tasks = 16;
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let (ids, cached) = (Arc::clone(&ids), Arc::clone(&cached));
+        handles.push(tokio::spawn(async move {
+            let mut most = 0;
+            for id in ids.iter().skip(t).step_by(tasks) {
+                assert!(cached.load(id).await.unwrap().is_some());
+                most = most.max(cached.cache_stats().unwrap().entries);
+            }
+            most
+        }));
+    }
+    for handle in handles {
+        assert!(handle.await.unwrap() <= 10_000);
+    }
+    let stats = cached.cache_stats().unwrap();
+    assert_eq!(stats.entries, 10_000, "{stats:?}");
+    assert!(stats.evictions >= 90_000, "{stats:?}");
+    assert!(stats.bytes <= 10_000 * 2048, "{stats:?}");
+}
+
+#[tokio::test]
+async fn hashed_ids_and_the_user_index_are_invalidated_too() {
+    let server = RedisServer::start();
+    let options = |b: StoreBuilder<_>| {
+        b.hash_ids(redis_sessions::IdHashing::Sha256)
+            .index_by("user")
+    };
+    let a = cached_with(&server, options).await;
+    let b = cached_with(&server, options).await;
+    let (one, two) = (id(), id());
+    let mut s = session(1);
+    s.insert("user", "ada").unwrap();
+    for id in [&one, &two] {
+        assert!(a.create(id, &s).await.unwrap().is_written());
+        assert!(b.load(id).await.unwrap().is_some());
+        assert!(b.load(id).await.unwrap().is_some());
+    }
+    assert_eq!(a.revoke_user_sessions("ada", None).await.unwrap(), 2);
+    b.health().await.unwrap();
+    assert!(b.load(&one).await.unwrap().is_none());
+    assert!(b.load(&two).await.unwrap().is_none());
+}
+
+/// tower-sessions through an armored cached store: hits in the adapter's shape, saves
+/// installed, a delete elsewhere honoured.
+#[cfg(all(
+    feature = "tower-sessions-015",
+    feature = "encryption",
+    feature = "compression"
+))]
+#[tokio::test]
+async fn tower_sessions_loads_hit_the_cache_and_see_a_delete_elsewhere() {
+    use std::collections::HashMap;
+    use tower_sessions_core_015::session::{Id, Record};
+    use tower_sessions_core_015::SessionStore;
+
+    let server = RedisServer::start();
+    let options = |b: StoreBuilder<_>| {
+        b.hash_ids(redis_sessions::IdHashing::Sha256)
+            .compress_above(0)
+            .encrypt(redis_sessions::KeyRing::new([7; 32]))
+            .idle_timeout(Duration::from_secs(600))
+    };
+    let (a, b) = (
+        cached_with(&server, options).await,
+        cached_with(&server, options).await,
+    );
+    let record = |counter: i64| Record {
+        id: Id(42),
+        data: HashMap::from([("counter".to_owned(), serde_json::json!(counter))]),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(10),
+    };
+    let mut rec = record(1);
+    SessionStore::create(&b, &mut rec).await.unwrap();
+    let load = |store: &Tracked, id| {
+        let store = store.clone();
+        async move { SessionStore::load(&store, &id).await.unwrap() }
+    };
+    for _ in 0..3 {
+        assert_eq!(load(&b, rec.id).await.unwrap().data["counter"], 1);
+    }
+    rec.data.insert("counter".to_owned(), serde_json::json!(2));
+    SessionStore::save(&b, &rec).await.unwrap();
+    assert_eq!(load(&b, rec.id).await.unwrap().data["counter"], 2);
+    let stats = b.cache_stats().unwrap();
+    assert_eq!((stats.misses, stats.hits), (1, 3), "{stats:?}");
+    SessionStore::delete(&a, &rec.id).await.unwrap();
+    b.health().await.unwrap();
+    assert!(load(&b, rec.id).await.is_none());
+}
