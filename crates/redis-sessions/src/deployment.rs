@@ -345,6 +345,16 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.set(key, value, ttl, mode))
     }
 
+    async fn set_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        expected_sha1: &str,
+    ) -> BackendResult<crate::backend::ValueSwap> {
+        delegate!(self, b => b.set_if_value(key, value, ttl, expected_sha1))
+    }
+
     async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
         delegate!(self, b => b.pexpire(key, ttl))
     }

@@ -39,11 +39,13 @@ pub enum Error {
     /// broken); nothing was written.
     #[error("{0} freshly generated session ids in a row were already in use; nothing was written")]
     IdCollisions(usize),
-    /// A revoke found the user's sessions rewritten under it round after round (each
-    /// conditional delete saw a value other than the one it had checked, or new sessions
-    /// kept appearing), and gave up after this many rounds rather than skip any; some of the
-    /// user's sessions may still be live. Retrying later usually succeeds.
-    #[error("revoke gave up after {0} rounds: the user's sessions kept being rewritten while it ran; some may still be live")]
+    /// Sessions kept being rewritten under an operation that needs them to hold still, and it
+    /// gave up after this many rounds: a revoke (each conditional delete saw a value other
+    /// than the one it had checked, or new sessions kept appearing; some of the user's
+    /// sessions may still be live), or [`RedisStore::modify`](crate::RedisStore::modify)
+    /// (each of its conditional writes lost to another write; nothing of its change was
+    /// written). Retrying later usually succeeds.
+    #[error("gave up after {0} rounds: the session(s) kept being rewritten while it ran; a revoke may have left some live, a modify wrote nothing")]
     Contended(usize),
     /// The operating system's random number generator failed while generating a session id
     /// or a nonce; the OS error is the source.
@@ -75,7 +77,8 @@ impl Error {
         matches!(self, Error::Decode { .. })
     }
 
-    /// A revoke gave up because the sessions kept changing under it ([`Error::Contended`]).
+    /// A revoke or a `modify` gave up because the sessions kept changing under it
+    /// ([`Error::Contended`]).
     pub fn is_contended(&self) -> bool {
         matches!(self, Error::Contended(_))
     }

@@ -453,6 +453,7 @@ pub use session::Session;
 #[cfg(feature = "metrics")]
 pub use store::metric;
 pub use store::{Check, CheckLevel, Diagnosis};
+pub use store::{Conditional, Version, Versioned, MODIFY_ATTEMPTS};
 pub use store::{
     Endpoint, Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT,
     DEFAULT_TTL,

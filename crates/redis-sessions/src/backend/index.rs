@@ -68,6 +68,10 @@ pub struct IndexedWrite<'a> {
     pub idle: Option<Duration>,
     /// The limit to apply when `member` is new to the index.
     pub limit: Option<SessionLimit>,
+    /// A compare-and-set: write only while the session holds the value with this hex SHA-1
+    /// (`mode` is then [`SetMode::IfPresent`](super::SetMode::IfPresent)). On a mismatch
+    /// nothing is written and [`IndexedReply::current`] carries the value stored now.
+    pub expected_sha1: Option<&'a str>,
 }
 
 /// What [`Backend::write_indexed`](super::Backend::write_indexed) did.
@@ -80,6 +84,9 @@ pub struct IndexedReply {
     pub refused: bool,
     /// How many of the user's sessions the limit ended to make room.
     pub evicted: u64,
+    /// A compare-and-set ([`IndexedWrite::expected_sha1`]) found another value: the value
+    /// stored now (nothing was written). `None` with `written` false: the session is gone.
+    pub current: Option<Vec<u8>>,
 }
 
 impl IndexedReply {
@@ -105,8 +112,29 @@ impl IndexedReply {
             written,
             refused: false,
             evicted,
+            current: None,
         }
     }
+
+    /// A compare-and-set's mismatch: nothing written; the value stored now.
+    pub fn changed(current: Vec<u8>) -> IndexedReply {
+        IndexedReply {
+            current: Some(current),
+            ..IndexedReply::default()
+        }
+    }
+}
+
+/// What a compare-and-set ([`Backend::set_if_value`](super::Backend::set_if_value)) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueSwap {
+    /// The key held the expected value: the new one is written.
+    Written,
+    /// The key holds another value (this one): nothing was written.
+    Changed(Vec<u8>),
+    /// The key does not exist: nothing was written.
+    Missing,
 }
 
 /// An index member's value, parsed.
@@ -209,12 +237,14 @@ pub fn choose_evictions<M>(mut live: Vec<(M, u64)>, limit: SessionLimit) -> Opti
 ///
 /// KEYS: session key, index key. ARGV: value, session TTL ms (0: none), mode (`A`, `N`, `X`),
 /// member, now ms, index TTL ms (0: the index must not expire), limit (0: none), policy (`L`
-/// end the least recently used, `R` refuse), idle ms (0: none), prefix.
+/// end the least recently used, `R` refuse), idle ms (0: none), prefix, expected SHA-1 of the
+/// stored value (empty: no compare-and-set).
 ///
-/// Returns `{status, evicted}`: status 1 written, 0 `SET`'s condition failed, -1 refused by
-/// the limit. The limit counts a member only while its session exists and, when the member
+/// Returns `{status, evicted, current}`: status 1 written, 0 `SET`'s condition failed (or,
+/// with an expected SHA-1, the session is gone), -1 refused by the limit, 2 the session holds
+/// another value than expected (`current`, nothing written); `current` is nil otherwise. The limit counts a member only while its session exists and, when the member
 /// records a hash, still holds the value it records: a member whose session was rewritten
-/// without this user (moved, or unindexed) is stale and removed. A later version check (issue 16) goes before the `SET`, next to the condition.
+/// without this user (moved, or unindexed) is stale and removed.
 /// The members the limit ends are read and deleted by `prefix .. member`: keys not declared
 /// in KEYS, which one server allows (the script never runs on a cluster).
 #[cfg(feature = "redis")]
@@ -222,9 +252,14 @@ pub(crate) static WRITE_INDEXED: LuaScript = LuaScript::new(
     r"
 local key, idx = KEYS[1], KEYS[2]
 local mode = ARGV[3]
+if ARGV[11] ~= '' then
+  local v = redis.call('GET', key)
+  if v == false then return {0, 0, false} end
+  if redis.sha1hex(v) ~= ARGV[11] then return {2, 0, v} end
+end
 local exists = redis.call('EXISTS', key) == 1
 if (mode == 'N' and exists) or (mode == 'X' and not exists) then
-  return {0, 0}
+  return {0, 0, false}
 end
 local member, now = ARGV[4], tonumber(ARGV[5])
 local old = redis.call('HGET', idx, member)
@@ -261,7 +296,7 @@ if not old and limit > 0 then
   end
   if #live >= limit then
     if ARGV[8] == 'R' then
-      return {-1, 0}
+      return {-1, 0, false}
     end
     table.sort(live, function(a, b) return a[2] < b[2] end)
     for i = 1, #live + 1 - limit do
@@ -287,7 +322,7 @@ elseif had_index then
 else
   redis.call('PEXPIRE', idx, ittl)
 end
-return {1, evicted}
+return {1, evicted, false}
 ",
 );
 
@@ -371,6 +406,26 @@ return 1
 ",
 );
 
+/// Compare-and-set of one key (one server, and a cluster key's own slot).
+///
+/// KEYS: session key. ARGV: value, expected SHA-1, TTL ms (0: none). Returns `{status,
+/// current}`: 1 written, 0 missing, 2 changed (`current`: the value stored now).
+#[cfg(feature = "redis")]
+pub(crate) static SET_IF_VALUE: LuaScript = LuaScript::new(
+    r"
+local v = redis.call('GET', KEYS[1])
+if v == false then return {0, false} end
+if redis.sha1hex(v) ~= ARGV[2] then return {2, v} end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return {1, false}
+",
+);
+
 /// A script's reply to a conditional delete (1 deleted, 0 missing, 2 changed).
 #[cfg(feature = "redis")]
 pub(crate) fn indexed_delete(status: i64) -> IndexedDelete {
@@ -378,6 +433,16 @@ pub(crate) fn indexed_delete(status: i64) -> IndexedDelete {
         1 => IndexedDelete::Deleted,
         0 => IndexedDelete::Missing,
         _ => IndexedDelete::Changed,
+    }
+}
+
+/// A compare-and-set script's reply (1 written, 0 missing, 2 changed with the value now).
+#[cfg(feature = "redis")]
+pub(crate) fn value_swap(status: i64, current: Option<Vec<u8>>) -> ValueSwap {
+    match (status, current) {
+        (1, _) => ValueSwap::Written,
+        (2, Some(current)) => ValueSwap::Changed(current),
+        _ => ValueSwap::Missing,
     }
 }
 
@@ -446,7 +511,7 @@ macro_rules! one_server_index_ops {
                 limit.to_string(),
                 millis_or_zero(w.idle).to_string(),
             );
-            let args: [&[u8]; 10] = [
+            let args: [&[u8]; 11] = [
                 w.value,
                 ttl.as_bytes(),
                 mode.as_bytes(),
@@ -457,17 +522,38 @@ macro_rules! one_server_index_ops {
                 policy.as_bytes(),
                 idle.as_bytes(),
                 w.prefix.as_bytes(),
+                w.expected_sha1.unwrap_or_default().as_bytes(),
             ];
-            let (status, evicted): (i64, u64) = $crate::backend::index::evalsha!(
+            let (status, evicted, current): (i64, u64, Option<Vec<u8>>) =
+                $crate::backend::index::evalsha!(
                 self,
                 $crate::backend::index::WRITE_INDEXED,
                 [w.key, w.index],
                 args
             )?;
-            Ok(match status {
-                -1 => $crate::backend::IndexedReply::refused(),
-                s => $crate::backend::IndexedReply::with_evicted(s == 1, evicted),
+            Ok(match (status, current) {
+                (-1, _) => $crate::backend::IndexedReply::refused(),
+                (2, Some(current)) => $crate::backend::IndexedReply::changed(current),
+                (s, _) => $crate::backend::IndexedReply::with_evicted(s == 1, evicted),
             })
+        }
+
+        async fn set_if_value(
+            &self,
+            key: &str,
+            value: &[u8],
+            ttl: Option<Duration>,
+            expected_sha1: &str,
+        ) -> BackendResult<$crate::backend::ValueSwap> {
+            let ttl = $crate::backend::index::millis_or_zero(ttl).to_string();
+            let args: [&[u8]; 3] = [value, expected_sha1.as_bytes(), ttl.as_bytes()];
+            let (status, current): (i64, Option<Vec<u8>>) = $crate::backend::index::evalsha!(
+                self,
+                $crate::backend::index::SET_IF_VALUE,
+                [key],
+                args
+            )?;
+            Ok($crate::backend::index::value_swap(status, current))
         }
 
         async fn index_members(&self, index: &str) -> BackendResult<Vec<(String, Vec<u8>)>> {

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::glob;
-use super::index::{choose_evictions, last_used_ms, member_value, IndexMember};
+use super::index::{choose_evictions, last_used_ms, member_value, value_sha1, IndexMember};
 use super::{
     Backend, BackendResult, IndexedDelete, IndexedReply, IndexedWrite, KeyTtl, ScanCursor,
-    ScanPage, SetMode,
+    ScanPage, SetMode, ValueSwap,
 };
 use crate::error::{BackendError, BackendErrorKind};
 
@@ -111,6 +111,21 @@ impl State {
             self.entries.remove(key);
         }
         self.entries.get_mut(key)
+    }
+
+    /// A compare-and-set's check: `None` when `key` holds the value with the hex SHA-1
+    /// `expected` (go ahead), else what to reply; a hash is `WRONGTYPE`, as `GET` in the script.
+    fn compare(
+        &mut self,
+        key: &(u64, String),
+        expected: &str,
+        now: Instant,
+    ) -> BackendResult<Option<ValueSwap>> {
+        let Some(entry) = self.live(key, now) else {
+            return Ok(Some(ValueSwap::Missing));
+        };
+        let bytes = entry.value.bytes()?;
+        Ok((value_sha1(&bytes) != expected).then_some(ValueSwap::Changed(bytes)))
     }
 
     /// `PTTL` of a key.
@@ -249,6 +264,28 @@ impl Backend for MemoryBackend {
         Ok(allowed)
     }
 
+    async fn set_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        expected_sha1: &str,
+    ) -> BackendResult<ValueSwap> {
+        let now = Instant::now();
+        let slot = slot(key);
+        let mut state = self.lock();
+        if let Some(swap) = state.compare(&slot, expected_sha1, now)? {
+            return Ok(swap);
+        }
+        let entry = Entry {
+            value: Data::Str(value.to_vec()),
+            expires_at: ttl.map(|t| now + t),
+        };
+        state.entries.insert(slot, entry);
+        state.wrote(now);
+        Ok(ValueSwap::Written)
+    }
+
     async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
         let now = Instant::now();
         let slot = slot(key);
@@ -336,6 +373,13 @@ impl Backend for MemoryBackend {
         let now = Instant::now();
         let mut state = self.lock();
         let key = slot(w.key);
+        if let Some(expected) = w.expected_sha1 {
+            match state.compare(&key, expected, now)? {
+                Some(ValueSwap::Changed(current)) => return Ok(IndexedReply::changed(current)),
+                Some(_) => return Ok(IndexedReply::written(false)),
+                None => {}
+            }
+        }
         let exists = state.live(&key, now).is_some();
         match w.mode {
             SetMode::IfAbsent if exists => return Ok(IndexedReply::written(false)),
@@ -447,5 +491,88 @@ impl Backend for MemoryBackend {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    /// The memory backend's futures never wait: run one to its end.
+    fn now<F: std::future::Future>(f: F) -> F::Output {
+        f.now_or_never().expect("the memory backend never waits")
+    }
+
+    #[test]
+    fn compare_and_set_writes_only_the_expected_value() {
+        let b = MemoryBackend::default();
+        let ttl = Some(Duration::from_secs(60));
+        let v1 = value_sha1(b"one");
+        assert_eq!(
+            now(b.set_if_value("k", b"two", ttl, &v1)).unwrap(),
+            ValueSwap::Missing
+        );
+        assert_eq!(
+            now(b.get("k")).unwrap(),
+            None,
+            "a missing key is not created"
+        );
+        assert!(now(b.set("k", b"one", None, SetMode::Always)).unwrap());
+        assert_eq!(
+            now(b.set_if_value("k", b"two", ttl, &v1)).unwrap(),
+            ValueSwap::Written
+        );
+        assert_eq!(now(b.get("k")).unwrap(), Some(b"two".to_vec()));
+        assert!(
+            matches!(now(b.pttl("k")).unwrap(), KeyTtl::Expires(t) if t <= Duration::from_secs(60))
+        );
+        // Stale: the value stored now comes back, nothing is written.
+        assert_eq!(
+            now(b.set_if_value("k", b"three", ttl, &v1)).unwrap(),
+            ValueSwap::Changed(b"two".to_vec())
+        );
+        assert_eq!(now(b.get("k")).unwrap(), Some(b"two".to_vec()));
+        // No TTL: persistent, as `SET` without `PX`.
+        let v2 = value_sha1(b"two");
+        assert_eq!(
+            now(b.set_if_value("k", b"four", None, &v2)).unwrap(),
+            ValueSwap::Written
+        );
+        assert_eq!(now(b.pttl("k")).unwrap(), KeyTtl::Persistent);
+    }
+
+    #[test]
+    fn compare_and_set_of_an_index_is_a_wrong_type() {
+        let b = MemoryBackend::default();
+        let write = IndexedWrite {
+            key: "s:1",
+            value: b"{}",
+            ttl: None,
+            mode: SetMode::Always,
+            index: "s:idx",
+            member: "1",
+            prefix: "s:",
+            index_ttl: None,
+            now_ms: 1,
+            idle: None,
+            limit: None,
+            expected_sha1: None,
+        };
+        assert!(now(b.write_indexed(&write)).unwrap().written);
+        let err = now(b.set_if_value("s:idx", b"x", None, &value_sha1(b"")))
+            .expect_err("a hash is not a session");
+        assert_eq!(err.kind(), BackendErrorKind::WrongType);
+        // The indexed compare-and-set: a stale version gets the value stored now.
+        let stale = IndexedWrite {
+            value: b"{\"a\":1}",
+            mode: SetMode::IfPresent,
+            expected_sha1: Some(&value_sha1(b"old")),
+            ..write
+        };
+        let reply = now(b.write_indexed(&stale)).unwrap();
+        assert!(!reply.written);
+        assert_eq!(reply.current.as_deref(), Some(&b"{}"[..]));
     }
 }

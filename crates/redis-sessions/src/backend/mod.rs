@@ -24,7 +24,9 @@ use std::time::Duration;
 
 #[cfg(feature = "cluster")]
 pub use self::cluster::{ClusterBackend, ClusterConfig};
-pub use self::index::{IndexedDelete, IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
+pub use self::index::{
+    IndexedDelete, IndexedReply, IndexedWrite, LimitPolicy, SessionLimit, ValueSwap,
+};
 pub use self::memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisConfig};
@@ -127,6 +129,19 @@ pub trait Backend: Send + Sync + 'static {
         ttl: Option<Duration>,
         mode: SetMode,
     ) -> impl Future<Output = BackendResult<bool>> + Send;
+
+    /// Compare-and-set: `SET key value [PX ttl]` only while the key holds a value whose
+    /// lowercase hex SHA-1 is `expected_sha1`, atomically, in one round trip (a Lua script on
+    /// Redis, run on the key's own slot on Cluster). When it does not, nothing is written and
+    /// the reply carries what the key holds now ([`ValueSwap::Changed`]) or says it is gone
+    /// ([`ValueSwap::Missing`]), so a retry needs no extra read.
+    fn set_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        expected_sha1: &str,
+    ) -> impl Future<Output = BackendResult<ValueSwap>> + Send;
 
     /// `PEXPIRE key ttl`; `true` when the key existed.
     fn pexpire(&self, key: &str, ttl: Duration)

@@ -80,6 +80,17 @@ impl<B: Backend> Backend for Guarded<B> {
         self.guard(self.backend.set(key, value, ttl, mode)).await
     }
 
+    async fn set_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        expected_sha1: &str,
+    ) -> BackendResult<crate::backend::ValueSwap> {
+        self.guard(self.backend.set_if_value(key, value, ttl, expected_sha1))
+            .await
+    }
+
     async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
         self.guard(self.backend.pexpire(key, ttl)).await
     }

@@ -5,6 +5,7 @@
 //! - `breaker.rs`, `guard.rs`: fail-fast ([`FailFast`]), a circuit breaker around every
 //!   backend call;
 //! - `write.rs`: the one write path: every change of Redis state goes through it;
+//! - `conditional.rs`: compare-and-set ([`RedisStore::update_if`], [`RedisStore::modify`]);
 //! - `scan.rs`: listings, `length` and `clear`;
 //! - `raw.rs`: [`RedisStore::raw`], a session's key and bytes as stored, for inspection;
 //! - `check.rs`: [`RedisStore::check`], what is wrong with the deployment (the CLI's `doctor`).
@@ -13,6 +14,7 @@ mod breaker;
 mod builder;
 mod cached;
 mod check;
+mod conditional;
 mod guard;
 mod index;
 mod observe;
@@ -27,6 +29,7 @@ use std::time::{Duration, SystemTime};
 pub use breaker::{FailFast, FailFastState};
 pub use builder::StoreBuilder;
 pub use check::{Check, CheckLevel, Diagnosis};
+pub use conditional::{Conditional, Version, Versioned, MODIFY_ATTEMPTS};
 pub use index::{UserSession, REVOKE_ROUNDS};
 #[cfg(feature = "metrics")]
 pub use observe::metric;

@@ -51,6 +51,7 @@ pub(crate) enum Op {
     Set,
     Create,
     Update,
+    UpdateIf,
     Touch,
     Refresh,
     Destroy,
@@ -90,6 +91,7 @@ impl Op {
             Op::Set => "set",
             Op::Create => "create",
             Op::Update => "update",
+            Op::UpdateIf => "update_if",
             Op::Touch => "touch",
             Op::Refresh => "refresh",
             Op::Destroy => "destroy",
@@ -108,6 +110,7 @@ impl Op {
             Op::Set => op_span!("set"),
             Op::Create => op_span!("create"),
             Op::Update => op_span!("update"),
+            Op::UpdateIf => op_span!("update_if"),
             Op::Touch => op_span!("touch"),
             Op::Refresh => op_span!("refresh"),
             Op::Destroy => op_span!("destroy"),
@@ -300,7 +303,7 @@ pub mod metric {
             Op::Get | Op::GetAndRefresh | Op::GetListed | Op::Load => {
                 metrics::counter!(LOADS, "result" => outcome.unwrap_or("error")).increment(1);
             }
-            Op::Set | Op::Create | Op::Update => {
+            Op::Set | Op::Create | Op::Update | Op::UpdateIf => {
                 metrics::counter!(SAVES, "outcome" => outcome.unwrap_or("error")).increment(1);
             }
             _ => {}

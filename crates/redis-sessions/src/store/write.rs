@@ -268,9 +268,10 @@ impl<B: Backend> RedisStore<B> {
         let value = self.encode(target, session)?;
         super::observe::value_size(super::observe::Dir::Written, value.len());
         if let Some(user) = self.user_of(session) {
-            return self
-                .write_indexed(target, &value, ttl, mode, &user, session.expires())
-                .await;
+            let (outcome, _) = self
+                .write_indexed(target, &value, ttl, mode, &user, session.expires(), None)
+                .await?;
+            return Ok(outcome);
         }
         let written = match ticket {
             Some(ticket) => self.set_cached(target, &value, ttl, mode, ticket).await?,
@@ -282,8 +283,14 @@ impl<B: Backend> RedisStore<B> {
         Ok(self.not_written(target, mode))
     }
 
-    /// A session with a user: written together with its index member.
-    async fn write_indexed(
+    /// A session with a user: written together with its index member; with `expected`, only
+    /// while the stored value has that hex SHA-1 ([`Outcome::Changed`] and the value stored
+    /// now otherwise).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one write's parts, passed through"
+    )]
+    pub(super) async fn write_indexed(
         &self,
         target: &Target<'_>,
         value: &[u8],
@@ -291,7 +298,8 @@ impl<B: Backend> RedisStore<B> {
         mode: SetMode,
         user: &str,
         expires: Option<SystemTime>,
-    ) -> Result<Outcome> {
+        expected: Option<&str>,
+    ) -> Result<(Outcome, Option<Vec<u8>>)> {
         let inner = &*self.inner;
         let index = inner.keyspace.index_key(user);
         let member = std::str::from_utf8(inner.keyspace.suffix(&target.key)).unwrap_or_default();
@@ -307,6 +315,7 @@ impl<B: Backend> RedisStore<B> {
             now_ms: now_ms(),
             idle: inner.idle_timeout,
             limit: inner.session_limit,
+            expected_sha1: expected,
         };
         let reply = inner.backend.write_indexed(&write).await?;
         if reply.evicted > 0 {
@@ -319,12 +328,15 @@ impl<B: Backend> RedisStore<B> {
         }
         if reply.refused {
             tracing::info!(session = %target.fingerprint(), "session limit per user: new session refused");
-            return Ok(Outcome::LimitReached);
+            return Ok((Outcome::LimitReached, None));
         }
         if reply.written {
-            return Ok(Outcome::Written);
+            return Ok((Outcome::Written, None));
         }
-        Ok(self.not_written(target, mode))
+        if let Some(current) = reply.current {
+            return Ok((Outcome::Changed, Some(current)));
+        }
+        Ok((self.not_written(target, mode), None))
     }
 
     /// How long an index must live after a write of a member whose key lives `ttl`: under an
@@ -392,7 +404,7 @@ impl<B: Backend> RedisStore<B> {
         session.user(self.inner.index_by.as_deref()?)
     }
 
-    fn not_written(&self, target: &Target<'_>, mode: SetMode) -> Outcome {
+    pub(super) fn not_written(&self, target: &Target<'_>, mode: SetMode) -> Outcome {
         match mode {
             SetMode::IfAbsent => {
                 tracing::debug!(session = %target.fingerprint(), "create: id already in use");
@@ -419,7 +431,7 @@ impl<B: Backend> RedisStore<B> {
         Ok(deleted?)
     }
 
-    fn lifetime<E: Encodable>(&self, session: &E) -> Lifetime {
+    pub(super) fn lifetime<E: Encodable>(&self, session: &E) -> Lifetime {
         let ttl = match session.expires() {
             Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
             None => (self.inner.ttl)(&session.to_session(false)),
@@ -447,7 +459,7 @@ impl<B: Backend> RedisStore<B> {
         (session.expiry_stored() || self.inner.idle_timeout.is_some()).then_some(at)
     }
 
-    fn encode<E: Encodable>(&self, target: &Target<'_>, session: &E) -> Result<Vec<u8>> {
+    pub(super) fn encode<E: Encodable>(&self, target: &Target<'_>, session: &E) -> Result<Vec<u8>> {
         let inner = &*self.inner;
         let bound_to = inner.keyspace.suffix(&target.key);
         inner

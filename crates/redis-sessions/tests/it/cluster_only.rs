@@ -578,6 +578,17 @@ impl Backend for BetweenPages {
     ) -> redis_sessions::backend::BackendResult<bool> {
         self.inner.set(key, value, ttl, mode).await
     }
+    async fn set_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        expected_sha1: &str,
+    ) -> redis_sessions::backend::BackendResult<redis_sessions::backend::ValueSwap> {
+        self.inner
+            .set_if_value(key, value, ttl, expected_sha1)
+            .await
+    }
     async fn pexpire(
         &self,
         key: &str,

@@ -57,6 +57,17 @@ impl<B: Backend + Clone> Backend for Hooked<B> {
     ) -> BackendResult<bool> {
         self.inner.set(key, value, ttl, mode).await
     }
+    async fn set_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        expected_sha1: &str,
+    ) -> BackendResult<redis_sessions::backend::ValueSwap> {
+        self.inner
+            .set_if_value(key, value, ttl, expected_sha1)
+            .await
+    }
     async fn pexpire(&self, key: &str, ttl: Duration) -> BackendResult<bool> {
         self.inner.pexpire(key, ttl).await
     }

@@ -41,3 +41,4 @@ mod tls_only;
 mod users;
 mod users_moved;
 mod users_redis;
+mod versions;

@@ -23,7 +23,7 @@ use super::index::{
 };
 use super::redis::{map_error, RedisBackend};
 use super::{Backend, BackendResult, KeyTtl, ScanCursor, ScanPage, SetMode};
-use super::{IndexedDelete, IndexedReply, IndexedWrite, SessionLimit};
+use super::{IndexedDelete, IndexedReply, IndexedWrite, SessionLimit, ValueSwap};
 use crate::error::{BackendError, BackendErrorKind};
 
 /// Connection settings for [`ClusterBackend::connect_with`].
@@ -508,8 +508,9 @@ impl Backend for ClusterBackend {
     }
 
     /// Ordered steps, the index and the session living in different hash slots: (the limit,
-    /// not atomic with the write here), the index member and its TTL, then the session; when
-    /// the `SET`'s condition fails, the member is put back as it was (removed if this call
+    /// not atomic with the write here), the index member and its TTL, then the session (a
+    /// compare-and-set, atomic on the session's slot, when `expected_sha1` is given); when
+    /// the `SET`'s condition (or the comparison) fails, the member is put back as it was (removed if this call
     /// added it). A failure between the steps leaves at most a stale member, removed when
     /// found.
     async fn write_indexed(&self, w: &IndexedWrite<'_>) -> BackendResult<IndexedReply> {
@@ -531,7 +532,22 @@ impl Backend for ClusterBackend {
             [w.index],
             [w.member, now.as_str(), index_ttl.as_str(), sha.as_str()]
         )?;
-        let written = self.keys.set(w.key, w.value, w.ttl, w.mode).await?;
+        let mut current = None;
+        let written = match w.expected_sha1 {
+            None => self.keys.set(w.key, w.value, w.ttl, w.mode).await?,
+            Some(expected) => match self
+                .keys
+                .set_if_value(w.key, w.value, w.ttl, expected)
+                .await?
+            {
+                ValueSwap::Written => true,
+                ValueSwap::Changed(now) => {
+                    current = Some(now);
+                    false
+                }
+                _ => false,
+            },
+        };
         if !written {
             let created = IndexMember::parse(&old).map_or(w.now_ms, |m| m.created_ms);
             let put = format!("{created}:{now}:{sha}");
@@ -542,7 +558,21 @@ impl Backend for ClusterBackend {
                 [w.member.as_bytes(), put.as_bytes(), old.as_slice()]
             )?;
         }
-        Ok(IndexedReply::with_evicted(written, evicted))
+        Ok(match current {
+            Some(current) => IndexedReply::changed(current),
+            None => IndexedReply::with_evicted(written, evicted),
+        })
+    }
+
+    /// The compare-and-set script on the key's own slot.
+    async fn set_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        expected_sha1: &str,
+    ) -> BackendResult<ValueSwap> {
+        self.keys.set_if_value(key, value, ttl, expected_sha1).await
     }
 
     async fn index_members(&self, index: &str) -> BackendResult<Vec<(String, Vec<u8>)>> {
