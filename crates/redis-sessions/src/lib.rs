@@ -168,6 +168,9 @@
 //! | [`set`](RedisStore::set) | `SET PX` (plain `SET` with `disable_ttl`; `UNLINK` when TTL ≤ 0) | create or overwrite, as connect-redis |
 //! | [`create`](RedisStore::create) | `SET NX PX` | [`Outcome::Exists`] on an id collision, never an overwrite |
 //! | [`update`](RedisStore::update) | `SET XX PX` | [`Outcome::Gone`] when it was destroyed: never resurrected |
+//! | [`get_versioned`](RedisStore::get_versioned) | `GET` | the session and its [`Version`] (SHA-1 of the stored bytes, computed here) |
+//! | [`update_if`](RedisStore::update_if) | one script (`EVALSHA`): compare `sha1hex`, `SET PX` | [`Conditional::Conflict`] with what is stored now, never an overwrite |
+//! | [`modify`](RedisStore::modify) | `GET`, then the `update_if` script per attempt | read-modify-write without lost updates; [`Error::Contended`] after [`MODIFY_ATTEMPTS`] |
 //! | [`touch`](RedisStore::touch) | `PEXPIRE` | TTL only, the value is not rewritten |
 //! | [`destroy`](RedisStore::destroy) | `UNLINK` | `true` if it existed |
 //! | [`length`](RedisStore::length), [`ids`](RedisStore::ids), [`ids_stream`](RedisStore::ids_stream) | `SCAN MATCH` | each session once, as a [`StoredId`]; `length` stays exact across a failover, a listing may repeat a shard that failed over mid-scan |
@@ -205,6 +208,14 @@
 //! [`update`](RedisStore::update) for existing ones. A request that saves after a concurrent
 //! logout gets [`Outcome::Gone`] and nothing is written ("logout wins"). `set` keeps
 //! connect-redis's create-or-overwrite meaning for callers that want it.
+//! To keep every concurrent change, write conditionally: [`get_versioned`](RedisStore::get_versioned)
+//! gives a [`Version`] (the SHA-1 of the stored bytes: nothing is added to the value, so
+//! connect-redis's format, encryption and compression are unchanged), and
+//! [`update_if`](RedisStore::update_if) writes only while the session is still at that
+//! version, in one script (on one server folded into the per-user index script; on Cluster on
+//! the session's slot, after its index member as every write), otherwise returning
+//! [`Conditional::Conflict`] with the value stored now. [`modify`](RedisStore::modify) loops
+//! on it: 64 concurrent increments of one counter end at exactly 64 on every backend.
 //!
 //! **Errors.** A value that is not a session (not JSON, truncated, another Redis type) is an
 //! [`Error::Decode`] naming the session by its [`Fingerprint`], never by its id; the value is left
