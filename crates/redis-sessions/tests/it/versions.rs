@@ -387,7 +387,8 @@ macro_rules! versions_suite {
     };
 }
 
-versions_suite!(memory, redis);
+// `redis_acl`: as the least-privilege ACL user of `acl/setuser.redis`.
+versions_suite!(memory, redis, redis_acl);
 #[cfg(feature = "cluster")]
 versions_suite!(cluster);
 #[cfg(feature = "sentinel")]
