@@ -75,7 +75,7 @@ pub use msgpack::MsgPack;
 
 pub(crate) use envelope::Format;
 pub(crate) use pipeline::Codec;
-pub(crate) use shape::{Decoded, Encodable};
+pub(crate) use shape::{Decoded, Encodable, Stamp};
 
 use crate::error::CodecError;
 use crate::session::Session;

@@ -34,7 +34,10 @@ pub struct UserSession {
     pub session: Session,
     /// Its remaining time to live.
     pub ttl: KeyTtl,
-    /// When it was first written with this user (recorded once, never moved).
+    /// When it was created: the store's record under an
+    /// [`absolute_timeout`](super::StoreBuilder::absolute_timeout) (the one the timeout counts
+    /// from, [`Session::created`]), else when it was first written with this user (recorded
+    /// once in the index, never moved).
     pub created: SystemTime,
     /// When it was last used: its last write, or under an idle timeout the last read that
     /// re-armed its TTL, whichever is later.
@@ -84,11 +87,12 @@ impl<B: Backend> RedisStore<B> {
                 continue;
             }
             let used = last_used_ms(member.written_ms, ttl, self.inner.idle_timeout, now);
+            let created = session.created().unwrap_or(at_ms(member.created_ms));
             out.push(UserSession {
                 id,
                 session,
                 ttl,
-                created: at_ms(member.created_ms),
+                created,
                 last_used: at_ms(used),
             });
         }
@@ -211,6 +215,7 @@ impl<B: Backend> RedisStore<B> {
             Ok(session) => {
                 self.user_of(&session).as_deref() == Some(user)
                     && session.expires().is_none_or(|t| t > SystemTime::now())
+                    && !self.past_absolute(session.created())
             }
             Err(_) => true,
         };
@@ -254,8 +259,12 @@ impl<B: Backend> RedisStore<B> {
                     id: id.as_str(),
                 };
                 match self.decode::<Session>(&target, &bytes) {
-                    Ok(session) if session.expires().is_some_and(|t| t <= now) => {
-                        // Past its explicit expiry: a read deletes it; not listed.
+                    Ok(session)
+                        if session.expires().is_some_and(|t| t <= now)
+                            || self.past_absolute(session.created()) =>
+                    {
+                        // Past its explicit expiry or absolute timeout: a read deletes it;
+                        // not listed.
                         checked.push(Checked::Stale(id.as_str().to_owned()));
                     }
                     Ok(session) if self.user_of(&session).as_deref() == Some(user) => {

@@ -8,6 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
+mod absolute;
 mod acl;
 mod acl_denied;
 #[cfg(all(
