@@ -17,6 +17,12 @@ mod acl_denied;
     feature = "actix"
 ))]
 mod adapters;
+#[cfg(all(
+    feature = "tower-sessions-014",
+    feature = "tower-sessions-015",
+    feature = "actix"
+))]
+mod adapters_absolute;
 #[cfg(all(feature = "encryption", feature = "compression", feature = "msgpack"))]
 mod armored;
 mod check;
