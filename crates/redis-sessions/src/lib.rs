@@ -416,7 +416,7 @@ pub use store::{
     Endpoint, Outcome, RedisStore, StoreBuilder, TtlFn, DEFAULT_PREFIX, DEFAULT_SCAN_COUNT,
     DEFAULT_TTL,
 };
-pub use store::{UserSession, INDEX_SLACK, REVOKE_ROUNDS};
+pub use store::{UserSession, INDEX_PENDING, INDEX_SLACK, REVOKE_ROUNDS};
 #[cfg(feature = "redis")]
 pub use tls::TlsConfig;
 

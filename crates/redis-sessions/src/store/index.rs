@@ -15,7 +15,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::write::{now_ms, Write};
-use super::{Outcome, RedisStore, Target};
+use super::{Outcome, RedisStore, Target, INDEX_PENDING};
 use crate::backend::index::{last_used_ms, value_sha1, IndexMember};
 use crate::backend::{Backend, KeyTtl};
 use crate::error::BackendErrorKind;
@@ -57,6 +57,9 @@ enum Checked {
     Stale(String),
     /// The value does not decode: not listed; left in place (and ended by a revoke).
     Corrupt(StoredId, String),
+    /// Missing or another user's, but written less than [`INDEX_PENDING`] ago on a backend
+    /// that writes in steps: maybe a write between its steps. Not listed; left in place.
+    Pending,
 }
 
 impl<B: Backend> RedisStore<B> {
@@ -79,7 +82,7 @@ impl<B: Backend> RedisStore<B> {
                     stale.push(member);
                     continue;
                 }
-                Checked::Corrupt(..) => continue,
+                Checked::Corrupt(..) | Checked::Pending => continue,
             };
             let ttl = self.ttl_listed(&id).await?;
             if ttl == KeyTtl::Missing {
@@ -114,7 +117,7 @@ impl<B: Backend> RedisStore<B> {
             match item {
                 Checked::Live(..) => live += 1,
                 Checked::Stale(member) => stale.push(member),
-                Checked::Corrupt(..) => {}
+                Checked::Corrupt(..) | Checked::Pending => {}
             }
         }
         self.drop_stale(&index, &stale).await?;
@@ -133,13 +136,16 @@ impl<B: Backend> RedisStore<B> {
             return Ok(false);
         };
         let members = self.inner.backend.index_members(&index).await?;
-        if !members.iter().any(|(m, _)| m == id.as_str()) {
+        let Some((_, value)) = members.iter().find(|(m, _)| m == id.as_str()) else {
             return Ok(false);
-        }
+        };
+        let pending = IndexMember::parse(value).is_some_and(|m| self.pending(&m, now_ms()));
         let target = self.listed(id);
         for _ in 0..REVOKE_ROUNDS {
             let Some(sha1) = self.owned_value(user, &target).await? else {
-                self.drop_stale(&index, &[id.as_str().to_owned()]).await?;
+                if !pending {
+                    self.drop_stale(&index, &[id.as_str().to_owned()]).await?;
+                }
                 return Ok(false);
             };
             let destroy = Write::DestroyIndexed {
@@ -180,6 +186,7 @@ impl<B: Backend> RedisStore<B> {
                         stale.push(member);
                         continue;
                     }
+                    Checked::Pending => continue,
                 };
                 if Some(&id) == except {
                     continue;
@@ -243,6 +250,7 @@ impl<B: Backend> RedisStore<B> {
             }
         }
         let now = SystemTime::now();
+        let now_ms = now_ms();
         for batch in valid.chunks(self.inner.scan_count as usize) {
             let keys: Vec<String> = batch
                 .iter()
@@ -251,7 +259,10 @@ impl<B: Backend> RedisStore<B> {
             let values = self.inner.backend.mget(&keys).await?;
             for (((id, member), key), value) in batch.iter().zip(keys).zip(values) {
                 let Some(bytes) = value.filter(|v| !v.is_empty()) else {
-                    checked.push(Checked::Stale(id.as_str().to_owned()));
+                    checked.push(match self.pending(member, now_ms) {
+                        true => Checked::Pending,
+                        false => Checked::Stale(id.as_str().to_owned()),
+                    });
                     continue;
                 };
                 let target = Target {
@@ -271,12 +282,20 @@ impl<B: Backend> RedisStore<B> {
                         let sha1 = value_sha1(&bytes);
                         checked.push(Checked::Live(id.clone(), session, member.clone(), sha1));
                     }
+                    Ok(_) if self.pending(member, now_ms) => checked.push(Checked::Pending),
                     Ok(_) => checked.push(Checked::Stale(id.as_str().to_owned())),
                     Err(_) => checked.push(Checked::Corrupt(id.clone(), value_sha1(&bytes))),
                 }
             }
         }
         Ok((index, checked))
+    }
+
+    /// Whether a member that looks stale may be a write between its steps (see
+    /// [`INDEX_PENDING`]): only on a backend that writes the index in steps.
+    fn pending(&self, member: &IndexMember, now_ms: u64) -> bool {
+        self.inner.backend.index_in_steps()
+            && member.written_ms + INDEX_PENDING.as_millis() as u64 > now_ms
     }
 
     async fn drop_stale(&self, index: &str, stale: &[String]) -> Result<()> {

@@ -46,6 +46,14 @@ pub const DEFAULT_SCAN_COUNT: u32 = 100;
 /// this long after.
 pub const INDEX_SLACK: Duration = Duration::from_secs(2);
 
+/// How long after its write an index member whose session is missing, or names another user,
+/// is left in place on a backend that writes the index and the session in separate steps
+/// ([`Backend::index_in_steps`]: Cluster), where it may be a write between its steps: its
+/// session may be about to be written. Older, it is stale and removed. Covers the time
+/// between the two steps (one command, with its timeout and retries) and clock differences
+/// between the application's instances.
+pub const INDEX_PENDING: Duration = Duration::from_secs(5);
+
 /// A function computing a session's time to live (connect-redis's `ttl` function).
 pub type TtlFn = Arc<dyn Fn(&Session) -> Duration + Send + Sync>;
 

@@ -44,4 +44,5 @@ mod support;
 mod tls_only;
 mod users;
 mod users_moved;
+mod users_race;
 mod users_redis;
