@@ -19,6 +19,8 @@ pub type Step = Box<dyn FnMut(usize) -> BoxFuture<'static, ()> + Send>;
 pub struct Hooked<B> {
     pub inner: B,
     step: Arc<Mutex<Option<Step>>>,
+    /// Run before each `index_remove` (a listing's removal of stale members).
+    remove_step: Arc<Mutex<Option<Step>>>,
     deletes: Arc<AtomicUsize>,
     reads: Arc<Mutex<Vec<Instant>>>,
 }
@@ -28,6 +30,7 @@ impl<B: Backend + Clone> Hooked<B> {
         Hooked {
             inner,
             step: Arc::new(Mutex::new(None)),
+            remove_step: Arc::new(Mutex::new(None)),
             deletes: Arc::new(AtomicUsize::new(0)),
             reads: Arc::new(Mutex::new(Vec::new())),
         }
@@ -36,6 +39,11 @@ impl<B: Backend + Clone> Hooked<B> {
     /// Runs `step` before every later conditional delete (replacing any earlier step).
     pub fn before_delete(&self, step: Step) {
         *self.step.lock().unwrap() = Some(step);
+    }
+
+    /// Runs `step` before every later removal of index members (`index_remove`).
+    pub fn before_remove(&self, step: Step) {
+        *self.remove_step.lock().unwrap() = Some(step);
     }
 
     /// When each index read started, in order.
@@ -107,6 +115,15 @@ impl<B: Backend + Clone> Backend for Hooked<B> {
             .await
     }
     async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {
+        let step = self
+            .remove_step
+            .lock()
+            .unwrap()
+            .as_mut()
+            .map(|step| step(0));
+        if let Some(step) = step {
+            step.await;
+        }
         self.inner.index_remove(index, members).await
     }
     async fn index_extend(&self, index: &str, ttl: Duration) -> BackendResult<()> {

@@ -234,3 +234,77 @@ async fn a_listing_between_a_logins_two_steps_leaves_it_indexed() {
     assert_eq!(listed.len(), 1, "the live session is indexed again");
     assert_eq!(store.revoke_user_sessions("carol", None).await.unwrap(), 1);
 }
+
+/// Cluster: a listing finds a login's member without its session (the `SET` held at its
+/// primary), and the login completes (session written, member present, so step three has
+/// nothing to put back) before the listing would remove the member: the member is young
+/// (`INDEX_PENDING`), so the listing leaves it, and the session is listed and revocable.
+#[cfg(feature = "cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_never_removes_a_member_its_login_is_still_writing() {
+    use crate::support::Deployment;
+    use redis_harness::Connection;
+    use std::time::Duration;
+
+    let (backend, cluster) = crate::support::cluster().await;
+    let hooked = Hooked::new(backend.clone());
+    let store = indexed(&hooked);
+    let index = store.keyspace().index_key("dave");
+    let index_port = cluster.primary_for(&index);
+    let id = std::iter::repeat_with(id)
+        .find(|id| cluster.primary_for(&store.keyspace().key(id)) != index_port)
+        .unwrap();
+    let port = cluster.primary_for(&store.keyspace().key(&id));
+    let other = indexed(&redis_sessions::connect(&cluster.url()).await.unwrap());
+
+    let mut control = Connection::open(port).unwrap();
+    let pause = control
+        .command(&["CLIENT", "PAUSE", "20000", "WRITE"])
+        .unwrap();
+    assert_eq!(pause.text().as_deref(), Some("OK"));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let login = {
+        let id = id.clone();
+        tokio::spawn(async move {
+            let outcome = other.create(&id, &of("dave", 1)).await.unwrap();
+            let _ = done_tx.send(());
+            outcome
+        })
+    };
+    let mut control = tokio::task::spawn_blocking(move || {
+        control.wait_for_blocked(1, Duration::from_secs(5)).unwrap();
+        control
+    })
+    .await
+    .unwrap();
+    // Were the listing to remove the member, the login would complete first.
+    let done = Arc::new(Mutex::new(Some(done_rx)));
+    let removals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let (done, removals) = (Arc::clone(&done), Arc::clone(&removals));
+        hooked.before_remove(Box::new(move |_| {
+            removals.fetch_add(1, Ordering::SeqCst);
+            let rx = done.lock().unwrap().take();
+            async move {
+                if let Some(rx) = rx {
+                    let mut c = Connection::open(port).unwrap();
+                    c.command(&["CLIENT", "UNPAUSE"]).unwrap();
+                    rx.await.unwrap();
+                }
+            }
+            .boxed()
+        }));
+    }
+    let seen = store.user_sessions("dave").await.unwrap();
+    assert!(seen.is_empty(), "listed while its SET was held");
+    control.command(&["CLIENT", "UNPAUSE"]).unwrap();
+    assert_eq!(login.await.unwrap(), Outcome::Written);
+    assert_eq!(
+        removals.load(Ordering::SeqCst),
+        0,
+        "the young member was left"
+    );
+    let listed = store.user_sessions("dave").await.unwrap();
+    assert_eq!(listed.len(), 1, "the live session is indexed");
+    assert_eq!(store.revoke_user_sessions("dave", None).await.unwrap(), 1);
+}
