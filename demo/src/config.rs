@@ -72,6 +72,12 @@ pub struct Config {
     /// treated as corrupt on load).
     #[arg(long, env = "SESSION_MAX_SIZE", default_value_t = redis_sessions::DEFAULT_MAX_VALUE_SIZE)]
     pub max_session_size: usize,
+    /// Fail fast while Redis is down or hung (the library's default: after 5 consecutive
+    /// timeouts or connection failures, calls fail at once for 1 s, then one probe);
+    /// `--fail-fast false` waits for Redis on every call (the reply timeout each), as
+    /// `scripts/faults.sh` compares.
+    #[arg(long, env = "SESSION_FAIL_FAST", default_value_t = true, action = ArgAction::Set)]
+    pub fail_fast: bool,
     /// Test hook, not a flag (always `None` from the command line): see [`IncrementHook`].
     #[arg(skip)]
     pub increment_hook: Option<IncrementHook>,
@@ -121,6 +127,7 @@ impl Config {
             keys: None,
             require_encryption: false,
             max_session_size: redis_sessions::DEFAULT_MAX_VALUE_SIZE,
+            fail_fast: true,
             increment_hook: None,
         }
     }

@@ -61,8 +61,8 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     }
     let hashing = config.id_hashing()?;
     let security = format!(
-        "id_hashing={hashing:?} encryption={keys:?} require_encryption={} max_session_size={}",
-        config.require_encryption, config.max_session_size
+        "id_hashing={hashing:?} encryption={keys:?} require_encryption={} max_session_size={} fail_fast={}",
+        config.require_encryption, config.max_session_size, config.fail_fast
     );
     let opened = match &config.redis_url {
         Some(url) => {
@@ -136,6 +136,9 @@ fn store<B: Backend>(
         .compress_above(DEFAULT_COMPRESS_ABOVE)
         .max_value_size(config.max_session_size)
         .hash_ids(hashing);
+    if !config.fail_fast {
+        builder = builder.disable_fail_fast();
+    }
     if let Some(keys) = keys {
         builder = builder
             .encrypt(keys)
