@@ -40,9 +40,9 @@ cargo build -q -p demo --bin demo --example load
 work=$(mktemp -d -t redis-sessions-soak-XXXXXX)
 demo_pid="" load_pid=""
 cleanup() {
-  [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null || true
-  [ -n "$demo_pid" ] && kill "$demo_pid" 2>/dev/null || true
-  [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null || true
+  if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null || true; fi
+  if [ -n "$demo_pid" ]; then kill "$demo_pid" 2>/dev/null || true; fi
+  if [ -f "$work/redis.pid" ]; then kill "$(cat "$work/redis.pid")" 2>/dev/null || true; fi
   sleep 0.2
   rm -rf "$work"
 }
