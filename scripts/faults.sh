@@ -90,6 +90,7 @@ run() { # fault (kill|stop), fail-fast (true|false)
     curl -fsS "http://127.0.0.1:$demo_port/healthz" >/dev/null 2>&1 && break
     sleep 0.025
   done
+  curl -fsS "http://127.0.0.1:$demo_port/healthz" >/dev/null || { cat "$work/demo.log" >&2; exit 1; }
   "$target/debug/examples/load" faults "127.0.0.1:$demo_port" "$clients" \
     $((before + down + after)) "$work/marks" "$label" >>"$work/rows" &
   load_pid=$!

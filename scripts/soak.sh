@@ -69,6 +69,7 @@ for _ in $(seq 200); do
   curl -fsS "http://127.0.0.1:$demo_port/healthz" >/dev/null 2>&1 && break
   sleep 0.05
 done
+curl -fsS "http://127.0.0.1:$demo_port/healthz" >/dev/null || { cat "$work/demo.log" >&2; exit 1; }
 
 echo "==> soak: ${minutes} min, $clients clients (${pause_ms} ms between requests), restart Redis midway: $restart" >&2
 "$target/debug/examples/load" soak "127.0.0.1:$demo_port" "$clients" "$seconds" "$pause_ms" \
@@ -80,7 +81,8 @@ start=$(date +%s)
 restarted=no
 while kill -0 "$load_pid" 2>/dev/null; do
   now=$(($(date +%s) - start))
-  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$demo_pid/status")
+  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$demo_pid/status" 2>/dev/null) ||
+    { echo "the demo exited:" >&2; cat "$work/demo.log" >&2; exit 1; }
   mem=$(redis-cli -p "$redis_port" info memory 2>/dev/null | tr -d '\r' |
     awk -F: '$1 == "used_memory" {print $2}' || true)
   keys=$(redis-cli -p "$redis_port" dbsize 2>/dev/null || echo "")
