@@ -71,7 +71,7 @@ for _ in $(seq 200); do
 done
 curl -fsS "http://127.0.0.1:$demo_port/healthz" >/dev/null || { cat "$work/demo.log" >&2; exit 1; }
 
-echo "==> soak: ${minutes} min, $clients clients (${pause_ms} ms between requests), restart Redis midway: $restart" >&2
+echo "==> soak: ${seconds} s, $clients clients (${pause_ms} ms between requests), restart Redis midway: $restart" >&2
 "$target/debug/examples/load" soak "127.0.0.1:$demo_port" "$clients" "$seconds" "$pause_ms" \
   >"$work/totals" &
 load_pid=$!
