@@ -9,8 +9,8 @@
 # lost in the restart answer 401 and the load logs in again).
 # Starts its own redis-server and demo (debug build: `cargo build -p demo`) on free loopback
 # ports and stops both on exit. CSV: $SOAK_CSV (default target/soak.csv).
-# Verdict: the first quarter of the run is warm-up; the mean of the last quarter of the run is
-# compared with the mean of the quarter after the warm-up; growth over 10% is reported.
+# Verdict: the first quarter of the run is warm-up; of the remaining time, the mean of the last
+# quarter is compared with the mean of the first quarter; growth over 10% is reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/redis-env.sh
