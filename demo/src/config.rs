@@ -80,6 +80,12 @@ pub struct Config {
     /// recently used session. 0 (the default) means no limit.
     #[arg(long, env = "SESSION_MAX_PER_USER", default_value_t = 0)]
     pub max_sessions_per_user: u32,
+    /// Fail fast while Redis is down or hung (the library's default: after 5 consecutive
+    /// timeouts or connection failures, calls fail at once for 1 s, then one probe);
+    /// `--fail-fast false` waits for Redis on every call (the reply timeout each), as
+    /// `scripts/faults.sh` compares.
+    #[arg(long, env = "SESSION_FAIL_FAST", default_value_t = true, action = ArgAction::Set)]
+    pub fail_fast: bool,
     /// Test hook, not a flag (always `None` from the command line): see [`IncrementHook`].
     #[arg(skip)]
     pub increment_hook: Option<IncrementHook>,
@@ -131,6 +137,7 @@ impl Config {
             max_session_size: redis_sessions::DEFAULT_MAX_VALUE_SIZE,
             absolute_timeout: None,
             max_sessions_per_user: 0,
+            fail_fast: true,
             increment_hook: None,
         }
     }

@@ -69,8 +69,8 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     }
     let hashing = config.id_hashing()?;
     let security = format!(
-        "id_hashing={hashing:?} encryption={keys:?} require_encryption={} max_session_size={}",
-        config.require_encryption, config.max_session_size
+        "id_hashing={hashing:?} encryption={keys:?} require_encryption={} max_session_size={} fail_fast={}",
+        config.require_encryption, config.max_session_size, config.fail_fast
     );
     let opened = match &config.redis_url {
         Some(url) => {
@@ -152,9 +152,10 @@ fn store<B: Backend>(
         );
     }
     if let Some(absolute) = config.absolute_timeout {
-        // TODO(absolute_timeout): not on main yet; wire it when it lands:
-        // builder = builder.absolute_timeout(Duration::from_secs(absolute));
-        tracing::warn!(absolute_timeout_s = absolute, "--absolute-timeout is not supported by this build of the store yet: only the idle timeout applies");
+        builder = builder.absolute_timeout(Duration::from_secs(absolute));
+    }
+    if !config.fail_fast {
+        builder = builder.disable_fail_fast();
     }
     if let Some(keys) = keys {
         builder = builder

@@ -371,6 +371,16 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.mget(keys))
     }
 
+    fn index_in_steps(&self) -> bool {
+        match self {
+            AnyBackend::Redis(b) => b.index_in_steps(),
+            #[cfg(feature = "cluster")]
+            AnyBackend::Cluster(b) => b.index_in_steps(),
+            #[cfg(feature = "sentinel")]
+            AnyBackend::Sentinel(b) => b.index_in_steps(),
+        }
+    }
+
     fn endpoint(&self) -> Option<crate::store::Endpoint> {
         match self {
             AnyBackend::Redis(b) => b.endpoint(),

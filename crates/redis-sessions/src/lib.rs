@@ -123,8 +123,30 @@
 //! sets it to the last write plus 14 days, so it moves forward with every write; with
 //! `Expiry::OnInactivity` it is the last write plus the inactivity period, so do not combine
 //! that with `idle_timeout` (reads would slide the TTL, yet the session would end one period
-//! after its last write). The README's "What ends a session" has the table for every setup; a
-//! real absolute timeout is planned.
+//! after its last write). The README's "What ends a session" has the table for every setup.
+//!
+//! # Absolute timeout
+//!
+//! The stored expiry is a bound on the time since the last *write*, not on the session's age.
+//! For a bound on its age (OWASP's absolute timeout: re-authenticate after, say, 8 hours
+//! however active the user was), add [`absolute_timeout`](StoreBuilder::absolute_timeout):
+//!
+//! - the store records the session's creation once, in the value, as the reserved top-level
+//!   field `__created` (Unix ms; [`Session::created`]), at its first write, and never moves it.
+//!   The framework adapters carry it from a load to the next save in their own map (it is one
+//!   of the fields tower-sessions and actix-session hand back), through every serializer,
+//!   compression and encryption; a save of a session that lacks it (data rebuilt by the
+//!   application) reads the stored one back first, and an id cycled at login keeps it;
+//! - every write's TTL is the smaller of its own (the expiry, `ttl`, `idle_timeout`) and what
+//!   is left of the absolute timeout; a write past it deletes the session;
+//! - a sliding read (`GETEX PX idle`: [`load`](RedisStore::load) under an idle timeout,
+//!   [`get_and_refresh`](RedisStore::get_and_refresh)), `refresh` and actix's `update_ttl`
+//!   set the TTL back down to what is left (a second command, `PEXPIRE`, only in the last idle
+//!   period of a session's life), so Redis drops the key at the bound;
+//! - any read past the bound deletes the session and returns none, and the per-user
+//!   listings show the recorded creation time and leave such sessions out.
+//!
+//! A session written before the option was turned on has no record until its next write.
 //!
 //! # Framework semantics
 //!
@@ -153,6 +175,8 @@
 //! | [`serializer`](StoreBuilder::serializer) | [`Json`] | [`Json`], `MsgPack` (feature `msgpack`) or your own [`Serializer`] |
 //! | [`scan_count`](StoreBuilder::scan_count) | 100 | `SCAN COUNT` and the batch size of `MGET` / `UNLINK` |
 //! | [`hash_ids`](StoreBuilder::hash_ids) | [`IdHashing::Off`] | keys hold a hash of the id, not the id |
+//! | [`idle_timeout`](StoreBuilder::idle_timeout) | off | sliding idle timeout: every [`load`](RedisStore::load) re-arms it in its `GETEX` |
+//! | [`absolute_timeout`](StoreBuilder::absolute_timeout) | off | a session ends this long after its recorded creation, however active ([Absolute timeout](#absolute-timeout)) |
 //! | [`max_value_size`](StoreBuilder::max_value_size) | 64 KiB | larger sessions are refused ([`Error::TooLarge`]) and larger values not decoded |
 //! | `compress_above` | off | LZ4 above a size (feature `compression`) |
 //! | `encrypt`, `require_encryption` | off | XChaCha20-Poly1305 with a `KeyRing` (feature `encryption`) |
@@ -470,7 +494,7 @@ pub use store::{
     DEFAULT_TTL,
 };
 pub use store::{FailFast, FailFastState};
-pub use store::{RawSession, UserSession, INDEX_SLACK, REVOKE_ROUNDS};
+pub use store::{RawSession, UserSession, INDEX_PENDING, INDEX_SLACK, REVOKE_ROUNDS};
 #[cfg(feature = "redis")]
 pub use tls::TlsConfig;
 

@@ -119,6 +119,15 @@ impl Session {
         self.expiry_stored = expires.is_some();
     }
 
+    /// When the store first wrote this session, under an
+    /// [`absolute_timeout`](crate::StoreBuilder::absolute_timeout): the store's record, the
+    /// reserved field `__created` (Unix milliseconds), written once at the session's first
+    /// write and never moved (a session read and written back keeps it). `None` for a session
+    /// that has no record (never written under an absolute timeout).
+    pub fn created(&self) -> Option<SystemTime> {
+        crate::codec::shape::created_of(self.data.get(fields::CREATED))
+    }
+
     /// Reads field `key` as `T`. `Ok(None)` when the field is absent.
     ///
     /// # Errors

@@ -119,3 +119,25 @@ async fn with_an_hmac_key_the_index_is_found_by_the_same_key() {
         "revoked 2 sessions\n"
     );
 }
+
+/// Under the library's absolute timeout, `user ls` shows the creation time from the
+/// session's record (`__created`), not when the index first saw it.
+#[tokio::test]
+async fn ls_shows_the_absolute_timeouts_creation_record() {
+    use std::time::Duration;
+    let server = RedisServer::start();
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let store = RedisStore::builder(backend)
+        .index_by("user")
+        .absolute_timeout(Duration::from_secs(10 * 365 * 86_400))
+        .build();
+    let id = SessionId::generate().unwrap();
+    let mut s = login("ada", "Firefox");
+    // 2026-01-02T03:04:05Z, as another instance recorded it.
+    s.insert("__created", 1_767_323_045_000u64).unwrap();
+    assert!(store.create(&id, &s).await.unwrap().is_written());
+    let listed = run(&server, &["user", "ls", "ada"]).ok();
+    assert!(listed.contains("created 2026-01-02T03:04:05Z"), "{listed}");
+    let line = json(&run(&server, &["--json", "user", "ls", "ada"]).ok());
+    assert_eq!(line["created"], "2026-01-02T03:04:05Z");
+}

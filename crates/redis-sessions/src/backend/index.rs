@@ -354,6 +354,33 @@ return old or ''
 ",
 );
 
+/// Puts a member back after a successful `SET` (Cluster, step three) when it is missing: a
+/// listing or revoke that ran between steps one and two found the member without its session
+/// (a create not landed yet) or naming another user (a move not landed yet), judged it stale
+/// and removed it; without this the session would be live and unindexed. A member present is
+/// left as it is (a later write of the session may have put its own value there).
+///
+/// KEYS: index key. ARGV: member, the member's value, index TTL ms (0: must not expire).
+/// Returns 1 when the member was put back, else 0.
+#[cfg(feature = "cluster")]
+pub(crate) static INDEX_READD: LuaScript = LuaScript::new(
+    r"
+local idx, member = KEYS[1], ARGV[1]
+if redis.call('HGET', idx, member) then return 0 end
+local had_index = redis.call('EXISTS', idx) == 1
+redis.call('HSET', idx, member, ARGV[2])
+local ittl = tonumber(ARGV[3])
+if ittl == 0 then
+  redis.call('PERSIST', idx)
+elseif had_index then
+  redis.call('PEXPIRE', idx, ittl, 'GT')
+else
+  redis.call('PEXPIRE', idx, ittl)
+end
+return 1
+",
+);
+
 /// Puts a member back after a failed `SET` (Cluster): the previous value when it had one,
 /// else removed; only while the member still holds what this write put there.
 ///

@@ -174,6 +174,18 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// Whether [`write_indexed`](Backend::write_indexed) writes the index member and the
+    /// session in separate steps (Cluster: they live in different hash slots), so that a
+    /// member may exist for a moment before its session is written, or while the session
+    /// still names its old user. Listings then leave such a member in place for
+    /// [`INDEX_PENDING`](crate::INDEX_PENDING) after its write rather than remove it as stale
+    /// (removing it could leave the session, once written, live and unindexed). `false` (the
+    /// default): one atomic step, so a member without its session is stale at once. A wrapper
+    /// of another backend must return what the wrapped one returns.
+    fn index_in_steps(&self) -> bool {
+        false
+    }
+
     /// One cheap round trip to the server, for [`RedisStore::health`](crate::RedisStore::health):
     /// `PING`. The default sends a `PTTL` of a key that is never a session's (a backend for
     /// another client overrides it with its own `PING`).

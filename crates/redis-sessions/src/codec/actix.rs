@@ -14,8 +14,8 @@ use serde::{Deserialize, Deserializer, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::fields::{deserialize_fields, Fields, COOKIE};
-use super::shape::WithExpiry;
+use super::fields::{deserialize_fields, Fields, COOKIE, CREATED};
+use super::shape::{created_at, Stamp, WithExpiry};
 use super::{json, Decoded, Encodable};
 use crate::error::CodecError;
 use crate::session::Session;
@@ -40,13 +40,23 @@ impl Encodable for ActixOut<'_> {
         user_of_text(self.state.get(field)?)
     }
 
+    fn created(&self) -> Option<SystemTime> {
+        created_of_text(self.state.get(CREATED)?)
+    }
+
     /// MessagePack: through a `Session` (each text parsed into a value).
     fn serialize_with<S: Serializer>(
         &self,
         serializer: S,
-        stored: Option<SystemTime>,
+        stamp: Stamp,
     ) -> Result<S::Ok, S::Error> {
-        serde::Serialize::serialize(&*self.to_session(stored.is_some()), serializer)
+        let session = self.to_session(stamp.expires.is_some());
+        super::fields::serialize_session(
+            &session,
+            serializer,
+            stamp.expires.is_some(),
+            stamp.created,
+        )
     }
 
     fn to_session(&self, stored: bool) -> Cow<'_, Session> {
@@ -63,16 +73,20 @@ impl Encodable for ActixOut<'_> {
 
     /// Each value's JSON text goes through [`JsonWriter`]: checked and written as `Value` would
     /// write it, without building one. Text that is not JSON is stored as a string.
-    fn to_json(&self, stored: Option<SystemTime>) -> Result<Vec<u8>, CodecError> {
-        if stored.is_some() && self.state.contains_key(COOKIE) {
+    fn to_json(&self, stamp: Stamp) -> Result<Vec<u8>, CodecError> {
+        if stamp.expires.is_some() && self.state.contains_key(COOKIE) {
             // The expiry is merged into the `cookie` field: the `Session` path does that.
-            return json::to_vec(&WithExpiry(&*self.to_session(true), stored));
+            return json::to_vec(&WithExpiry(&*self.to_session(true), stamp));
         }
         let size: usize = self.state.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-        let mut out = Vec::with_capacity(size + 48);
+        let mut out = Vec::with_capacity(size + 72);
         out.push(b'{');
-        for (i, (key, text)) in self.state.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for (key, text) in self.state {
+            if stamp.created.is_some() && key == CREATED {
+                continue; // replaced by the stamp's, below
+            }
+            if !std::mem::take(&mut first) {
                 out.push(b',');
             }
             write_json_string(&mut out, key)?;
@@ -88,13 +102,20 @@ impl Encodable for ActixOut<'_> {
                 write_json_string(&mut out, text)?;
             }
         }
-        if let Some(expires) = stored {
-            if !self.state.is_empty() {
+        if let Some(expires) = stamp.expires {
+            if !std::mem::take(&mut first) {
                 out.push(b',');
             }
             out.extend_from_slice(br#""cookie":{"expires":""#);
             out.extend_from_slice(crate::timefmt::format(expires).as_bytes());
             out.extend_from_slice(br#""}"#);
+        }
+        if let Some(created) = stamp.created {
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#""__created":"#);
+            out.extend_from_slice(created.to_string().as_bytes());
         }
         out.push(b'}');
         Ok(out)
@@ -141,6 +162,10 @@ impl Decoded for ActixIn {
         user_of_text(self.state.get(field)?)
     }
 
+    fn created(&self) -> Option<SystemTime> {
+        created_of_text(self.state.get(CREATED)?)
+    }
+
     /// From JSON each value's text is taken as it stands (checked by the parser, not
     /// rewritten): one allocation per value.
     fn from_json(body: &[u8]) -> Result<Self, CodecError> {
@@ -152,6 +177,11 @@ impl Decoded for ActixIn {
 /// The user named by a state value's JSON text.
 fn user_of_text(text: &str) -> Option<String> {
     super::shape::user_of(&serde_json::from_str(text).ok()?)
+}
+
+/// The creation record a state value's JSON text holds.
+fn created_of_text(text: &str) -> Option<SystemTime> {
+    text.trim().parse::<u64>().ok().map(created_at)
 }
 
 /// actix-session's state decoded from JSON, each value's text as it stands in the value.
@@ -323,7 +353,7 @@ mod tests {
         state.insert("user".into(), "\"ada\"".into());
         state.insert("raw".into(), "not json".into());
         let out = out(&state);
-        let json: Value = serde_json::from_slice(&out.to_json(None).unwrap()).unwrap();
+        let json: Value = serde_json::from_slice(&out.to_json(Stamp::default()).unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"counter": 3, "user": "ada", "raw": "not json"})
@@ -360,7 +390,7 @@ mod tests {
             "1 2",
             "[1e400]",
         ];
-        for with_cookie in [false, true] {
+        for (with_cookie, with_created) in [(false, false), (true, false), (false, true)] {
             let mut state: State = texts
                 .iter()
                 .enumerate()
@@ -369,28 +399,50 @@ mod tests {
             if with_cookie {
                 state.insert(COOKIE.into(), r#"{"path":"/"}"#.into());
             }
+            if with_created {
+                state.insert(CREATED.into(), "not a record".into());
+            }
             let out = out(&state);
             for stored in [None, Some(out.expires)] {
-                let direct: Value = serde_json::from_slice(&out.to_json(stored).unwrap()).unwrap();
-                let session = out.to_session(stored.is_some());
-                let via_session: Value =
-                    serde_json::from_slice(&json::to_vec(&WithExpiry(&*session, stored)).unwrap())
-                        .unwrap();
-                assert_eq!(
-                    direct, via_session,
-                    "stored {stored:?} cookie {with_cookie}"
-                );
-                assert_eq!(
-                    direct.get(COOKIE).is_some(),
-                    stored.is_some() || with_cookie
-                );
+                for created in [None, Some(1_700_000_000_123)] {
+                    let stamp = Stamp {
+                        expires: stored,
+                        created,
+                    };
+                    let direct: Value =
+                        serde_json::from_slice(&out.to_json(stamp).unwrap()).unwrap();
+                    let session = out.to_session(stored.is_some());
+                    let via_session: Value = serde_json::from_slice(
+                        &json::to_vec(&WithExpiry(&*session, stamp)).unwrap(),
+                    )
+                    .unwrap();
+                    assert_eq!(direct, via_session, "{stamp:?} cookie {with_cookie}");
+                    assert_eq!(
+                        direct.get(COOKIE).is_some(),
+                        stored.is_some() || with_cookie
+                    );
+                    match created {
+                        Some(ms) => assert_eq!(direct[CREATED], ms),
+                        None if with_created => assert_eq!(direct[CREATED], "not a record"),
+                        None => assert!(direct.get(CREATED).is_none()),
+                    }
+                }
             }
         }
         let empty = State::new();
         let out = out(&empty);
-        assert_eq!(out.to_json(None).unwrap(), b"{}");
-        let json: Value = serde_json::from_slice(&out.to_json(Some(out.expires)).unwrap()).unwrap();
+        assert_eq!(out.to_json(Stamp::default()).unwrap(), b"{}");
+        let stamp = Stamp {
+            expires: Some(out.expires),
+            created: None,
+        };
+        let json: Value = serde_json::from_slice(&out.to_json(stamp).unwrap()).unwrap();
         assert!(json[COOKIE]["expires"].is_string());
+        let stamp = Stamp {
+            expires: None,
+            created: Some(7),
+        };
+        assert_eq!(out.to_json(stamp).unwrap(), br#"{"__created":7}"#);
     }
 
     /// Each field's JSON text parsed back (the direct decode keeps nested objects' member

@@ -25,6 +25,23 @@ use crate::timefmt;
 pub(crate) const COOKIE: &str = "cookie";
 const EXPIRES: &str = "expires";
 
+/// The store's record of when a session was created (Unix milliseconds), written under an
+/// [`absolute_timeout`](crate::StoreBuilder::absolute_timeout): a reserved top-level field the
+/// codec writes and the store reads, never moved once written.
+///
+/// Why a top-level field and not a member of `cookie`: express-session rebuilds `cookie` from
+/// its own `Cookie` object on every save and drops members it does not know, so a Node app
+/// sharing the sessions would erase the record; top-level fields it keeps as they are. And the
+/// framework shapes must carry it from a load to the next save (tower-sessions' `Record` and
+/// actix-session's state map are the only things they hand back), which a field of the data
+/// does with no help from the adapters, through every serializer, a custom one included.
+pub(crate) const CREATED: &str = "__created";
+
+/// The creation record a field value holds: a non-negative integer (Unix ms).
+pub(crate) fn created_ms(value: &Value) -> Option<u64> {
+    value.as_u64()
+}
+
 /// A map of fields that a stored session object decodes into.
 pub(crate) trait Fields: Sized {
     /// How a field's value is held.
@@ -157,27 +174,37 @@ pub(crate) fn same_fields(a: &Map<String, Value>, b: &Map<String, Value>) -> boo
 ///   without an `expires` member gets one only when `store` is set;
 /// - without a `cookie` field, one holding only the expiry is added when `store` is set;
 /// - a `cookie` field that is not an object is written as it is (the key's TTL still carries
-///   the expiry).
+///   the expiry);
+/// - `created` (the store's creation record, see [`CREATED`]) replaces a [`CREATED`] field in
+///   place (`has_created`: the fields have one), or is added after the others.
 pub(crate) fn serialize_fields<'a, S: Serializer>(
     serializer: S,
     fields: impl ExactSizeIterator<Item = (&'a String, &'a Value)>,
     cookie: Option<&Value>,
     expires: Option<SystemTime>,
     store: bool,
+    created: Option<u64>,
+    has_created: bool,
 ) -> Result<S::Ok, S::Error> {
     let add = store && expires.is_some() && cookie.is_none();
-    let mut map = serializer.serialize_map(Some(fields.len() + usize::from(add)))?;
+    let add_created = created.is_some() && !has_created;
+    let len = fields.len() + usize::from(add) + usize::from(add_created);
+    let mut map = serializer.serialize_map(Some(len))?;
     for (key, value) in fields {
         match (key.as_str(), value) {
             (COOKIE, Value::Object(members)) => match updated_cookie(members, expires, store) {
                 Some(updated) => map.serialize_entry(key, &updated)?,
                 None => map.serialize_entry(key, value)?,
             },
+            (CREATED, _) if created.is_some() => map.serialize_entry(key, &created)?,
             _ => map.serialize_entry(key, value)?,
         }
     }
     if let Some(expires) = expires.filter(|_| add) {
         map.serialize_entry(COOKIE, &ExpiresOnly(&timefmt::format(expires)))?;
+    }
+    if let Some(created) = created.filter(|_| add_created) {
+        map.serialize_entry(CREATED, &created)?;
     }
     map.end()
 }
@@ -205,11 +232,13 @@ fn updated_cookie(
     Some(updated)
 }
 
-/// A [`Session`] (kept `cookie`), its expiry stored when `store` or the session asks for it.
+/// A [`Session`] (kept `cookie`), its expiry stored when `store` or the session asks for it,
+/// and the store's creation record `created` written (see [`serialize_fields`]).
 pub(crate) fn serialize_session<S: Serializer>(
     session: &Session,
     serializer: S,
     store: bool,
+    created: Option<u64>,
 ) -> Result<S::Ok, S::Error> {
     let data = session.data();
     serialize_fields(
@@ -218,6 +247,8 @@ pub(crate) fn serialize_session<S: Serializer>(
         data.get(COOKIE),
         session.expires(),
         store || session.expiry_stored(),
+        created,
+        data.contains_key(CREATED),
     )
 }
 
@@ -234,7 +265,7 @@ impl Serialize for ExpiresOnly<'_> {
 
 impl Serialize for Session {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_session(self, serializer, false)
+        serialize_session(self, serializer, false, None)
     }
 }
 

@@ -76,7 +76,7 @@ pub use msgpack::MsgPack;
 pub use envelope::StoredForm;
 pub(crate) use envelope::{form_of, Format};
 pub(crate) use pipeline::Codec;
-pub(crate) use shape::{Decoded, Encodable};
+pub(crate) use shape::{Decoded, Encodable, Stamp};
 
 use crate::error::CodecError;
 use crate::session::Session;

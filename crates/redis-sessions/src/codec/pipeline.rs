@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 #[cfg(feature = "compression")]
 use super::compress;
 use super::envelope::{self, envelope as malformed, Format, Header, MARKER};
 #[cfg(feature = "msgpack")]
 use super::msgpack;
+use super::shape::Stamp;
 #[cfg(feature = "encryption")]
 use super::KeyRing;
 use super::{Decoded, Encodable, Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
@@ -82,22 +82,28 @@ impl Codec {
         self.require_encryption = required;
     }
 
-    /// Encodes a session into the value to store, with its expiry written into the value when
-    /// `stored` is its expiry (the store decides; see [`Encodable`]); `bound_to` is the key's
+    /// Encodes a session into the value to store, with the stamp's expiry and creation record
+    /// written into the value (the store decides; see [`Encodable`]); `bound_to` is the key's
     /// suffix (the id or its hash), which an encrypted value is bound to.
     pub(crate) fn encode<E: Encodable>(
         &self,
         session: &E,
-        stored: Option<SystemTime>,
+        stamp: Stamp,
         bound_to: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let body = match self.format {
-            Format::Json => session.to_json(stored),
+            Format::Json => session.to_json(stamp),
             #[cfg(feature = "msgpack")]
-            Format::MsgPack => msgpack::to_vec(&super::shape::WithExpiry(session, stored)),
-            _ => self
-                .serializer
-                .encode(&session.to_session(stored.is_some())),
+            Format::MsgPack => msgpack::to_vec(&super::shape::WithExpiry(session, stamp)),
+            _ => {
+                let mut whole = session.to_session(stamp.expires.is_some());
+                if let Some(created) = stamp.created {
+                    whole
+                        .to_mut()
+                        .insert_value(super::fields::CREATED, created.into());
+                }
+                self.serializer.encode(&whole)
+            }
         }
         .map_err(Error::Encode)?;
         self.check_size(body.len())?;
@@ -156,8 +162,11 @@ impl Codec {
         session: &Session,
         bound_to: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let stored = session.expires().filter(|_| session.expiry_stored());
-        self.encode(session, stored, bound_to)
+        let stamp = Stamp {
+            expires: session.expires().filter(|_| session.expiry_stored()),
+            created: None,
+        };
+        self.encode(session, stamp, bound_to)
     }
 
     /// Decodes a stored value of any form; `bound_to` as in [`Codec::encode`].

@@ -21,14 +21,27 @@ pub(crate) trait Decoded: DeserializeOwned {
     fn expires(&self) -> Option<SystemTime>;
     /// The user named by the field `field` (see [`user_of`]).
     fn user(&self, field: &str) -> Option<String>;
+    /// The store's creation record (the [`CREATED`](fields::CREATED) field), if any.
+    fn created(&self) -> Option<SystemTime>;
     /// Decodes a JSON body (a shape can borrow from the JSON text here).
     fn from_json(body: &[u8]) -> Result<Self, CodecError> {
         json::from_slice(body)
     }
 }
 
+/// What the store writes into a value besides the session's own fields: its decisions, never
+/// the shape's.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stamp {
+    /// The expiry to write into `cookie.expires`, or `None`.
+    pub(crate) expires: Option<SystemTime>,
+    /// The creation record (Unix ms) to write as the [`CREATED`](fields::CREATED) field,
+    /// replacing the session's own; `None` writes the fields as they are.
+    pub(crate) created: Option<u64>,
+}
+
 /// What the store writes. Whether the expiry goes into the value is the store's decision
-/// (`stored`: the expiry to write, or `None`), never the shape's.
+/// (the [`Stamp`]), never the shape's.
 pub(crate) trait Encodable {
     /// The explicit expiry (the key's TTL follows it), if any.
     fn expires(&self) -> Option<SystemTime>;
@@ -39,19 +52,29 @@ pub(crate) trait Encodable {
     }
     /// The user named by the field `field` (see [`user_of`]).
     fn user(&self, field: &str) -> Option<String>;
-    /// Serializes the session object, with `stored` in `cookie.expires`.
-    fn serialize_with<S: Serializer>(
-        &self,
-        serializer: S,
-        stored: Option<SystemTime>,
-    ) -> Result<S::Ok, S::Error>;
+    /// The store's creation record (the [`CREATED`](fields::CREATED) field), if any.
+    fn created(&self) -> Option<SystemTime>;
+    /// Serializes the session object, with the stamp's expiry in `cookie.expires` and its
+    /// creation record.
+    fn serialize_with<S: Serializer>(&self, serializer: S, stamp: Stamp)
+        -> Result<S::Ok, S::Error>;
     /// The same session as a [`Session`] (for a custom serializer), its expiry written into the
     /// value when `stored`.
     fn to_session(&self, stored: bool) -> Cow<'_, Session>;
     /// The JSON body.
-    fn to_json(&self, stored: Option<SystemTime>) -> Result<Vec<u8>, CodecError> {
-        json::to_vec(&WithExpiry(self, stored))
+    fn to_json(&self, stamp: Stamp) -> Result<Vec<u8>, CodecError> {
+        json::to_vec(&WithExpiry(self, stamp))
     }
+}
+
+/// A creation record as a time.
+pub(crate) fn created_at(ms: u64) -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+}
+
+/// The creation record a field value holds, as a time.
+pub(crate) fn created_of(value: Option<&serde_json::Value>) -> Option<SystemTime> {
+    value.and_then(fields::created_ms).map(created_at)
 }
 
 /// The user a session belongs to, from the value of its index field: a string as it is
@@ -65,8 +88,8 @@ pub(crate) fn user_of(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// A shape with the expiry to store, as one `Serialize` value.
-pub(crate) struct WithExpiry<'a, E: ?Sized>(pub(crate) &'a E, pub(crate) Option<SystemTime>);
+/// A shape with the stamp to store, as one `Serialize` value.
+pub(crate) struct WithExpiry<'a, E: ?Sized>(pub(crate) &'a E, pub(crate) Stamp);
 
 impl<E: Encodable + ?Sized> Serialize for WithExpiry<'_, E> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -86,6 +109,10 @@ impl Decoded for Session {
     fn user(&self, field: &str) -> Option<String> {
         user_of(self.data().get(field)?)
     }
+
+    fn created(&self) -> Option<SystemTime> {
+        Session::created(self)
+    }
 }
 
 impl Encodable for Session {
@@ -101,12 +128,16 @@ impl Encodable for Session {
         user_of(self.data().get(field)?)
     }
 
+    fn created(&self) -> Option<SystemTime> {
+        Session::created(self)
+    }
+
     fn serialize_with<S: Serializer>(
         &self,
         serializer: S,
-        stored: Option<SystemTime>,
+        stamp: Stamp,
     ) -> Result<S::Ok, S::Error> {
-        fields::serialize_session(self, serializer, stored.is_some())
+        fields::serialize_session(self, serializer, stamp.expires.is_some(), stamp.created)
     }
 
     fn to_session(&self, stored: bool) -> Cow<'_, Session> {

@@ -313,3 +313,43 @@ fn an_unchanged_session_keeps_its_bytes() {
         assert_eq!(c.encode_session(&session, b"id").unwrap(), text);
     }
 }
+
+/// The store's creation record in every format: added after the fields, replacing a field of
+/// that name that is not a record in place, read back by `Session::created`, and kept by a
+/// write that passes none.
+#[test]
+fn the_creation_record_round_trips_in_every_format() {
+    let at = UNIX_EPOCH + Duration::from_millis(1_800_000_000_456);
+    let stamp = Stamp {
+        expires: sample().expires(),
+        created: Some(1_800_000_000_456),
+    };
+    let mut codecs: Vec<_> = formats()
+        .into_iter()
+        .map(|f| (f, codec(f, false, None)))
+        .collect();
+    codecs.push((Format::Custom, Codec::new(Arc::new(Json), Format::Custom)));
+    for (format, codec) in codecs {
+        let bytes = codec.encode(&sample(), stamp, b"id").unwrap();
+        let back = codec.decode(&bytes, b"id").unwrap();
+        assert_eq!(back.created(), Some(at), "{format:?}");
+        assert_eq!(back.get::<i64>("user_id").unwrap(), Some(42), "{format:?}");
+        let kept = codec.encode(&back, Stamp::default(), b"id").unwrap();
+        assert_eq!(kept, bytes, "{format:?}: rewritten unchanged");
+        let mut bogus = sample();
+        bogus.insert("__created", "not a record").unwrap();
+        assert_eq!(bogus.created(), None);
+        let bytes = codec.encode(&bogus, stamp, b"id").unwrap();
+        let back = codec.decode(&bytes, b"id").unwrap();
+        assert_eq!(back.created(), Some(at), "{format:?}");
+        let place = |s: &Session| s.data().keys().position(|k| k == "__created");
+        assert_eq!(place(&back), place(&bogus), "{format:?}: replaced in place");
+    }
+    let json = codec(Format::Json, false, None)
+        .encode(&Session::new(), stamp, b"id")
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&json).unwrap(),
+        r#"{"__created":1800000000456}"#
+    );
+}

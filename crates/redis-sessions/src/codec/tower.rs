@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Deserializer, Serializer};
 use serde_json::Value;
 
-use super::fields::{deserialize_fields, serialize_fields, Fields, COOKIE};
+use super::fields::{deserialize_fields, serialize_fields, Fields, COOKIE, CREATED};
+use super::shape::{created_of, Stamp};
 use super::{Decoded, Encodable};
 use crate::session::Session;
 
@@ -30,17 +31,23 @@ impl Encodable for TowerOut<'_> {
         super::shape::user_of(self.data.get(field)?)
     }
 
+    fn created(&self) -> Option<SystemTime> {
+        created_of(self.data.get(CREATED))
+    }
+
     fn serialize_with<S: Serializer>(
         &self,
         serializer: S,
-        stored: Option<SystemTime>,
+        stamp: Stamp,
     ) -> Result<S::Ok, S::Error> {
         serialize_fields(
             serializer,
             self.data.iter(),
             self.data.get(COOKIE),
-            stored,
+            stamp.expires,
             true,
+            stamp.created,
+            self.data.contains_key(CREATED),
         )
     }
 
@@ -98,5 +105,9 @@ impl Decoded for TowerIn {
 
     fn user(&self, field: &str) -> Option<String> {
         super::shape::user_of(self.data.get(field)?)
+    }
+
+    fn created(&self) -> Option<SystemTime> {
+        created_of(self.data.get(CREATED))
     }
 }

@@ -25,6 +25,7 @@ pub struct StoreBuilder<B> {
     disable_touch: bool,
     scan_count: u32,
     idle_timeout: Option<Duration>,
+    absolute_timeout: Option<Duration>,
     hashing: IdHashing,
     index_by: Option<String>,
     session_limit: Option<SessionLimit>,
@@ -45,6 +46,7 @@ impl<B: Backend> RedisStore<B> {
             disable_touch: false,
             scan_count: DEFAULT_SCAN_COUNT,
             idle_timeout: None,
+            absolute_timeout: None,
             hashing: IdHashing::Off,
             index_by: None,
             session_limit: None,
@@ -109,6 +111,22 @@ impl<B: Backend> StoreBuilder<B> {
     /// recently it was used.
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// Absolute timeout (default none; OWASP's "absolute timeout"): a session ends this long
+    /// after it was created, however active it is. The store records the creation time once,
+    /// in the value (the reserved field `__created`, Unix ms, see
+    /// [`Session::created`](crate::Session::created)), at the session's first write, and never
+    /// moves it; every write's TTL, and every sliding read's under an
+    /// [`idle_timeout`](StoreBuilder::idle_timeout), is the smaller of its own and what is left
+    /// of the absolute timeout, and a read past it deletes the session and returns none.
+    /// Listings ([`RedisStore::user_sessions`]) show the same creation time.
+    ///
+    /// A session written before the option was turned on has no record until its next write
+    /// (counted from then); until then only its own expiry bounds it.
+    pub fn absolute_timeout(mut self, absolute: Duration) -> Self {
+        self.absolute_timeout = Some(absolute);
         self
     }
 
@@ -241,6 +259,7 @@ impl<B: Backend> StoreBuilder<B> {
                 disable_touch: self.disable_touch,
                 scan_count: self.scan_count,
                 idle_timeout: self.idle_timeout,
+                absolute_timeout: self.absolute_timeout,
                 index_by: self.index_by,
                 session_limit: self.session_limit,
                 cache,

@@ -60,10 +60,13 @@ impl<B: Backend> RedisStore<B> {
         let idle = self.inner.idle_timeout;
         let every = idle.map(|idle| cache.refresh_every(idle));
         if let Some(hit) = cache.lookup::<T>(&target.key, Instant::now(), every) {
-            if hit.expires().is_none_or(|at| at > SystemTime::now()) {
+            if hit.expires().is_none_or(|at| at > SystemTime::now())
+                && !self.past_absolute(hit.created())
+            {
                 return Ok(Some(hit));
             }
-            // Past its stored expiry: the read below finds it so and deletes it.
+            // Past its stored expiry or its absolute timeout: the read below finds it so and
+            // deletes it.
         }
         let ticket = cache.begin_read(&target.key);
         let sent = Instant::now();

@@ -197,13 +197,16 @@ impl<B: Backend> RedisStore<B> {
         session: &Session,
         version: &Version,
     ) -> Result<Swap> {
-        let (ttl, ended) = match self.lifetime(session) {
+        let creation = self
+            .creation_for_write(target, session, SetMode::IfPresent)
+            .await?;
+        let (ttl, ended) = match self.lifetime(session, creation.deadline) {
             // Ended by a write that expires at once, so that it stays conditional.
             Lifetime::Dead => (Some(Duration::from_millis(1)), true),
             Lifetime::Expire(ttl) => (Some(ttl), false),
             Lifetime::Persist => (None, false),
         };
-        let value = self.encode(target, session)?;
+        let value = self.encode(target, session, creation.stamp)?;
         observe::value_size(observe::Dir::Written, value.len());
         let written = || match ended {
             true => Swap::Expired,
@@ -218,7 +221,7 @@ impl<B: Backend> RedisStore<B> {
                     ttl,
                     SetMode::IfPresent,
                     &user,
-                    session.expires(),
+                    self.sliding_bound_until(session.expires(), creation.deadline),
                     Some(expected),
                 )
                 .await?;

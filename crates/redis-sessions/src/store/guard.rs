@@ -149,6 +149,10 @@ impl<B: Backend> Backend for Guarded<B> {
         self.guard(self.backend.index_extend(index, ttl)).await
     }
 
+    fn index_in_steps(&self) -> bool {
+        self.backend.index_in_steps()
+    }
+
     fn tracker(&self) -> Option<&crate::cache::Tracker> {
         self.backend.tracker()
     }

@@ -15,7 +15,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::write::{now_ms, Write};
-use super::{Outcome, RedisStore, Target};
+use super::{Outcome, RedisStore, Target, INDEX_PENDING};
 use crate::backend::index::{last_used_ms, value_sha1, IndexMember};
 use crate::backend::{Backend, KeyTtl};
 use crate::error::BackendErrorKind;
@@ -34,7 +34,10 @@ pub struct UserSession {
     pub session: Session,
     /// Its remaining time to live.
     pub ttl: KeyTtl,
-    /// When it was first written with this user (recorded once, never moved).
+    /// When it was created: the store's record under an
+    /// [`absolute_timeout`](super::StoreBuilder::absolute_timeout) (the one the timeout counts
+    /// from, [`Session::created`]), else when it was first written with this user (recorded
+    /// once in the index, never moved).
     pub created: SystemTime,
     /// When it was last used: its last write, or under an idle timeout the last read that
     /// re-armed its TTL, whichever is later.
@@ -54,6 +57,9 @@ enum Checked {
     Stale(String),
     /// The value does not decode: not listed; left in place (and ended by a revoke).
     Corrupt(StoredId, String),
+    /// Missing or another user's, but written less than [`INDEX_PENDING`] ago on a backend
+    /// that writes in steps: maybe a write between its steps. Not listed; left in place.
+    Pending,
 }
 
 impl<B: Backend> RedisStore<B> {
@@ -76,7 +82,7 @@ impl<B: Backend> RedisStore<B> {
                     stale.push(member);
                     continue;
                 }
-                Checked::Corrupt(..) => continue,
+                Checked::Corrupt(..) | Checked::Pending => continue,
             };
             let ttl = self.ttl_listed(&id).await?;
             if ttl == KeyTtl::Missing {
@@ -84,11 +90,12 @@ impl<B: Backend> RedisStore<B> {
                 continue;
             }
             let used = last_used_ms(member.written_ms, ttl, self.inner.idle_timeout, now);
+            let created = session.created().unwrap_or(at_ms(member.created_ms));
             out.push(UserSession {
                 id,
                 session,
                 ttl,
-                created: at_ms(member.created_ms),
+                created,
                 last_used: at_ms(used),
             });
         }
@@ -110,7 +117,7 @@ impl<B: Backend> RedisStore<B> {
             match item {
                 Checked::Live(..) => live += 1,
                 Checked::Stale(member) => stale.push(member),
-                Checked::Corrupt(..) => {}
+                Checked::Corrupt(..) | Checked::Pending => {}
             }
         }
         self.drop_stale(&index, &stale).await?;
@@ -129,13 +136,16 @@ impl<B: Backend> RedisStore<B> {
             return Ok(false);
         };
         let members = self.inner.backend.index_members(&index).await?;
-        if !members.iter().any(|(m, _)| m == id.as_str()) {
+        let Some((_, value)) = members.iter().find(|(m, _)| m == id.as_str()) else {
             return Ok(false);
-        }
+        };
+        let pending = IndexMember::parse(value).is_some_and(|m| self.pending(&m, now_ms()));
         let target = self.listed(id);
         for _ in 0..REVOKE_ROUNDS {
             let Some(sha1) = self.owned_value(user, &target).await? else {
-                self.drop_stale(&index, &[id.as_str().to_owned()]).await?;
+                if !pending {
+                    self.drop_stale(&index, &[id.as_str().to_owned()]).await?;
+                }
                 return Ok(false);
             };
             let destroy = Write::DestroyIndexed {
@@ -176,6 +186,7 @@ impl<B: Backend> RedisStore<B> {
                         stale.push(member);
                         continue;
                     }
+                    Checked::Pending => continue,
                 };
                 if Some(&id) == except {
                     continue;
@@ -211,6 +222,7 @@ impl<B: Backend> RedisStore<B> {
             Ok(session) => {
                 self.user_of(&session).as_deref() == Some(user)
                     && session.expires().is_none_or(|t| t > SystemTime::now())
+                    && !self.past_absolute(session.created())
             }
             Err(_) => true,
         };
@@ -238,6 +250,7 @@ impl<B: Backend> RedisStore<B> {
             }
         }
         let now = SystemTime::now();
+        let now_ms = now_ms();
         for batch in valid.chunks(self.inner.scan_count as usize) {
             let keys: Vec<String> = batch
                 .iter()
@@ -246,7 +259,10 @@ impl<B: Backend> RedisStore<B> {
             let values = self.inner.backend.mget(&keys).await?;
             for (((id, member), key), value) in batch.iter().zip(keys).zip(values) {
                 let Some(bytes) = value.filter(|v| !v.is_empty()) else {
-                    checked.push(Checked::Stale(id.as_str().to_owned()));
+                    checked.push(match self.pending(member, now_ms) {
+                        true => Checked::Pending,
+                        false => Checked::Stale(id.as_str().to_owned()),
+                    });
                     continue;
                 };
                 let target = Target {
@@ -254,20 +270,32 @@ impl<B: Backend> RedisStore<B> {
                     id: id.as_str(),
                 };
                 match self.decode::<Session>(&target, &bytes) {
-                    Ok(session) if session.expires().is_some_and(|t| t <= now) => {
-                        // Past its explicit expiry: a read deletes it; not listed.
+                    Ok(session)
+                        if session.expires().is_some_and(|t| t <= now)
+                            || self.past_absolute(session.created()) =>
+                    {
+                        // Past its explicit expiry or absolute timeout: a read deletes it;
+                        // not listed.
                         checked.push(Checked::Stale(id.as_str().to_owned()));
                     }
                     Ok(session) if self.user_of(&session).as_deref() == Some(user) => {
                         let sha1 = value_sha1(&bytes);
                         checked.push(Checked::Live(id.clone(), session, member.clone(), sha1));
                     }
+                    Ok(_) if self.pending(member, now_ms) => checked.push(Checked::Pending),
                     Ok(_) => checked.push(Checked::Stale(id.as_str().to_owned())),
                     Err(_) => checked.push(Checked::Corrupt(id.clone(), value_sha1(&bytes))),
                 }
             }
         }
         Ok((index, checked))
+    }
+
+    /// Whether a member that looks stale may be a write between its steps (see
+    /// [`INDEX_PENDING`]): only on a backend that writes the index in steps.
+    fn pending(&self, member: &IndexMember, now_ms: u64) -> bool {
+        self.inner.backend.index_in_steps()
+            && member.written_ms + INDEX_PENDING.as_millis() as u64 > now_ms
     }
 
     async fn drop_stale(&self, index: &str, stale: &[String]) -> Result<()> {

@@ -2,6 +2,7 @@
 //!
 //! - `mod.rs`: the store type, [`Outcome`], and the reads;
 //! - `builder.rs`: [`StoreBuilder`], the options;
+//! - `absolute.rs`: the absolute timeout's rules (the creation record, the TTL caps);
 //! - `breaker.rs`, `guard.rs`: fail-fast ([`FailFast`]), a circuit breaker around every
 //!   backend call;
 //! - `write.rs`: the one write path: every change of Redis state goes through it;
@@ -10,6 +11,7 @@
 //! - `raw.rs`: [`RedisStore::raw`], a session's key and bytes as stored, for inspection;
 //! - `check.rs`: [`RedisStore::check`], what is wrong with the deployment (the CLI's `doctor`).
 
+mod absolute;
 mod breaker;
 mod builder;
 mod cached;
@@ -60,6 +62,14 @@ pub const DEFAULT_SCAN_COUNT: u32 = 100;
 /// sliding read's two commands. When a user's last session ends, its index is gone at most
 /// this long after.
 pub const INDEX_SLACK: Duration = Duration::from_secs(2);
+
+/// How long after its write an index member whose session is missing, or names another user,
+/// is left in place on a backend that writes the index and the session in separate steps
+/// ([`Backend::index_in_steps`]: Cluster), where it may be a write between its steps: its
+/// session may be about to be written. Older, it is stale and removed. Covers the time
+/// between the two steps (one command, with its timeout and retries) and clock differences
+/// between the application's instances.
+pub const INDEX_PENDING: Duration = Duration::from_secs(5);
 
 /// A function computing a session's time to live (connect-redis's `ttl` function).
 pub type TtlFn = Arc<dyn Fn(&Session) -> Duration + Send + Sync>;
@@ -116,6 +126,9 @@ struct Inner<B> {
     scan_count: u32,
     /// Sliding idle timeout: caps every TTL and is re-armed by every [`RedisStore::load`].
     idle_timeout: Option<Duration>,
+    /// Absolute timeout from a session's recorded creation: caps every TTL, sliding reads
+    /// included (`absolute.rs`).
+    absolute_timeout: Option<Duration>,
     /// The backend's server, for the spans' fields.
     endpoint: Option<Endpoint>,
     /// The session field naming the user a session belongs to (per-user index).
@@ -144,6 +157,7 @@ impl<B> fmt::Debug for RedisStore<B> {
             .field("disable_touch", &self.inner.disable_touch)
             .field("scan_count", &self.inner.scan_count)
             .field("idle_timeout", &self.inner.idle_timeout)
+            .field("absolute_timeout", &self.inner.absolute_timeout)
             .field("index_by", &self.inner.index_by)
             .field("session_limit", &self.inner.session_limit)
             .field("cache", &self.inner.cache)
@@ -214,8 +228,10 @@ impl<B: Backend> RedisStore<B> {
     /// Reads a session and sets its TTL to `ttl` in the same command (`GETEX PX`, Redis 6.2+):
     /// sliding expiry for one round trip and no rewrite.
     ///
-    /// A session whose explicit expiry has passed is deleted and `None` is returned, so a
-    /// refresh never outlives an absolute expiry.
+    /// A session whose explicit expiry has passed, or past its
+    /// [`absolute_timeout`](StoreBuilder::absolute_timeout), is deleted and `None` is returned,
+    /// so a refresh never outlives either; under an absolute timeout the TTL is at most what
+    /// is left of it.
     ///
     /// # Errors
     /// As [`RedisStore::get`].
@@ -269,8 +285,8 @@ impl<B: Backend> RedisStore<B> {
         }
     }
 
-    /// `GET`, or `GETEX PX refresh`, then decode; a session past its explicit expiry is
-    /// deleted (through the write path) and reads as none.
+    /// `GET`, or `GETEX PX refresh`, then decode; a session past its explicit expiry or its
+    /// absolute timeout is deleted (through the write path) and reads as none.
     async fn read<T: Decoded>(
         &self,
         target: &Target<'_>,
@@ -303,11 +319,14 @@ impl<B: Backend> RedisStore<B> {
         };
         observe::value_size(observe::Dir::Read, bytes.len());
         let session: T = self.decode(target, &bytes)?;
-        if session.expires().is_some_and(|t| t <= SystemTime::now()) {
+        let created = session.created();
+        if session.expires().is_some_and(|t| t <= SystemTime::now()) || self.past_absolute(created)
+        {
             let _expired = self.write::<Session>(target, Write::DeleteExpired).await?;
             return Ok(None);
         }
         if let Some(ttl) = refresh {
+            self.cap_sliding_read(target, created, ttl).await?;
             // The read re-armed the key's TTL: its user's index must live as long.
             if let Some(user) = self
                 .inner
@@ -315,7 +334,8 @@ impl<B: Backend> RedisStore<B> {
                 .as_deref()
                 .and_then(|field| session.user(field))
             {
-                self.keep_index_alive(&user, session.expires(), self.lifetime_of(ttl))
+                let bound = self.sliding_bound(session.expires(), created);
+                self.keep_index_alive(&user, bound, self.lifetime_of(ttl))
                     .await?;
             }
         }

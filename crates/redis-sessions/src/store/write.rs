@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{Op, Outcome, RedisStore, Target};
 use crate::backend::{Backend, IndexedDelete, IndexedWrite, SetMode};
-use crate::codec::Encodable;
+use crate::codec::{Encodable, Stamp};
 use crate::error::{Error, Result};
 use crate::id::{SessionId, StoredId};
 use crate::session::Session;
@@ -223,16 +223,25 @@ impl<B: Backend> RedisStore<B> {
             Write::Upsert(s) => (s, SetMode::Always),
             Write::Create(s) => (s, SetMode::IfAbsent),
             Write::Update(s) => (s, SetMode::IfPresent),
+            Write::Touch(s) if self.inner.absolute_timeout.is_some() && s.created().is_none() => {
+                // No record to cap the TTL with: the stored value's, read by the refresh.
+                return self.refresh_read(target, self.lifetime(s, None)).await;
+            }
             Write::Touch(s) => {
-                let outcome = self.expire(target, self.lifetime(s)).await?;
+                let created = s.created();
+                let lifetime = self.lifetime(s, self.absolute_deadline(created));
+                let outcome = self.expire(target, lifetime).await?;
                 if let (Outcome::Written, Some(user)) = (outcome, self.user_of(s)) {
-                    self.keep_index_alive(&user, s.expires(), self.lifetime(s))
+                    let bound = self.sliding_bound(s.expires(), created);
+                    self.keep_index_alive(&user, bound, self.lifetime(s, None))
                         .await?;
                 }
                 return Ok(outcome);
             }
-            Write::Refresh(ttl) if self.inner.index_by.is_some() => {
-                return self.refresh_indexed(target, ttl).await
+            Write::Refresh(ttl)
+                if self.inner.index_by.is_some() || self.inner.absolute_timeout.is_some() =>
+            {
+                return self.refresh_read(target, self.lifetime_of(ttl)).await
             }
             Write::Refresh(ttl) => return self.expire(target, self.lifetime_of(ttl)).await,
             Write::Destroy => {
@@ -259,17 +268,19 @@ impl<B: Backend> RedisStore<B> {
             }
             Write::DeleteExpired => return self.delete_expired(target).await,
         };
-        let ttl = match self.lifetime(session) {
+        let creation = self.creation_for_write(target, session, mode).await?;
+        let ttl = match self.lifetime(session, creation.deadline) {
             Lifetime::Dead if mode == SetMode::IfAbsent => return Ok(Outcome::Expired),
             Lifetime::Dead => return self.delete_expired(target).await,
             Lifetime::Expire(ttl) => Some(ttl),
             Lifetime::Persist => None,
         };
-        let value = self.encode(target, session)?;
+        let value = self.encode(target, session, creation.stamp)?;
         super::observe::value_size(super::observe::Dir::Written, value.len());
         if let Some(user) = self.user_of(session) {
+            let bound = self.sliding_bound_until(session.expires(), creation.deadline);
             let (outcome, _) = self
-                .write_indexed(target, &value, ttl, mode, &user, session.expires(), None)
+                .write_indexed(target, &value, ttl, mode, &user, bound, None)
                 .await?;
             return Ok(outcome);
         }
@@ -297,7 +308,7 @@ impl<B: Backend> RedisStore<B> {
         ttl: Option<Duration>,
         mode: SetMode,
         user: &str,
-        expires: Option<SystemTime>,
+        bound: Option<SystemTime>,
         expected: Option<&str>,
     ) -> Result<(Outcome, Option<Vec<u8>>)> {
         let inner = &*self.inner;
@@ -311,7 +322,7 @@ impl<B: Backend> RedisStore<B> {
             index: &index,
             member,
             prefix: inner.keyspace.prefix(),
-            index_ttl: ttl.map(|ttl| self.index_ttl(ttl, expires)),
+            index_ttl: ttl.map(|ttl| self.index_ttl(ttl, bound)),
             now_ms: now_ms(),
             idle: inner.idle_timeout,
             limit: inner.session_limit,
@@ -339,62 +350,92 @@ impl<B: Backend> RedisStore<B> {
         Ok((self.not_written(target, mode), None))
     }
 
-    /// How long an index must live after a write of a member whose key lives `ttl`: under an
-    /// idle timeout reads re-arm the key up to its stored expiry, so that bound counts too;
-    /// plus [`INDEX_SLACK`](super::INDEX_SLACK).
-    fn index_ttl(&self, ttl: Duration, expires: Option<SystemTime>) -> Duration {
+    /// How long an index must live after a write of a member whose key lives `ttl`: until
+    /// the session's [`sliding_bound`](Self::sliding_bound) too, when it has one (reads
+    /// re-arm the key up to it); plus [`INDEX_SLACK`](super::INDEX_SLACK).
+    fn index_ttl(&self, ttl: Duration, bound: Option<SystemTime>) -> Duration {
         let mut longest = ttl;
-        if self.inner.idle_timeout.is_some() {
-            if let Some(left) = expires.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
-                longest = longest.max(left);
-            }
+        if let Some(left) = bound.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
+            longest = longest.max(left);
         }
         longest + super::INDEX_SLACK
     }
 
+    /// The time sliding reads cannot keep a session alive past: under an idle timeout its
+    /// explicit expiry (stored in the value) or its absolute deadline, whichever is first.
+    /// `None` when nothing bounds them, and without an idle timeout (then only explicit
+    /// refreshes re-arm the key, and each keeps the index alive itself).
+    pub(super) fn sliding_bound(
+        &self,
+        expires: Option<SystemTime>,
+        created: Option<SystemTime>,
+    ) -> Option<SystemTime> {
+        self.sliding_bound_until(expires, self.absolute_deadline(created))
+    }
+
+    /// [`sliding_bound`](Self::sliding_bound) with the absolute deadline already known.
+    pub(super) fn sliding_bound_until(
+        &self,
+        expires: Option<SystemTime>,
+        deadline: Option<SystemTime>,
+    ) -> Option<SystemTime> {
+        self.inner.idle_timeout?;
+        match (expires, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// After a TTL-only write or a sliding read of a session of `user`: lets the index live
-    /// as long as the session now can. Nothing to do when the session's stored expiry under
-    /// an idle timeout already bounds it (the index was sized by that bound at the write).
+    /// as long as the session now can. Nothing to do when the session has a
+    /// [`sliding_bound`](Self::sliding_bound): the index was sized by it at the write.
     pub(super) async fn keep_index_alive(
         &self,
         user: &str,
-        expires: Option<SystemTime>,
+        bound: Option<SystemTime>,
         lifetime: Lifetime,
     ) -> Result<()> {
         let Lifetime::Expire(ttl) = lifetime else {
             return Ok(());
         };
-        if self.inner.idle_timeout.is_some() && expires.is_some() {
+        if bound.is_some() {
             return Ok(());
         }
         let index = self.inner.keyspace.index_key(user);
         Ok(self
             .inner
             .backend
-            .index_extend(&index, self.index_ttl(ttl, expires))
+            .index_extend(&index, self.index_ttl(ttl, None))
             .await?)
     }
 
-    /// `refresh` with an index: `GETEX PX` refreshes and returns the value, whose user's
-    /// index is then kept alive as long (a second command, for sessions with a user only).
-    async fn refresh_indexed(&self, target: &Target<'_>, ttl: Duration) -> Result<Outcome> {
+    /// `refresh` (and `touch`) that must see the value: with an index (the value names the
+    /// user whose index is then kept alive as long: a second command, for sessions with a
+    /// user only) or an absolute timeout (the value's record caps the TTL: a second command
+    /// only in the session's last `lifetime`). `GETEX PX` refreshes and returns the value.
+    async fn refresh_read(&self, target: &Target<'_>, lifetime: Lifetime) -> Result<Outcome> {
         let inner = &*self.inner;
         if inner.disable_touch || inner.disable_ttl {
             return Ok(Outcome::Skipped);
         }
-        let lifetime = self.lifetime_of(ttl);
         let Lifetime::Expire(ttl) = lifetime else {
             return self.expire(target, lifetime).await;
         };
         let Some(bytes) = inner.backend.get_ex(&target.key, ttl).await? else {
             return Ok(Outcome::Gone);
         };
-        // Refreshed; a value that does not decode names no user to keep indexed.
-        if let Ok(session) = self.decode::<Session>(target, &bytes) {
-            if let Some(user) = self.user_of(&session) {
-                self.keep_index_alive(&user, session.expires(), lifetime)
-                    .await?;
-            }
+        // Refreshed; a value that does not decode names no user and has no record.
+        let Ok(session) = self.decode::<Session>(target, &bytes) else {
+            return Ok(Outcome::Written);
+        };
+        let created = session.created();
+        if self.past_absolute(created) {
+            return self.delete_expired(target).await;
+        }
+        self.cap_sliding_read(target, created, ttl).await?;
+        if let Some(user) = self.user_of(&session) {
+            let bound = self.sliding_bound(session.expires(), created);
+            self.keep_index_alive(&user, bound, lifetime).await?;
         }
         Ok(Outcome::Written)
     }
@@ -431,11 +472,16 @@ impl<B: Backend> RedisStore<B> {
         Ok(deleted?)
     }
 
-    pub(super) fn lifetime<E: Encodable>(&self, session: &E) -> Lifetime {
-        let ttl = match session.expires() {
-            Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
+    /// A session's lifetime from invariant 2, capped at its absolute `deadline` if any.
+    pub(super) fn lifetime<E: Encodable>(&self, session: &E, deadline: Option<SystemTime>) -> Lifetime {
+        let now = SystemTime::now();
+        let mut ttl = match session.expires() {
+            Some(at) => at.duration_since(now).unwrap_or_default(),
             None => (self.inner.ttl)(&session.to_session(false)),
         };
+        if let Some(deadline) = deadline {
+            ttl = ttl.min(deadline.duration_since(now).unwrap_or_default());
+        }
         self.lifetime_of(ttl)
     }
 
@@ -459,12 +505,21 @@ impl<B: Backend> RedisStore<B> {
         (session.expiry_stored() || self.inner.idle_timeout.is_some()).then_some(at)
     }
 
-    pub(super) fn encode<E: Encodable>(&self, target: &Target<'_>, session: &E) -> Result<Vec<u8>> {
+    pub(super) fn encode<E: Encodable>(
+        &self,
+        target: &Target<'_>,
+        session: &E,
+        created: Option<u64>,
+    ) -> Result<Vec<u8>> {
         let inner = &*self.inner;
         let bound_to = inner.keyspace.suffix(&target.key);
+        let stamp = Stamp {
+            expires: self.stored_expiry(session),
+            created,
+        };
         inner
             .codec
-            .encode(session, self.stored_expiry(session), bound_to)
+            .encode(session, stamp, bound_to)
             .inspect_err(|e| {
                 if e.is_too_large() {
                     tracing::warn!(session = %target.fingerprint(), error = %e, "session refused");
@@ -488,7 +543,7 @@ impl<B: Backend> RedisStore<B> {
         }
     }
 
-    async fn delete_expired(&self, target: &Target<'_>) -> Result<Outcome> {
+    pub(super) async fn delete_expired(&self, target: &Target<'_>) -> Result<Outcome> {
         self.inner
             .backend
             .delete(std::slice::from_ref(&target.key))

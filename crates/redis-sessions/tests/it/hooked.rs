@@ -1,10 +1,11 @@
 //! A backend wrapper that runs a test's step right before each conditional delete
 //! ([`Backend::delete_indexed`]), so a test can fix the interleaving "the revoke read the
-//! session, then something rewrote it, then the revoke's delete runs" on any backend.
+//! session, then something rewrote it, then the revoke's delete runs" on any backend. It
+//! also notes when each index read (`Backend::index_members`) started.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use redis_sessions::backend::{BackendResult, IndexedReply, IndexedWrite};
@@ -18,7 +19,10 @@ pub type Step = Box<dyn FnMut(usize) -> BoxFuture<'static, ()> + Send>;
 pub struct Hooked<B> {
     pub inner: B,
     step: Arc<Mutex<Option<Step>>>,
+    /// Run before each `index_remove` (a listing's removal of stale members).
+    remove_step: Arc<Mutex<Option<Step>>>,
     deletes: Arc<AtomicUsize>,
+    reads: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl<B: Backend + Clone> Hooked<B> {
@@ -26,13 +30,25 @@ impl<B: Backend + Clone> Hooked<B> {
         Hooked {
             inner,
             step: Arc::new(Mutex::new(None)),
+            remove_step: Arc::new(Mutex::new(None)),
             deletes: Arc::new(AtomicUsize::new(0)),
+            reads: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
     /// Runs `step` before every later conditional delete (replacing any earlier step).
     pub fn before_delete(&self, step: Step) {
         *self.step.lock().unwrap() = Some(step);
+    }
+
+    /// Runs `step` before every later removal of index members (`index_remove`).
+    pub fn before_remove(&self, step: Step) {
+        *self.remove_step.lock().unwrap() = Some(step);
+    }
+
+    /// When each index read started, in order.
+    pub fn reads(&self) -> Vec<Instant> {
+        self.reads.lock().unwrap().clone()
     }
 
     /// How many conditional deletes ran.
@@ -42,6 +58,9 @@ impl<B: Backend + Clone> Hooked<B> {
 }
 
 impl<B: Backend + Clone> Backend for Hooked<B> {
+    fn index_in_steps(&self) -> bool {
+        self.inner.index_in_steps()
+    }
     async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {
         self.inner.get(key).await
     }
@@ -87,6 +106,7 @@ impl<B: Backend + Clone> Backend for Hooked<B> {
         self.inner.write_indexed(w).await
     }
     async fn index_members(&self, index: &str) -> BackendResult<Vec<(String, Vec<u8>)>> {
+        self.reads.lock().unwrap().push(Instant::now());
         self.inner.index_members(index).await
     }
     async fn delete_indexed(
@@ -106,6 +126,15 @@ impl<B: Backend + Clone> Backend for Hooked<B> {
             .await
     }
     async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {
+        let step = self
+            .remove_step
+            .lock()
+            .unwrap()
+            .as_mut()
+            .map(|step| step(0));
+        if let Some(step) = step {
+            step.await;
+        }
         self.inner.index_remove(index, members).await
     }
     async fn index_extend(&self, index: &str, ttl: Duration) -> BackendResult<()> {

@@ -8,6 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
+mod absolute;
 mod acl;
 mod acl_denied;
 #[cfg(all(
@@ -16,6 +17,12 @@ mod acl_denied;
     feature = "actix"
 ))]
 mod adapters;
+#[cfg(all(
+    feature = "tower-sessions-014",
+    feature = "tower-sessions-015",
+    feature = "actix"
+))]
+mod adapters_absolute;
 #[cfg(all(feature = "encryption", feature = "compression", feature = "msgpack"))]
 mod armored;
 #[cfg(feature = "redis")]
@@ -40,5 +47,6 @@ mod support;
 mod tls_only;
 mod users;
 mod users_moved;
+mod users_race;
 mod users_redis;
 mod versions;

@@ -440,3 +440,37 @@ impl std::io::Write for Writer {
         Ok(())
     }
 }
+
+/// Lists `users` (whose listings remove their stale members), then checks `removed`. On one
+/// server a listing removes a stale member at once, so `removed` must hold after the first
+/// listing; on a backend that writes the index in steps (Cluster) a stale member younger than
+/// `INDEX_PENDING` may be a write between its steps and is left, so this lists again until
+/// `removed` holds, failing after `INDEX_PENDING` and a margin.
+pub async fn listings_remove_stale<B, F, Fut>(
+    store: &redis_sessions::RedisStore<B>,
+    users: &[&str],
+    mut removed: F,
+) where
+    B: Backend,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let within = match store.backend().index_in_steps() {
+        true => redis_sessions::INDEX_PENDING + Duration::from_secs(5),
+        false => Duration::ZERO,
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        for user in users {
+            store.user_sessions(user).await.unwrap();
+        }
+        if removed().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stale members of {users:?} not removed within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

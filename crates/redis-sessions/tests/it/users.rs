@@ -175,7 +175,8 @@ pub async fn user_change_and_destroy_move_the_session<B: Backend + Clone>(b: B) 
     // Revoking everything of alice never ends bob's session.
     assert_eq!(store.revoke_user_sessions("alice", None).await.unwrap(), 0);
     assert!(store.get(&id).await.unwrap().is_some());
-    assert!(missing(&b, &store.keyspace().index_key("alice")).await);
+    let alice = store.keyspace().index_key("alice");
+    crate::support::listings_remove_stale(&store, &["alice"], || missing(&b, &alice)).await;
     // The field removed: listed nowhere.
     let mut anon = Session::new();
     anon.insert("n", 3).unwrap();
@@ -196,7 +197,8 @@ pub async fn user_change_and_destroy_move_the_session<B: Backend + Clone>(b: B) 
         store.update(&other, &of("carol", 2)).await.unwrap(),
         Outcome::Gone
     );
-    assert!(missing(&b, &store.keyspace().index_key("carol")).await);
+    let carol = store.keyspace().index_key("carol");
+    crate::support::listings_remove_stale(&store, &["carol"], || missing(&b, &carol)).await;
 }
 
 pub async fn limit_ends_the_least_recently_used<B: Backend + Clone>(b: B) {

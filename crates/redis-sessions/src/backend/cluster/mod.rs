@@ -19,7 +19,7 @@ mod topology;
 use self::topology::{answering_node, parse_view, shard_named, slot_of, Shard};
 use super::index::{
     choose_evictions, evalsha, indexed_delete, last_used_ms, millis_or_zero, value_sha1,
-    IndexMember, DELETE_IF_VALUE, INDEX_ADD, INDEX_UNDO,
+    IndexMember, DELETE_IF_VALUE, INDEX_ADD, INDEX_READD, INDEX_UNDO,
 };
 use super::redis::{map_error, RedisBackend};
 use super::{Backend, BackendResult, KeyTtl, ScanCursor, ScanPage, SetMode};
@@ -344,6 +344,10 @@ impl ClusterBackend {
 }
 
 impl Backend for ClusterBackend {
+    fn index_in_steps(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {
         self.keys.get(key).await
     }
@@ -511,8 +515,10 @@ impl Backend for ClusterBackend {
     /// not atomic with the write here), the index member and its TTL, then the session (a
     /// compare-and-set, atomic on the session's slot, when `expected_sha1` is given); when
     /// the `SET`'s condition (or the comparison) fails, the member is put back as it was (removed if this call
-    /// added it). A failure between the steps leaves at most a stale member, removed when
-    /// found.
+    /// added it); when it succeeds, the member is added again if it is missing (a listing
+    /// between the two steps saw it without its session, or naming the session's old user,
+    /// and removed it as stale). A failure between the steps leaves at most a stale member,
+    /// removed when found.
     async fn write_indexed(&self, w: &IndexedWrite<'_>) -> BackendResult<IndexedReply> {
         let mut evicted = 0;
         if let Some(limit) = w.limit {
@@ -548,9 +554,20 @@ impl Backend for ClusterBackend {
                 _ => false,
             },
         };
-        if !written {
-            let created = IndexMember::parse(&old).map_or(w.now_ms, |m| m.created_ms);
-            let put = format!("{created}:{now}:{sha}");
+        let created = IndexMember::parse(&old).map_or(w.now_ms, |m| m.created_ms);
+        let put = format!("{created}:{now}:{sha}");
+        if written {
+            // Step three: a listing between the two steps may have removed the member.
+            let readded: i64 = evalsha!(
+                self.keys,
+                INDEX_READD,
+                [w.index],
+                [w.member, put.as_str(), index_ttl.as_str()]
+            )?;
+            if readded == 1 {
+                tracing::debug!("index member put back after a listing ran between the steps");
+            }
+        } else {
             let _undone: i64 = evalsha!(
                 self.keys,
                 INDEX_UNDO,
