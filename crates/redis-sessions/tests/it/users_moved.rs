@@ -200,6 +200,8 @@ pub async fn the_limit_ignores_a_moved_session<B: Backend + Clone>(b: B) {
             .await
             .unwrap()
             .is_written());
+        // Index members record milliseconds: `new` must be younger than `kept`.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         assert_eq!(
             store.create(&new, &of("alice", 3)).await.unwrap(),
             Outcome::Written,
