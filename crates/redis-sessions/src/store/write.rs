@@ -473,7 +473,11 @@ impl<B: Backend> RedisStore<B> {
     }
 
     /// A session's lifetime from invariant 2, capped at its absolute `deadline` if any.
-    pub(super) fn lifetime<E: Encodable>(&self, session: &E, deadline: Option<SystemTime>) -> Lifetime {
+    pub(super) fn lifetime<E: Encodable>(
+        &self,
+        session: &E,
+        deadline: Option<SystemTime>,
+    ) -> Lifetime {
         let now = SystemTime::now();
         let mut ttl = match session.expires() {
             Some(at) => at.duration_since(now).unwrap_or_default(),
