@@ -305,22 +305,13 @@ macro_rules! absolute_suite {
     ($($backend:ident),*) => {
         $(
             mod $backend {
-                absolute_suite!(@cases $backend:
+                backend_cases!($backend:
                     the_creation_record_is_written_once_and_kept,
                     writes_are_capped_at_what_is_left,
                     reads_past_the_bound_are_gone,
                     sliding_reads_never_pass_the_bound,
                     listings_show_the_recorded_creation
                 );
-            }
-        )*
-    };
-    (@cases $backend:ident: $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (backend, _server) = crate::support::$backend().await;
-                super::$case(backend).await;
             }
         )*
     };

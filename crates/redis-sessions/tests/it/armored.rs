@@ -307,7 +307,7 @@ pub async fn raw_shows_what_redis_holds<B: Backend + Clone>(b: B) {
 macro_rules! armored_suite {
     ($($backend:ident),*) => {
         $(mod $backend {
-            armored_suite!(@cases $backend:
+            backend_cases!($backend:
                 lifecycle_with_everything_on,
                 nothing_stored_contains_the_id_or_contents,
                 keys_rotate_without_logging_anyone_out,
@@ -318,20 +318,9 @@ macro_rules! armored_suite {
             );
         })*
     };
-    (@cases $backend:ident: $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (backend, _server) = crate::support::$backend().await;
-                super::super::$case(backend).await;
-            }
-        )*
-    };
 }
 
-mod on {
-    armored_suite!(memory, redis);
-}
+armored_suite!(memory, redis);
 
 /// With a real server: after a full login flow, neither `SCAN` nor `DUMP` of any key shows the id.
 #[tokio::test]

@@ -8,6 +8,21 @@
     reason = "tests fail by panicking"
 )]
 
+/// The tests of a per-backend suite: for each case, a `#[tokio::test]` that starts a fresh
+/// backend with `crate::support::$backend()`, keeps its servers alive for the test, and runs
+/// the case (a function of the suite's module, the parent of the one the tests are in) on it.
+macro_rules! backend_cases {
+    ($backend:ident: $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (backend, _server) = crate::support::$backend().await;
+                super::$case(backend).await;
+            }
+        )*
+    };
+}
+
 mod absolute;
 mod acl;
 mod acl_denied;

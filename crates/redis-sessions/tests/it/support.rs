@@ -364,6 +364,22 @@ where
     (first.await.unwrap(), second.await.unwrap())
 }
 
+/// Returns once the wall clock's millisecond has moved past the one current at the call. The
+/// store stamps index entries with the client's clock in milliseconds, so two writes that must
+/// differ in their stamps (least-recently-used order, "younger than") call this between them:
+/// it waits on the clock itself, not for a guessed duration.
+pub async fn next_millisecond() {
+    let millis = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    };
+    let start = millis();
+    while millis() <= start {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Polls `condition` until it holds, failing the test after `within`: for conditions that
 /// need time to pass (an expiry), never as a way to order steps.
 pub async fn eventually<F, Fut>(within: Duration, what: &str, mut condition: F)

@@ -50,7 +50,7 @@ pub async fn lists_counts_and_revokes<B: Backend + Clone>(b: B) {
     plain.insert("n", 1).unwrap();
     assert!(store.create(&anon, &plain).await.unwrap().is_written());
     // a1 used last (times are in milliseconds: let one pass).
-    tokio::time::sleep(Duration::from_millis(3)).await;
+    crate::support::next_millisecond().await;
     assert!(store
         .update(&a1, &of("alice", 10))
         .await
@@ -208,7 +208,7 @@ pub async fn limit_ends_the_least_recently_used<B: Backend + Clone>(b: B) {
         .build();
     let (s1, s2, s3) = (id(), id(), id());
     // Last-use times are in milliseconds: let one pass between the writes that set them.
-    let tick = || tokio::time::sleep(Duration::from_millis(3));
+    let tick = crate::support::next_millisecond;
     assert!(store
         .create(&s1, &of("alice", 1))
         .await
@@ -529,7 +529,7 @@ macro_rules! users_suite {
     ($($backend:ident),*) => {
         $(
             mod $backend {
-                users_suite!(@cases $backend:
+                backend_cases!($backend:
                     lists_counts_and_revokes,
                     sessions_without_the_field_are_not_indexed,
                     user_change_and_destroy_move_the_session,
@@ -542,16 +542,7 @@ macro_rules! users_suite {
                     corrupt_values_are_skipped_and_revoked
                 );
                 #[cfg(feature = "encryption")]
-                users_suite!(@cases $backend: encrypted_values_are_indexed);
-            }
-        )*
-    };
-    (@cases $backend:ident: $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (backend, _server) = crate::support::$backend().await;
-                super::$case(backend).await;
+                backend_cases!($backend: encrypted_values_are_indexed);
             }
         )*
     };

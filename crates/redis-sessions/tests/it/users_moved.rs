@@ -189,7 +189,7 @@ pub async fn the_limit_ignores_a_moved_session<B: Backend + Clone>(b: B) {
             .await
             .unwrap()
             .is_written());
-        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        crate::support::next_millisecond().await;
         assert!(store
             .create(&kept, &of("alice", 2))
             .await
@@ -201,7 +201,7 @@ pub async fn the_limit_ignores_a_moved_session<B: Backend + Clone>(b: B) {
             .unwrap()
             .is_written());
         // Index members record milliseconds: `new` must be younger than `kept`.
-        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        crate::support::next_millisecond().await;
         assert_eq!(
             store.create(&new, &of("alice", 3)).await.unwrap(),
             Outcome::Written,
@@ -266,22 +266,13 @@ macro_rules! moved_suite {
     ($($backend:ident),*) => {
         $(
             mod $backend {
-                moved_suite!(@cases $backend:
+                backend_cases!($backend:
                     a_revoke_leaves_a_session_moved_after_its_read,
                     a_revoke_ends_a_session_rewritten_by_its_user,
                     a_revoke_that_keeps_losing_is_an_error,
                     the_limit_ignores_a_moved_session,
                     unchanged_sessions_end_at_the_first_delete
                 );
-            }
-        )*
-    };
-    (@cases $backend:ident: $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (backend, _server) = crate::support::$backend().await;
-                super::$case(backend).await;
             }
         )*
     };

@@ -364,7 +364,7 @@ macro_rules! versions_suite {
     ($($backend:ident),*) => {
         $(
             mod $backend {
-                versions_suite!(@cases $backend:
+                backend_cases!($backend:
                     conflict_carries_what_is_stored_now,
                     concurrent_modifies_lose_no_increment,
                     modify_reapplies_to_a_concurrent_write,
@@ -373,15 +373,6 @@ macro_rules! versions_suite {
                     hashed_ids_and_encryption,
                     the_index_follows_conditional_writes
                 );
-            }
-        )*
-    };
-    (@cases $backend:ident: $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (backend, _server) = crate::support::$backend().await;
-                super::$case(backend).await;
             }
         )*
     };
