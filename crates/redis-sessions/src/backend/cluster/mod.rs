@@ -14,16 +14,13 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
+mod index;
 mod topology;
 
 use self::topology::{answering_node, parse_view, shard_named, slot_of, Shard};
-use super::index::{
-    choose_evictions, evalsha, indexed_delete, last_used_ms, millis_or_zero, value_sha1,
-    IndexMember, DELETE_IF_VALUE, INDEX_ADD, INDEX_READD, INDEX_UNDO,
-};
 use super::redis::{map_error, RedisBackend};
 use super::{Backend, BackendResult, KeyTtl, ScanCursor, ScanPage, SetMode};
-use super::{IndexedDelete, IndexedReply, IndexedWrite, SessionLimit, ValueSwap};
+use super::{IndexedDelete, IndexedReply, IndexedWrite, ValueSwap};
 use crate::error::{BackendError, BackendErrorKind};
 
 /// Connection settings for [`ClusterBackend::connect_with`].
@@ -87,9 +84,9 @@ impl Default for ClusterConfig {
 /// not covered: the scan fails with [`BackendErrorKind::Other`] instead of guessing.
 ///
 /// `MGET` and `UNLINK` are sent as one command per hash slot, one after the other, each routed
-/// by redis-rs on its own: redis-rs 1.8's own split of a multi-slot command silently leaves out the slots whose
-/// mapped primary it has no connection to (its slot map still naming a primary that was
-/// replaced), so `UNLINK` reported and deleted fewer keys without an error after a failover.
+/// by redis-rs on its own: redis-rs 1.8's own split of a multi-slot command silently leaves
+/// out the slots whose mapped primary it has no connection to (its slot map still naming a
+/// primary that was replaced), so `UNLINK` reported and deleted fewer keys without an error after a failover.
 #[derive(Clone)]
 pub struct ClusterBackend {
     keys: RedisBackend<ClusterConnection>,
@@ -514,71 +511,13 @@ impl Backend for ClusterBackend {
     /// Ordered steps, the index and the session living in different hash slots: (the limit,
     /// not atomic with the write here), the index member and its TTL, then the session (a
     /// compare-and-set, atomic on the session's slot, when `expected_sha1` is given); when
-    /// the `SET`'s condition (or the comparison) fails, the member is put back as it was (removed if this call
-    /// added it); when it succeeds, the member is added again if it is missing (a listing
+    /// the `SET`'s condition (or the comparison) fails, the member is put back as it was
+    /// (removed if this call added it); when it succeeds, the member is added again if it is missing (a listing
     /// between the two steps saw it without its session, or naming the session's old user,
     /// and removed it as stale). A failure between the steps leaves at most a stale member,
     /// removed when found.
     async fn write_indexed(&self, w: &IndexedWrite<'_>) -> BackendResult<IndexedReply> {
-        let mut evicted = 0;
-        if let Some(limit) = w.limit {
-            match self.limit_step(w, limit).await? {
-                Some(n) => evicted = n,
-                None => return Ok(IndexedReply::refused()),
-            }
-        }
-        let (now, index_ttl, sha) = (
-            w.now_ms.to_string(),
-            millis_or_zero(w.index_ttl).to_string(),
-            value_sha1(w.value),
-        );
-        let old: Vec<u8> = evalsha!(
-            self.keys,
-            INDEX_ADD,
-            [w.index],
-            [w.member, now.as_str(), index_ttl.as_str(), sha.as_str()]
-        )?;
-        let mut current = None;
-        let written = match w.expected_sha1 {
-            None => self.keys.set(w.key, w.value, w.ttl, w.mode).await?,
-            Some(expected) => match self
-                .keys
-                .set_if_value(w.key, w.value, w.ttl, expected)
-                .await?
-            {
-                ValueSwap::Written => true,
-                ValueSwap::Changed(now) => {
-                    current = Some(now);
-                    false
-                }
-                _ => false,
-            },
-        };
-        let created = IndexMember::parse(&old).map_or(w.now_ms, |m| m.created_ms);
-        let put = format!("{created}:{now}:{sha}");
-        if written {
-            // Step three: a listing between the two steps may have removed the member.
-            let readded: i64 = evalsha!(
-                self.keys,
-                INDEX_READD,
-                [w.index],
-                [w.member, put.as_str(), index_ttl.as_str()]
-            )?;
-            if readded == 1 {
-                tracing::debug!("index member put back after a listing ran between the steps");
-            }
-        } else {
-            let _undone: i64 = evalsha!(
-                self.keys,
-                INDEX_UNDO,
-                [w.index],
-                [w.member.as_bytes(), put.as_bytes(), old.as_slice()]
-            )?;
-        }
-        Ok(match current {
-            Some(current) => IndexedReply::changed(current),
-            None => IndexedReply::with_evicted(written, evicted),
-        })
+        self.write_indexed_in_steps(w).await
     }
 
     /// The compare-and-set script on the key's own slot.
@@ -605,12 +544,8 @@ impl Backend for ClusterBackend {
         member: &str,
         expected_sha1: &str,
     ) -> BackendResult<IndexedDelete> {
-        let status: i64 = evalsha!(self.keys, DELETE_IF_VALUE, [key], [expected_sha1])?;
-        let outcome = indexed_delete(status);
-        if outcome != IndexedDelete::Changed {
-            self.keys.index_remove(index, &[member.to_owned()]).await?;
-        }
-        Ok(outcome)
+        self.delete_indexed_in_steps(key, index, member, expected_sha1)
+            .await
     }
 
     async fn index_remove(&self, index: &str, members: &[String]) -> BackendResult<u64> {
@@ -641,61 +576,5 @@ impl ClusterBackend {
             }
         }
         Err(last)
-    }
-
-    /// The limit for a member new to the index: dead members dropped, then the least
-    /// recently used ended (session first) or `None` to refuse.
-    async fn limit_step(
-        &self,
-        w: &IndexedWrite<'_>,
-        limit: SessionLimit,
-    ) -> BackendResult<Option<u64>> {
-        let members = self.keys.index_members(w.index).await?;
-        if members.iter().any(|(m, _)| m == w.member) {
-            return Ok(Some(0));
-        }
-        let keys: Vec<String> = members
-            .iter()
-            .map(|(m, _)| format!("{}{m}", w.prefix))
-            .collect();
-        let values = if keys.is_empty() {
-            Vec::new()
-        } else {
-            self.mget(&keys).await?
-        };
-        let mut live = Vec::with_capacity(members.len());
-        let mut dead = Vec::new();
-        for (((member, recorded), key), value) in members.into_iter().zip(keys).zip(values) {
-            let parsed = IndexMember::parse(&recorded);
-            let Some(value) = value else {
-                dead.push(member);
-                continue;
-            };
-            // Rewritten without this user, or a write of it between its two steps: not
-            // counted, and left for a listing to judge (it reads the session's user).
-            if parsed.as_ref().is_some_and(|m| !m.matches(&value)) {
-                continue;
-            }
-            match self.keys.pttl(&key).await? {
-                KeyTtl::Missing => dead.push(member),
-                ttl => {
-                    let written = parsed.map_or(0, |m| m.written_ms);
-                    let used = last_used_ms(written, ttl, w.idle, w.now_ms);
-                    live.push(((member, value_sha1(&value)), used));
-                }
-            }
-        }
-        self.keys.index_remove(w.index, &dead).await?;
-        let Some(ended) = choose_evictions(live, limit) else {
-            return Ok(None);
-        };
-        let mut n = 0;
-        for (member, sha) in &ended {
-            let key = format!("{}{member}", w.prefix);
-            n += u64::from(
-                self.delete_indexed(&key, w.index, member, sha).await? == IndexedDelete::Deleted,
-            );
-        }
-        Ok(Some(n))
     }
 }
