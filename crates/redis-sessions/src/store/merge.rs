@@ -201,7 +201,7 @@ impl<B: Backend> RedisStore<B> {
         let mut how = How::Fast;
         let mut written = self.update_if_as(id, session, &guard).await?;
         for attempt in 0..MODIFY_ATTEMPTS {
-            let current = match written {
+            let mut current = match written {
                 Conditional::Conflict(current) => current,
                 other => {
                     counted(how);
@@ -210,7 +210,16 @@ impl<B: Backend> RedisStore<B> {
             };
             how = How::Merged;
             if attempt > 0 {
+                // Collided again: pause, and merge onto what is stored after the pause (the
+                // conflict's value is stale by then), as `modify` does.
                 back_off(attempt).await;
+                match self.get_versioned(id).await? {
+                    Some(now) => current = now,
+                    None => {
+                        counted(how);
+                        return Ok(Outcome::Gone);
+                    }
+                }
             }
             let merged = apply(current.session, &changes, fields, session.expires());
             written = self.update_if(id, &merged, &current.version).await?;
