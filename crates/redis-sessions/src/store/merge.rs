@@ -141,6 +141,7 @@ impl How {
 }
 
 fn counted(how: How) {
+    tracing::trace!(path = how.name(), "adapter save");
     #[cfg(feature = "metrics")]
     metrics::counter!(super::metric::MERGES, "path" => how.name()).increment(1);
     #[cfg(not(feature = "metrics"))]
