@@ -487,6 +487,12 @@ pub use redact::redact_url;
 pub use session::Session;
 #[cfg(feature = "metrics")]
 pub use store::metric;
+#[cfg(any(
+    feature = "tower-sessions-014",
+    feature = "tower-sessions-015",
+    feature = "actix"
+))]
+pub use store::MERGE_BASES;
 pub use store::{Check, CheckLevel, Diagnosis};
 pub use store::{Conditional, Version, Versioned, MODIFY_ATTEMPTS};
 pub use store::{

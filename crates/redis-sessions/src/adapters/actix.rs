@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `load` | [`RedisStore::load`] | `GET`, or `GETEX PX` with an idle timeout |
 //! | `save` (new session) | [`RedisStore::create_unique`] with expiry now + `ttl` | `SET NX PX` |
-//! | `update` | [`RedisStore::update`]: only if the session still exists | `SET XX PX` |
+//! | `update` | only if the session still exists, this request's changes merged onto concurrent ones ([`StoreBuilder::merge_concurrent_saves`](crate::StoreBuilder::merge_concurrent_saves)) | a conditional write (script) |
 //! | `update_ttl` | [`RedisStore::refresh`]: TTL only | `PEXPIRE` |
 //! | `delete` | [`RedisStore::destroy`] | `UNLINK` |
 //!
@@ -61,7 +61,7 @@ impl<B: Backend> SessionStore for RedisStore<B> {
             return Ok(None);
         };
         let loaded = self
-            .load_as::<ActixIn>(&id)
+            .load_based::<ActixIn>(&id, |l| &l.state)
             .await
             .map_err(|e| LoadError::Other(log_error(e)))?;
         Ok(loaded.map(|l| l.state))
@@ -95,7 +95,8 @@ impl<B: Backend> SessionStore for RedisStore<B> {
         };
         let session = outgoing(&session_state, ttl);
         // `Gone` is "logout wins": logged by the store, nothing written (module docs).
-        let _gone_or_written = RedisStore::update_as(self, &id, &session)
+        let _gone_or_written = self
+            .save_merged(&id, &session, &session_state)
             .await
             .map_err(|e| UpdateError::Other(log_error(e)))?;
         Ok(session_key)

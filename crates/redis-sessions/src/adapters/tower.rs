@@ -4,7 +4,7 @@
 //! | tower-sessions call | store call | Redis |
 //! |---|---|---|
 //! | `create` | [`RedisStore::create_unique`]: a fresh id on a collision | `SET NX PX` |
-//! | `save` | [`RedisStore::update`]: only if the session still exists | `SET XX PX` |
+//! | `save` | only if the session still exists, this request's changes merged onto concurrent ones ([`StoreBuilder::merge_concurrent_saves`](crate::StoreBuilder::merge_concurrent_saves)) | a conditional write (script) |
 //! | `load` | [`RedisStore::load`] | `GET`, or `GETEX PX` with an idle timeout |
 //! | `delete` | [`RedisStore::destroy`] | `UNLINK` |
 //!
@@ -89,7 +89,7 @@ async fn save<B: Backend>(
 ) -> Result<(), TowerError> {
     // `Gone` is "logout wins": logged by the store, nothing written, not an error (see above).
     let _gone_or_written = store
-        .update_as(&tower_session_id(id), session)
+        .save_merged(&tower_session_id(id), session, session.data)
         .await
         .map_err(to_tower_error)?;
     Ok(())
@@ -109,7 +109,7 @@ async fn load<B: Backend>(
     TowerError,
 > {
     let loaded = store
-        .load_as::<TowerIn>(&tower_session_id(id))
+        .load_based::<TowerIn>(&tower_session_id(id), |l| &l.data)
         .await
         .map_err(to_tower_error)?;
     Ok(loaded.map(|l| {

@@ -15,7 +15,7 @@ struct Node<V> {
 }
 
 /// The map. `V` is the cached value; each entry weighs `size` bytes against the bytes bound.
-pub(super) struct Lru<V> {
+pub(crate) struct Lru<V> {
     map: HashMap<Arc<str>, usize>,
     nodes: Vec<Option<Node<V>>>,
     free: Vec<usize>,
@@ -27,7 +27,7 @@ pub(super) struct Lru<V> {
 }
 
 impl<V> Lru<V> {
-    pub(super) fn new(max_entries: usize, max_bytes: usize) -> Lru<V> {
+    pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Lru<V> {
         Lru {
             map: HashMap::new(),
             nodes: Vec::new(),
@@ -40,16 +40,16 @@ impl<V> Lru<V> {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
-    pub(super) fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// The value of `key`, made the most recently used.
-    pub(super) fn get(&mut self, key: &str) -> Option<&V> {
+    pub(crate) fn get(&mut self, key: &str) -> Option<&V> {
         let slot = *self.map.get(key)?;
         self.unlink(slot);
         self.push_front(slot);
@@ -59,7 +59,7 @@ impl<V> Lru<V> {
     /// Inserts (or replaces) `key`; returns how many other entries were evicted to stay within
     /// the bounds. An entry larger than the bytes bound is not inserted (and any old value of
     /// the key is dropped).
-    pub(super) fn insert(&mut self, key: &str, value: V, size: usize) -> usize {
+    pub(crate) fn insert(&mut self, key: &str, value: V, size: usize) -> usize {
         self.remove(key);
         if size > self.max_bytes || self.max_entries == 0 {
             return 0;
@@ -96,7 +96,7 @@ impl<V> Lru<V> {
     }
 
     /// Removes `key`; `true` when it was there.
-    pub(super) fn remove(&mut self, key: &str) -> bool {
+    pub(crate) fn remove(&mut self, key: &str) -> bool {
         let Some(slot) = self.map.remove(key) else {
             return false;
         };
@@ -108,8 +108,18 @@ impl<V> Lru<V> {
         true
     }
 
+    /// Removes `key` and returns its value.
+    pub(crate) fn take(&mut self, key: &str) -> Option<V> {
+        let slot = self.map.remove(key)?;
+        self.unlink(slot);
+        self.free.push(slot);
+        let node = self.nodes[slot].take()?;
+        self.bytes -= node.size;
+        Some(node.value)
+    }
+
     /// Drops every entry; the number dropped.
-    pub(super) fn clear(&mut self) -> usize {
+    pub(crate) fn clear(&mut self) -> usize {
         let n = self.map.len();
         self.map.clear();
         self.nodes.clear();

@@ -19,7 +19,7 @@
 //! process sends while a read of the same key is in flight, and two writes of one key in
 //! flight at once, install nothing.
 
-mod lru;
+pub(crate) mod lru;
 
 use std::any::Any;
 use std::collections::HashMap;

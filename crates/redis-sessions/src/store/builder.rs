@@ -32,6 +32,7 @@ pub struct StoreBuilder<B> {
     /// `None`: fail-fast disabled.
     fail_fast: Option<FailFast>,
     cache: Option<CacheConfig>,
+    merge_concurrent_saves: bool,
 }
 
 impl<B: Backend> RedisStore<B> {
@@ -52,6 +53,7 @@ impl<B: Backend> RedisStore<B> {
             session_limit: None,
             fail_fast: Some(FailFast::new()),
             cache: None,
+            merge_concurrent_saves: false,
         }
     }
 }
@@ -239,6 +241,26 @@ impl<B: Backend> StoreBuilder<B> {
         self
     }
 
+    /// Whether a framework adapter's save (tower-sessions 0.14 / 0.15, actix-session) writes
+    /// only the top-level fields its request changed or removed, applied onto the session as
+    /// it is stored now, so that concurrent requests of one session keep each other's changes
+    /// (default `false`: every save writes the record whole, and the last of two concurrent
+    /// saves erases the other's changes, the behaviour of every other store).
+    ///
+    /// Off by default for now: its cost on `/inc` has not been measured against merging off
+    /// yet, and a session the client-side cache served has no version, so its first
+    /// conditional write always conflicts (two round trips instead of one).
+    ///
+    /// A save without conflict costs what it did (one round trip: a conditional write
+    /// instead of `SET XX`); a conflict adds one conditional write per retry. A save whose
+    /// load the store did not see in the same tokio task writes the record whole. The
+    /// crate docs' "Concurrent requests" has the exact guarantees. The direct API is not
+    /// affected: use [`RedisStore::update_if`] or [`RedisStore::modify`] there.
+    pub fn merge_concurrent_saves(mut self, merge: bool) -> Self {
+        self.merge_concurrent_saves = merge;
+        self
+    }
+
     /// Builds the store.
     pub fn build(self) -> RedisStore<B> {
         let cache = self.cache.map(|config| {
@@ -263,6 +285,12 @@ impl<B: Backend> StoreBuilder<B> {
                 index_by: self.index_by,
                 session_limit: self.session_limit,
                 cache,
+                #[cfg(any(
+                    feature = "tower-sessions-014",
+                    feature = "tower-sessions-015",
+                    feature = "actix"
+                ))]
+                bases: self.merge_concurrent_saves.then(super::merge::Bases::new),
             }),
         }
     }

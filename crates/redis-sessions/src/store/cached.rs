@@ -15,7 +15,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{RedisStore, Target};
+use super::{RedisStore, Target, Version};
 use crate::backend::{Backend, KeyTtl, SetMode};
 use crate::cache::{Cache, CacheStats, Cached, Ticket};
 use crate::codec::{Codec, Decoded};
@@ -56,6 +56,7 @@ impl<B: Backend> RedisStore<B> {
         &self,
         cache: &Arc<Cache>,
         target: &Target<'_>,
+        seen: Option<&mut Option<Version>>,
     ) -> Result<Option<T>> {
         let idle = self.inner.idle_timeout;
         let every = idle.map(|idle| cache.refresh_every(idle));
@@ -80,6 +81,9 @@ impl<B: Backend> RedisStore<B> {
             .ok()
             .and_then(Option::as_ref)
             .map_or(0, Vec::len);
+        if let (Some(seen), Ok(Some(bytes))) = (seen, &bytes) {
+            *seen = Some(Version::of(bytes));
+        }
         let session: Option<T> = self.accept(target, bytes, idle).await?;
         if let Some(session) = &session {
             let cached = Cached {

@@ -15,6 +15,7 @@ use super::write::{Lifetime, Write};
 use super::{present, Outcome, RedisStore, Target};
 use crate::backend::index::value_sha1;
 use crate::backend::{Backend, SetMode, ValueSwap};
+use crate::codec::Encodable;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::session::Session;
@@ -32,6 +33,16 @@ impl Version {
     /// The version of stored bytes.
     pub(crate) fn of(bytes: &[u8]) -> Version {
         Version(value_sha1(bytes))
+    }
+
+    /// A version no stored value has (its digest is not a SHA-1 of anything known).
+    #[cfg(any(
+        feature = "tower-sessions-014",
+        feature = "tower-sessions-015",
+        feature = "actix"
+    ))]
+    pub(crate) fn none() -> Version {
+        Version("0".repeat(40))
     }
 
     /// The version as text (to keep it in a form or a header, for example).
@@ -164,6 +175,16 @@ impl<B: Backend> RedisStore<B> {
         session: &Session,
         version: &Version,
     ) -> Result<Conditional> {
+        self.update_if_as(id, session, version).await
+    }
+
+    /// [`update_if`](RedisStore::update_if) of an adapter's shape of a session.
+    pub(crate) async fn update_if_as<E: Encodable>(
+        &self,
+        id: &SessionId,
+        session: &E,
+        version: &Version,
+    ) -> Result<Conditional> {
         let target = self.target(id);
         let ticket = self.changing(&target.key);
         let swap = self
@@ -191,10 +212,10 @@ impl<B: Backend> RedisStore<B> {
         })
     }
 
-    async fn apply_if(
+    async fn apply_if<E: Encodable>(
         &self,
         target: &Target<'_>,
-        session: &Session,
+        session: &E,
         version: &Version,
     ) -> Result<Swap> {
         let creation = self
@@ -299,7 +320,7 @@ impl<B: Backend> RedisStore<B> {
 
 /// The pause before the retry after `attempt` conflicts: random (full jitter), below
 /// 1 ms × 2^(attempt - 1), at most 128 ms.
-async fn back_off(attempt: usize) {
+pub(super) async fn back_off(attempt: usize) {
     #[cfg(feature = "redis")]
     {
         let cap_us = 1_000u64 << (attempt - 1).min(7);

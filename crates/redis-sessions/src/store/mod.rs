@@ -19,6 +19,12 @@ mod check;
 mod conditional;
 mod guard;
 mod index;
+#[cfg(any(
+    feature = "tower-sessions-014",
+    feature = "tower-sessions-015",
+    feature = "actix"
+))]
+mod merge;
 mod observe;
 mod raw;
 mod scan;
@@ -33,6 +39,12 @@ pub use builder::StoreBuilder;
 pub use check::{Check, CheckLevel, Diagnosis};
 pub use conditional::{Conditional, Version, Versioned, MODIFY_ATTEMPTS};
 pub use index::{UserSession, REVOKE_ROUNDS};
+#[cfg(any(
+    feature = "tower-sessions-014",
+    feature = "tower-sessions-015",
+    feature = "actix"
+))]
+pub use merge::MERGE_BASES;
 #[cfg(feature = "metrics")]
 pub use observe::metric;
 #[cfg(feature = "redis")]
@@ -137,6 +149,14 @@ struct Inner<B> {
     session_limit: Option<crate::backend::SessionLimit>,
     /// The client-side cache of loads ([`StoreBuilder::cache`]).
     cache: Option<Arc<crate::cache::Cache>>,
+    /// What each adapter request in flight loaded, for its save's merge
+    /// ([`StoreBuilder::merge_concurrent_saves`]); `None` when merging is off.
+    #[cfg(any(
+        feature = "tower-sessions-014",
+        feature = "tower-sessions-015",
+        feature = "actix"
+    ))]
+    bases: Option<merge::Bases>,
 }
 
 impl<B> Clone for RedisStore<B> {
@@ -272,11 +292,21 @@ impl<B: Backend> RedisStore<B> {
         &self,
         id: &SessionId,
     ) -> Result<Option<T>> {
+        self.load_seen(id, None).await
+    }
+
+    /// [`load_as`](RedisStore::load_as) that, with `seen`, also gives the version of the
+    /// bytes read (`None` for a load the client-side cache served).
+    pub(crate) async fn load_seen<T: Decoded + Clone + Send + Sync + 'static>(
+        &self,
+        id: &SessionId,
+        seen: Option<&mut Option<Version>>,
+    ) -> Result<Option<T>> {
         let target = self.target(id);
         let read = async {
             match &self.inner.cache {
-                Some(cache) => self.read_cached(cache, &target).await,
-                None => self.read(&target, self.inner.idle_timeout).await,
+                Some(cache) => self.read_cached(cache, &target, seen).await,
+                None => self.read_seen(&target, self.inner.idle_timeout, seen).await,
             }
         };
         match self.observed(Op::Load, &target, read).await {
@@ -292,6 +322,16 @@ impl<B: Backend> RedisStore<B> {
         target: &Target<'_>,
         refresh: Option<Duration>,
     ) -> Result<Option<T>> {
+        self.read_seen(target, refresh, None).await
+    }
+
+    /// [`read`](Self::read); with `seen`, the version of the bytes read is put there.
+    async fn read_seen<T: Decoded>(
+        &self,
+        target: &Target<'_>,
+        refresh: Option<Duration>,
+        seen: Option<&mut Option<Version>>,
+    ) -> Result<Option<T>> {
         let backend = &self.inner.backend;
         let bytes = match refresh {
             Some(ttl) => {
@@ -303,6 +343,9 @@ impl<B: Backend> RedisStore<B> {
             }
             None => backend.get(&target.key).await,
         };
+        if let (Some(seen), Ok(Some(bytes))) = (seen, &bytes) {
+            *seen = Some(Version::of(bytes));
+        }
         self.accept(target, bytes, refresh).await
     }
 

@@ -273,6 +273,14 @@ pub mod metric {
     /// Counter: calls failed at once, not sent to Redis, while the breaker was open.
     pub const FAIL_FAST_REJECTED: &str = "redis_sessions.fail_fast.rejected";
 
+    /// Counter: the framework adapters' saves of an existing session, label `path`: `fast`
+    /// (nobody wrote since the request's load: one conditional write), `merged` (another save
+    /// came first: this one's changes were applied onto it), `whole` (the session was
+    /// cleared: written whole), `fallback` (no loaded base: evicted, loaded in another task,
+    /// or no tokio task; written whole, as without merging). See
+    /// [`StoreBuilder::merge_concurrent_saves`](crate::StoreBuilder::merge_concurrent_saves).
+    pub const MERGES: &str = "redis_sessions.merges";
+
     /// Counter: the client-side cache's work, label `event`: `hit`, `miss` (a load sent to
     /// Redis), `invalidation` (a key Redis said changed while cached or being read),
     /// `eviction` (dropped to stay within the bounds), `flush` (emptied: a lost connection).

@@ -51,6 +51,8 @@ mod fail_fast;
 mod fuzz_corpus;
 mod health;
 mod hooked;
+#[cfg(feature = "tower-sessions-015")]
+mod merge;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod observe;
