@@ -109,6 +109,14 @@ impl<V> Lru<V> {
     }
 
     /// Removes `key` and returns its value.
+    #[cfg_attr(
+        not(any(
+            feature = "tower-sessions-014",
+            feature = "tower-sessions-015",
+            feature = "actix"
+        )),
+        allow(dead_code, reason = "only the adapters' merge bases are taken")
+    )]
     pub(crate) fn take(&mut self, key: &str) -> Option<V> {
         let slot = self.map.remove(key)?;
         self.unlink(slot);
