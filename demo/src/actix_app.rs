@@ -8,9 +8,10 @@ use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use redis_sessions::{Backend, SessionId};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::devices::{self, Device};
+use crate::fields;
 use crate::site::{login_fields, Site};
 use crate::{open_store, valid_user, Config, IncrementHook, Opened, COUNTER, USER};
 
@@ -91,6 +92,8 @@ async fn serve<B: Backend + Clone>(
                 web::post().to(revoke_others::<B>),
             )
             .route("/api/sessions/{id}/revoke", web::post().to(revoke::<B>))
+            .route("/api/fields", web::get().to(get_fields))
+            .route("/api/fields/{name}", web::put().to(put_field::<B>))
     })
     .workers(2)
     .disable_signals()
@@ -341,4 +344,47 @@ async fn revoke<B: Backend>(
         Ok(false) => HttpResponse::NotFound().json(json!({"error": "no such session of yours"})),
         Err(e) => unavailable(e),
     }
+}
+
+async fn put_field<B: Backend>(
+    session: Session,
+    data: Data<B>,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(refused) = user_of(&session) {
+        return refused.into();
+    }
+    let value = match fields::parse(&name, &body) {
+        Ok(value) => value,
+        Err(refusal) => {
+            let (status, message) = refusal.answer();
+            let status = actix_web::http::StatusCode::from_u16(status)
+                .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+            return HttpResponse::build(status).json(json!({"error": message}));
+        }
+    };
+    match session.insert(name.as_str(), &value) {
+        Ok(()) => {
+            IncrementHook::run(data.site.field_hook.as_ref()).await;
+            HttpResponse::Ok().json(json!({"field": name.as_str(), "value": value}))
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn get_fields(session: Session) -> HttpResponse {
+    if let Err(refused) = user_of(&session) {
+        return refused.into();
+    }
+    let mut fields = Map::new();
+    for (name, text) in session.entries().iter() {
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) => {
+                fields.insert(name.clone(), value);
+            }
+            Err(e) => return unavailable(e),
+        }
+    }
+    HttpResponse::Ok().json(Value::Object(fields))
 }

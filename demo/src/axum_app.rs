@@ -3,17 +3,19 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Form, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use redis_sessions::{Backend, SessionId};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::devices::{self, Device};
+use crate::fields;
 use crate::site::{login_fields, Site};
 use crate::{open_store, valid_user, Config, IncrementHook, Opened, COUNTER, USER};
 
@@ -64,6 +66,8 @@ async fn serve<B: Backend>(
         .route("/api/sessions", get(api_sessions::<B>))
         .route("/api/sessions/revoke-others", post(api_revoke_others::<B>))
         .route("/api/sessions/{id}/revoke", post(api_revoke::<B>))
+        .route("/api/fields", get(api_fields::<B>))
+        .route("/api/fields/{name}", put(api_put_field::<B>))
         .layer(sessions)
         .layer(axum::middleware::from_fn(
             crate::ops::save::answer_save_failures,
@@ -300,6 +304,48 @@ async fn api_revoke<B: Backend>(
     match devices::revoke(&app.store, &user, &id).await {
         Ok(true) => Json(json!({"ok": true})).into_response(),
         Ok(false) => not_yours(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn api_put_field<B: Backend>(
+    State(app): State<App<B>>,
+    session: Session,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = user_of(&session).await {
+        return response;
+    }
+    let value = match fields::parse(&name, &body) {
+        Ok(value) => value,
+        Err(refusal) => {
+            let (status, message) = refusal.answer();
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return (status, Json(json!({"error": message}))).into_response();
+        }
+    };
+    match session.insert_value(&name, value.clone()).await {
+        Ok(_) => {
+            IncrementHook::run(app.field_hook.as_ref()).await;
+            Json(json!({"field": name, "value": value})).into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+/// The stored session's fields, read by the store's adapter read path (one round trip, sliding
+/// the idle timeout as a load through the layer would): tower-sessions' `Session` cannot list
+/// its fields.
+async fn api_fields<B: Backend>(State(app): State<App<B>>, session: Session) -> Response {
+    let Some(id) = id_of(&session) else {
+        return not_logged_in();
+    };
+    match app.store.load(&id).await {
+        Ok(Some(stored)) if stored.get_value(USER).is_some() => {
+            Json(Value::Object(stored.into_data())).into_response()
+        }
+        Ok(_) => not_logged_in(),
         Err(e) => unavailable(e),
     }
 }

@@ -86,9 +86,21 @@ pub struct Config {
     /// `scripts/faults.sh` compares.
     #[arg(long, env = "SESSION_FAIL_FAST", default_value_t = true, action = ArgAction::Set)]
     pub fail_fast: bool,
+    /// Merge concurrent saves of one session (the library's
+    /// `StoreBuilder::merge_concurrent_saves`, off by default there): each request's save
+    /// writes only the fields it changed onto the session as stored now, so parallel
+    /// `PUT /api/fields/{name}` keep each other's fields. `false` shows the race every other
+    /// store has (the last save wins whole).
+    #[arg(long, env = "SESSION_MERGE_SAVES", default_value_t = true, action = ArgAction::Set)]
+    pub merge_concurrent_saves: bool,
     /// Test hook, not a flag (always `None` from the command line): see [`IncrementHook`].
     #[arg(skip)]
     pub increment_hook: Option<IncrementHook>,
+    /// Test hook, not a flag: `PUT /api/fields/{name}` awaits it after it has loaded the
+    /// session and set the field, before the session layer saves (a test makes every `PUT` of a
+    /// round load before any saves, so their saves race every run).
+    #[arg(skip)]
+    pub field_hook: Option<IncrementHook>,
 }
 
 /// A test hook: `/api/increment` awaits it after it has read the session and changed the
@@ -138,7 +150,9 @@ impl Config {
             absolute_timeout: None,
             max_sessions_per_user: 0,
             fail_fast: true,
+            merge_concurrent_saves: true,
             increment_hook: None,
+            field_hook: None,
         }
     }
 

@@ -12,6 +12,7 @@ mod actix_app;
 mod axum_app;
 mod config;
 mod devices;
+mod fields;
 mod holds;
 mod ops;
 mod page;
@@ -69,8 +70,8 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     }
     let hashing = config.id_hashing()?;
     let security = format!(
-        "id_hashing={hashing:?} encryption={keys:?} require_encryption={} max_session_size={} fail_fast={}",
-        config.require_encryption, config.max_session_size, config.fail_fast
+        "id_hashing={hashing:?} encryption={keys:?} require_encryption={} max_session_size={} fail_fast={} merge_concurrent_saves={}",
+        config.require_encryption, config.max_session_size, config.fail_fast, config.merge_concurrent_saves
     );
     let opened = match &config.redis_url {
         Some(url) => {
@@ -144,7 +145,8 @@ fn store<B: Backend>(
         .compress_above(DEFAULT_COMPRESS_ABOVE)
         .max_value_size(config.max_session_size)
         .hash_ids(hashing)
-        .index_by(USER);
+        .index_by(USER)
+        .merge_concurrent_saves(config.merge_concurrent_saves);
     if config.max_sessions_per_user > 0 {
         builder = builder.max_sessions_per_user(
             config.max_sessions_per_user,

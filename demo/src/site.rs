@@ -17,6 +17,7 @@ pub(crate) struct Site<B> {
     pub store: RedisStore<B>,
     pub label: BackendLabel,
     pub hook: Option<IncrementHook>,
+    pub field_hook: Option<IncrementHook>,
     pub limits: Limits,
 }
 
@@ -26,6 +27,7 @@ impl<B> Clone for Site<B> {
             store: self.store.clone(),
             label: self.label.clone(),
             hook: self.hook.clone(),
+            field_hook: self.field_hook.clone(),
             limits: self.limits,
         }
     }
@@ -48,6 +50,7 @@ impl<B: Backend> Site<B> {
             store,
             label,
             hook: config.increment_hook.clone(),
+            field_hook: config.field_hook.clone(),
             limits: Limits {
                 idle: Duration::from_secs(config.idle_timeout),
                 absolute: config.absolute_timeout.map(Duration::from_secs),

@@ -8,8 +8,21 @@
     reason = "tests fail by panicking"
 )]
 
+/// One module of test functions for one app on one topology: each `$case(kind, topology)` of
+/// the module that invokes it becomes a test.
+macro_rules! app_suite {
+    ($module:ident, $kind:ident, $topology:ident: $($case:ident),* $(,)?) => {
+        mod $module {
+            use crate::servers::{Kind, Topology};
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(Kind::$kind, Topology::$topology).await; })*
+        }
+    };
+}
+
 mod browser;
 mod client;
+mod fields;
 mod servers;
 mod suite;
 mod users;

@@ -216,17 +216,7 @@ pub async fn redis_outage_is_a_clean_5xx_and_service_resumes(kind: Kind, topolog
     );
 }
 
-macro_rules! http_suite {
-    ($module:ident, $kind:ident, $topology:ident: $($case:ident),* $(,)?) => {
-        mod $module {
-            use crate::servers::{Kind, Topology};
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(Kind::$kind, Topology::$topology).await; })*
-        }
-    };
-}
-
-http_suite!(axum, Axum, Standalone:
+app_suite!(axum, Axum, Standalone:
     login_increment_me_logout,
     without_a_session_the_api_says_401,
     me_costs_exactly_one_redis_command,
@@ -235,7 +225,7 @@ http_suite!(axum, Axum, Standalone:
     redis_outage_is_a_clean_5xx_and_service_resumes,
 );
 
-http_suite!(actix, Actix, Standalone:
+app_suite!(actix, Actix, Standalone:
     login_increment_me_logout,
     without_a_session_the_api_says_401,
     me_costs_exactly_one_redis_command,
@@ -245,7 +235,7 @@ http_suite!(actix, Actix, Standalone:
 );
 
 // The demo on a 3-primary cluster (`redis+cluster://` URL); the outage case needs one server.
-http_suite!(axum_cluster, Axum, Cluster:
+app_suite!(axum_cluster, Axum, Cluster:
     login_increment_me_logout,
     without_a_session_the_api_says_401,
     me_costs_exactly_one_redis_command,

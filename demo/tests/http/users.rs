@@ -279,31 +279,21 @@ pub async fn the_page_shows_what_redis_holds(kind: Kind, topology: Topology) {
     );
 }
 
-macro_rules! users_suite {
-    ($module:ident, $kind:ident, $topology:ident: $($case:ident),* $(,)?) => {
-        mod $module {
-            use crate::servers::{Kind, Topology};
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(Kind::$kind, Topology::$topology).await; })*
-        }
-    };
-}
-
-users_suite!(axum, Axum, Standalone:
+app_suite!(axum, Axum, Standalone:
     sessions_api_lists_devices_and_ends_only_own_sessions,
     revoke_others_counts_and_keeps_this_device,
     the_limit_ends_the_least_recently_used_session,
     the_page_shows_what_redis_holds,
 );
 
-users_suite!(actix, Actix, Standalone:
+app_suite!(actix, Actix, Standalone:
     sessions_api_lists_devices_and_ends_only_own_sessions,
     revoke_others_counts_and_keeps_this_device,
     the_limit_ends_the_least_recently_used_session,
     the_page_shows_what_redis_holds,
 );
 
-users_suite!(axum_cluster, Axum, Cluster:
+app_suite!(axum_cluster, Axum, Cluster:
     sessions_api_lists_devices_and_ends_only_own_sessions,
     revoke_others_counts_and_keeps_this_device,
     the_limit_ends_the_least_recently_used_session,

@@ -46,7 +46,9 @@ enum TowerError {
 fn to_tower_error(e: Error) -> TowerError {
     tracing::error!(error = %e, source = ?std::error::Error::source(&e), "session store error");
     match e {
-        Error::Encode(_) => TowerError::Encode(e.to_string()),
+        // A session over `max_value_size` cannot be encoded within the limit: not Redis's
+        // failure, so not a backend error (which an app would answer with "try again").
+        Error::Encode(_) | Error::TooLarge { .. } => TowerError::Encode(e.to_string()),
         Error::Decode { .. } => TowerError::Decode(e.to_string()),
         _ => TowerError::Backend(e.to_string()),
     }

@@ -51,7 +51,12 @@ mod fail_fast;
 mod fuzz_corpus;
 mod health;
 mod hooked;
-#[cfg(feature = "tower-sessions-015")]
+#[cfg(all(
+    feature = "tower-sessions-014",
+    feature = "tower-sessions-015",
+    feature = "actix",
+    feature = "encryption"
+))]
 mod merge;
 #[cfg(feature = "metrics")]
 mod metrics;
