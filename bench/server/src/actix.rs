@@ -69,9 +69,12 @@ pub fn main(args: Args) -> Result<(), Error> {
 
 async fn run(args: Args) -> Result<(), Error> {
     match args.stack.as_str() {
-        "actix-ours" | "actix-ours-sliding" => {
+        "actix-ours" | "actix-ours-sliding" | "actix-ours-merged" => {
             let backend = redis_sessions::RedisBackend::connect(&args.redis).await?;
-            let mut builder = redis_sessions::RedisStore::builder(backend);
+            // Concurrent saves merged (`merge_concurrent_saves`), otherwise `actix-ours`.
+            let merged = args.stack == "actix-ours-merged";
+            let mut builder =
+                redis_sessions::RedisStore::builder(backend).merge_concurrent_saves(merged);
             if args.stack == "actix-ours-sliding" {
                 builder = builder.idle_timeout(IDLE);
             }

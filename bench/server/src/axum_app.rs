@@ -75,13 +75,15 @@ fn ts015_routes() -> Router {
 
 async fn run(args: Args) -> Result<(), Error> {
     let app = match args.stack.as_str() {
-        "axum-ours" | "axum-ours-sliding" | "axum-ours-indexed" => {
+        "axum-ours" | "axum-ours-sliding" | "axum-ours-indexed" | "axum-ours-merged" => {
             let backend = redis_sessions::RedisBackend::connect(&args.redis).await?;
             let mut builder = redis_sessions::RedisStore::builder(backend);
             if args.stack == "axum-ours-indexed" {
                 // The per-user index on (`user_id`), otherwise `axum-ours`.
                 builder = builder.index_by("user_id");
             }
+            // Concurrent saves merged (`merge_concurrent_saves`), otherwise `axum-ours`.
+            builder = builder.merge_concurrent_saves(args.stack == "axum-ours-merged");
             let mut layer_expiry = None;
             if args.stack == "axum-ours-sliding" {
                 // As our README recommends: a browser-session cookie plus the store's idle
