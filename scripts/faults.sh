@@ -208,7 +208,7 @@ run_topology() { # sentinel|cluster
     fi
   else
     fault=kill
-    label="Cluster: \`kill -9\` of the primary holding @held@ sessions, fail-fast on"
+    label="Cluster: \`kill -9\` of the primary holding @held@ `sess:` keys, fail-fast on"
   fi
   start_demo "$url" true
   start_load "$label"
