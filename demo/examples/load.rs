@@ -10,10 +10,11 @@
 //! request, recording when each request started and ended and how it was answered. At the
 //! end it reads MARKS (lines `down EPOCH_MS` and `up EPOCH_MS`, written by the script when it
 //! broke Redis and when Redis was back) and prints: the error window (start of the first
-//! failed request to the end of the last), the time from `up` to the first 200 that started
-//! after it, the p50/p99 latency of failed requests, and the counts. A failed request is any
-//! answer but 200; an unclean one is a dropped connection or a status other than a 503 with a
-//! JSON body (e.g. an empty 500).
+//! failed request to the end of the last), the time from `up` to the end of the first 200 that
+//! started after it on a client that had a failed request (on a Cluster, the clients whose
+//! sessions live on healthy primaries may never fail), the p50/p99 latency of failed requests,
+//! and the counts. A failed request is any answer but 200; an unclean one is a dropped
+//! connection or a status other than a 503 with a JSON body (e.g. an empty 500).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -123,8 +124,8 @@ async fn login(addr: SocketAddr, user: &str, deadline: Instant) -> Option<String
     None
 }
 
-/// One request's record: start and end (µs since the epoch) and its class.
-type Record = (u64, u64, Class);
+/// One request's record: start and end (µs since the epoch), its class and its client.
+type Record = (u64, u64, Class, usize);
 
 async fn faults(
     addr: SocketAddr,
@@ -146,7 +147,7 @@ async fn faults(
             while Instant::now() < end {
                 let start = now_us();
                 let answer = request(addr, "POST", "/api/increment", Some(&cookie), "").await;
-                mine.push((start, now_us(), answer.class));
+                mine.push((start, now_us(), answer.class, n));
                 if answer.class != Class::Ok {
                     // Failing fast answers at once: do not spin the shared cores.
                     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -193,12 +194,16 @@ fn row(label: &str, records: &[Record], up: u64) -> String {
         (Some(first), Some(last)) => ms(last - first),
         _ => "-".into(),
     };
+    let failing: std::collections::HashSet<usize> = failed.iter().map(|r| r.3).collect();
     let recovered = records
         .iter()
-        .filter(|r| r.2 == Class::Ok && r.0 >= up)
+        .filter(|r| r.2 == Class::Ok && r.0 >= up && failing.contains(&r.3))
         .map(|r| r.1)
         .min()
-        .map_or_else(|| "never".into(), |t| ms(t - up));
+        .map_or_else(
+            || if failing.is_empty() { "-" } else { "never" }.into(),
+            |t| ms(t - up),
+        );
     let mut latencies: Vec<u64> = failed.iter().map(|r| r.1 - r.0).collect();
     latencies.sort_unstable();
     let pct = |p: f64| {
