@@ -157,12 +157,21 @@ pub(crate) enum UserCommand {
         /// The user, as the session field holds it.
         user: String,
     },
-    /// End the user's sessions; prints how many ended.
+    /// End the user's sessions; prints how many ended (and with --wait, how many replicas
+    /// acknowledged the deletes).
     Revoke {
         /// The user, as the session field holds it.
         user: String,
         /// Keep this session (its id as `user ls` lists it).
         #[arg(long)]
         except: Option<String>,
+        /// Then wait for this many replicas to acknowledge the deletes (Redis `WAIT`), so a
+        /// failover cannot bring the sessions back; prints how many did.
+        #[arg(long, value_name = "N")]
+        wait: Option<u32>,
+        /// The longest --wait waits, in milliseconds (on one server and on Cluster at most
+        /// 4/5 of the connection's 500 ms response timeout).
+        #[arg(long, value_name = "MS", default_value_t = 300, requires = "wait")]
+        wait_timeout: u64,
     },
 }

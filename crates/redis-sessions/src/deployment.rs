@@ -431,6 +431,10 @@ impl Backend for AnyBackend {
     async fn index_extend(&self, index: &str, ttl: Duration) -> BackendResult<()> {
         delegate!(self, b => b.index_extend(index, ttl))
     }
+
+    async fn wait_for_replicas(&self, replicas: u32, timeout: Duration) -> BackendResult<u32> {
+        delegate!(self, b => b.wait_for_replicas(replicas, timeout))
+    }
 }
 
 #[cfg(test)]

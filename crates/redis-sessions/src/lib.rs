@@ -418,7 +418,8 @@
 //!   the options ([`StoreBuilder`]), `write.rs` the one write path (every change of Redis
 //!   state: create, update, set, touch, refresh, destroy, revoke by listed id, `clear`'s
 //!   batches, the delete of a session found expired on read), `scan.rs` the listings,
-//!   `length` and `clear`, `index.rs` the per-user listings and revokes, `raw.rs` a
+//!   `length` and `clear`, `index.rs` the per-user listings and revokes (`durable.rs`: the
+//!   revokes that wait for replicas), `raw.rs` a
 //!   session's key and bytes as stored ([`RedisStore::raw`]), and `check.rs`
 //!   [`RedisStore::check`], the deployment checks of `doctor`.
 //! - `cache/`: the client-side cache (the bounded LRU, the install rule, the [`Tracker`] the
@@ -501,6 +502,7 @@ pub use store::{
 };
 pub use store::{FailFast, FailFastState};
 pub use store::{RawSession, UserSession, INDEX_PENDING, INDEX_SLACK, REVOKE_ROUNDS};
+pub use store::{Revoked, WaitForReplicas};
 #[cfg(feature = "redis")]
 pub use tls::TlsConfig;
 

@@ -55,7 +55,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Status> {
             UserCommand::Count { user } => {
                 user::count(&Context::connect(global).await?, &index_by, &user).await
             }
-            UserCommand::Revoke { user, except } => {
+            UserCommand::Revoke {
+                user,
+                except,
+                wait,
+                wait_timeout,
+            } => {
                 let except = except
                     .map(|id| {
                         redis_sessions::StoredId::parse(&id)
@@ -63,7 +68,13 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Status> {
                     })
                     .transpose()?;
                 let ctx = Context::connect(global).await?;
-                user::revoke(&ctx, &index_by, &user, except.as_ref()).await
+                let wait = wait.map(|n| {
+                    redis_sessions::WaitForReplicas::new(
+                        n,
+                        std::time::Duration::from_millis(wait_timeout),
+                    )
+                });
+                user::revoke(&ctx, &index_by, &user, except.as_ref(), wait).await
             }
         },
     }

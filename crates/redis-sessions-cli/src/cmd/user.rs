@@ -1,10 +1,11 @@
-//! `user ls USER`, `user count USER`, `user revoke USER [--except ID]`: one user's sessions
-//! through the application's per-user index (`index_by`), never a scan of the keyspace.
+//! `user ls USER`, `user count USER`, `user revoke USER [--except ID] [--wait N]
+//! [--wait-timeout MS]`: one user's sessions through the application's per-user index
+//! (`index_by`), never a scan of the keyspace.
 
 use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redis_sessions::{StoredId, UserSession};
+use redis_sessions::{StoredId, UserSession, WaitForReplicas};
 
 use crate::context::Context;
 use crate::record::{human_ttl, ttl_ms};
@@ -49,23 +50,56 @@ pub(crate) async fn count(ctx: &Context, field: &str, user: &str) -> anyhow::Res
     Ok(Status::Ok)
 }
 
-/// `user revoke`: ends the user's sessions (all but `except`).
+/// `user revoke`: ends the user's sessions (all but `except`); with `wait`, then waits for
+/// that many replicas to acknowledge and says how many did (fewer is a warning on stderr,
+/// not a failure: the sessions ended on the primary).
 pub(crate) async fn revoke(
     ctx: &Context,
     field: &str,
     user: &str,
     except: Option<&StoredId>,
+    wait: Option<WaitForReplicas>,
 ) -> anyhow::Result<Status> {
-    let ended = ctx
-        .user_store(field)
-        .revoke_user_sessions(user, except)
-        .await?;
+    let store = ctx.user_store(field);
     let mut out = super::stdout();
+    let Some(wait) = wait else {
+        let ended = store.revoke_user_sessions(user, except).await?;
+        match ctx.json {
+            true => writeln!(out, "{}", serde_json::json!({ "revoked": ended }))?,
+            false => writeln!(out, "revoked {ended} sessions")?,
+        }
+        out.flush()?;
+        return Ok(Status::Ok);
+    };
+    let revoked = store
+        .revoke_user_sessions_durably(user, except, wait)
+        .await?;
     match ctx.json {
-        true => writeln!(out, "{}", serde_json::json!({ "revoked": ended }))?,
-        false => writeln!(out, "revoked {ended} sessions")?,
+        true => writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "revoked": revoked.ended,
+                "acknowledged": revoked.acknowledged,
+                "replicas": revoked.replicas,
+            })
+        )?,
+        false => writeln!(
+            out,
+            "revoked {} sessions; acknowledged by {} of {} replicas",
+            revoked.ended, revoked.acknowledged, revoked.replicas
+        )?,
     }
     out.flush()?;
+    if !revoked.is_acknowledged() {
+        eprintln!(
+            "warning: {} of {} replicas acknowledged within {} ms: the sessions ended on the \
+             primary, but a failover before a replica has the deletes could bring them back",
+            revoked.acknowledged,
+            revoked.replicas,
+            wait.timeout.as_millis()
+        );
+    }
     Ok(Status::Ok)
 }
 

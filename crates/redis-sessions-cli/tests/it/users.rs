@@ -141,3 +141,235 @@ async fn ls_shows_the_absolute_timeouts_creation_record() {
     let line = json(&run(&server, &["--json", "user", "ls", "ada"]).ok());
     assert_eq!(line["created"], "2026-01-02T03:04:05Z");
 }
+
+/// `user revoke --wait`: how many replicas acknowledged the deletes (`WAIT`), with the replica
+/// up (1, and the replica no longer has the sessions) and stopped (0 within the timeout, a
+/// warning, and still exit 0: the sessions ended on the primary).
+mod durable {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use redis_harness::{Connection, RedisCluster, RedisSentinelGroup, RedisServer, Reply};
+    use redis_sessions::{Backend, RedisBackend, RedisStore, SessionId};
+
+    use super::login;
+    use crate::support::{json, run, run_url};
+
+    fn info(port: u16, section: &str) -> String {
+        Connection::open(port)
+            .unwrap()
+            .command(&["INFO", section])
+            .unwrap()
+            .text()
+            .unwrap_or_default()
+    }
+
+    fn info_field(info: &str, name: &str) -> Option<String> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+    }
+
+    fn replica_has(port: u16, key: &str, cluster: bool) -> bool {
+        let mut conn = Connection::open(port).unwrap();
+        if cluster {
+            conn.command(&["READONLY"]).unwrap();
+        }
+        match conn.command(&["GET", key]).unwrap() {
+            Reply::Bulk(found) => found.is_some(),
+            other => panic!("GET on the replica: {other:?}"),
+        }
+    }
+
+    /// `SIGSTOP` on the server at `port` (by the pid it reports), `SIGCONT` on drop.
+    struct Stopped(u32);
+
+    impl Stopped {
+        fn stop(port: u16) -> Stopped {
+            let pid: u32 = info_field(&info(port, "server"), "process_id")
+                .and_then(|p| p.parse().ok())
+                .unwrap();
+            assert!(Command::new("kill")
+                .args(["-STOP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success());
+            Stopped(pid)
+        }
+    }
+
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.0.to_string()])
+                .status();
+        }
+    }
+
+    /// A primary and its replica, once the replica is online.
+    fn primary_with_replica() -> (RedisServer, RedisServer) {
+        let primary = RedisServer::start();
+        // One value: the harness passes options as `--name value` pairs.
+        let primary_at = format!("127.0.0.1 {}", primary.port());
+        let replica =
+            RedisServer::try_start(&["replicaof", &primary_at]).unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(info_field(&info(replica.port(), "replication"), "master_link_status").as_deref()
+            == Some("up")
+            && info_field(&info(primary.port(), "replication"), "slave0")
+                .is_some_and(|s| s.contains("state=online")))
+        {
+            assert!(Instant::now() < deadline, "the replica did not sync");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (primary, replica)
+    }
+
+    /// Three sessions of ada written by an indexing store, on the replica(s) too; their keys.
+    async fn seeded<B: Backend>(backend: B) -> Vec<(SessionId, String)> {
+        let store = RedisStore::builder(backend).index_by("user").build();
+        let mut ids = Vec::new();
+        for agent in ["Firefox", "Safari", "curl"] {
+            let id = SessionId::generate().unwrap();
+            assert!(store
+                .create(&id, &login("ada", agent))
+                .await
+                .unwrap()
+                .is_written());
+            let key = store.keyspace().key(&id);
+            ids.push((id, key));
+        }
+        let acked = store
+            .backend()
+            .wait_for_replicas(1, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(acked, 1, "the sessions reached the replica");
+        ids
+    }
+
+    #[tokio::test]
+    async fn wait_reports_the_replica_and_it_no_longer_has_them() {
+        let (primary, replica) = tokio::task::spawn_blocking(primary_with_replica)
+            .await
+            .unwrap();
+        let ids = seeded(RedisBackend::connect(&primary.url()).await.unwrap()).await;
+        assert!(ids
+            .iter()
+            .all(|(_, key)| replica_has(replica.port(), key, false)));
+        let keep = ids[0].0.as_str();
+        let args = ["user", "revoke", "ada", "--except", keep, "--wait", "1"];
+        assert_eq!(
+            run(&primary, &args).ok(),
+            "revoked 2 sessions; acknowledged by 1 of 1 replicas\n"
+        );
+        assert!(replica_has(replica.port(), &ids[0].1, false));
+        for (_, key) in &ids[1..] {
+            assert!(!replica_has(replica.port(), key, false), "{key}");
+        }
+        let out = json(
+            &run(
+                &primary,
+                &["--json", "user", "revoke", "ada", "--wait", "1"],
+            )
+            .ok(),
+        );
+        assert_eq!(out["revoked"], 1, "{out}");
+        assert_eq!(out["acknowledged"], 1, "{out}");
+        assert_eq!(out["replicas"], 1, "{out}");
+        assert!(!replica_has(replica.port(), &ids[0].1, false));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_replica_gives_zero_a_warning_and_success() {
+        let (primary, replica) = tokio::task::spawn_blocking(primary_with_replica)
+            .await
+            .unwrap();
+        let ids = seeded(RedisBackend::connect(&primary.url()).await.unwrap()).await;
+        let stopped = Stopped::stop(replica.port());
+        let started = Instant::now();
+        let args = [
+            "--json",
+            "user",
+            "revoke",
+            "ada",
+            "--wait",
+            "1",
+            "--wait-timeout",
+            "200",
+        ];
+        let out = run(&primary, &args);
+        assert!(started.elapsed() < Duration::from_secs(10), "bounded");
+        drop(stopped);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with("warning: 0 of 1 replicas acknowledged within 200 ms"),
+            "{}",
+            out.stderr
+        );
+        let reply = json(&out.stdout);
+        assert_eq!(
+            (reply["revoked"].as_u64(), reply["acknowledged"].as_u64()),
+            (Some(3), Some(0))
+        );
+        assert_eq!(run(&primary, &["user", "count", "ada"]).ok(), "0\n");
+        drop(ids);
+    }
+
+    #[test]
+    fn wait_timeout_needs_wait() {
+        let server = RedisServer::start();
+        let out = run(&server, &["user", "revoke", "ada", "--wait-timeout", "100"]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+    }
+
+    #[tokio::test]
+    async fn on_a_cluster_every_shard_acknowledges() {
+        let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+            .await
+            .unwrap();
+        let backend = redis_sessions::ClusterBackend::connect(&cluster.urls())
+            .await
+            .unwrap();
+        let ids = seeded(backend).await;
+        let replica_of = |key: &str| cluster.replica_of(cluster.primary_for_key(key));
+        let keep = ids[0].0.as_str();
+        let out = run_url(
+            &cluster.url(),
+            &[
+                "--json", "user", "revoke", "ada", "--except", keep, "--wait", "1",
+            ],
+        )
+        .ok();
+        let out = json(&out);
+        assert_eq!(
+            (out["revoked"].as_u64(), out["acknowledged"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert!(replica_has(replica_of(&ids[0].1), &ids[0].1, true));
+        for (_, key) in &ids[1..] {
+            assert!(!replica_has(replica_of(key), key, true), "{key}");
+        }
+    }
+
+    #[tokio::test]
+    async fn through_sentinel_the_primarys_replica_acknowledges() {
+        let group = tokio::task::spawn_blocking(RedisSentinelGroup::start)
+            .await
+            .unwrap();
+        let backend = redis_sessions::connect(&group.url()).await.unwrap();
+        let ids = seeded(backend).await;
+        let slave0 = info_field(&info(group.primary_port(), "replication"), "slave0").unwrap();
+        let replica: u16 = slave0
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("port="))
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+        let out = run_url(&group.url(), &["user", "revoke", "ada", "--wait", "1"]).ok();
+        assert_eq!(out, "revoked 3 sessions; acknowledged by 1 of 1 replicas\n");
+        for (_, key) in &ids {
+            assert!(!replica_has(replica, key, false), "{key}");
+        }
+    }
+}

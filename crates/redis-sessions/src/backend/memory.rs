@@ -492,6 +492,12 @@ impl Backend for MemoryBackend {
         }
         Ok(())
     }
+
+    /// No replicas: 0 at once, whatever is asked (a durable revoke on memory reports that
+    /// nothing confirmed it, and still ends the sessions).
+    async fn wait_for_replicas(&self, _replicas: u32, _timeout: Duration) -> BackendResult<u32> {
+        Ok(0)
+    }
 }
 
 #[cfg(test)]

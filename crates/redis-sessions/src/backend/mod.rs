@@ -250,6 +250,31 @@ pub trait Backend: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = BackendResult<()>> + Send;
 
+    // --- Durable writes (`RedisStore::revoke_user_sessions_durably`) ---
+
+    /// `WAIT replicas timeout` on the connection(s) this backend's writes went through: how
+    /// many replicas acknowledged every write sent on them before this call (Redis counts
+    /// from the last write of the *connection*, so a backend must send it on the one that
+    /// wrote). It returns when `replicas` replicas have acknowledged, or after `timeout` with
+    /// how many had.
+    ///
+    /// `WAIT` holds its connection until it returns: every command sent after it on the same
+    /// (multiplexed) connection waits behind it, for up to `timeout`. A backend whose
+    /// connection has a response timeout cuts `timeout` to fit within it (the reply must
+    /// arrive before the client gives up), and never sends `WAIT … 0` (which would block
+    /// forever). On Cluster `WAIT` goes to every primary and the smallest count is returned.
+    ///
+    /// The default, for backends of other clients and for the [`MemoryBackend`] (which has no
+    /// replicas), returns 0 at once: nothing was confirmed.
+    fn wait_for_replicas(
+        &self,
+        replicas: u32,
+        timeout: Duration,
+    ) -> impl Future<Output = BackendResult<u32>> + Send {
+        let _ = (replicas, timeout);
+        async { Ok(0) }
+    }
+
     // --- Client-side caching (`StoreBuilder::cache`) ---
 
     /// Where this backend delivers Redis's invalidations of keys it read, when it keeps

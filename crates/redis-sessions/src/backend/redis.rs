@@ -24,6 +24,9 @@ pub struct RedisBackend<C = ConnectionManager> {
     endpoint: Option<crate::store::Endpoint>,
     /// With [`RedisBackend::connect_tracked`]: where the connection delivers invalidations.
     tracker: Option<std::sync::Arc<crate::cache::Tracker>>,
+    /// The connection's response timeout when this crate set it, so that a `WAIT` is cut to
+    /// fit within it ([`Backend::wait_for_replicas`]); `None` for [`RedisBackend::new`].
+    response_timeout: Option<Duration>,
 }
 
 impl<C> std::fmt::Debug for RedisBackend<C> {
@@ -124,6 +127,7 @@ impl RedisBackend<ConnectionManager> {
             server,
             endpoint,
             tracker: None,
+            response_timeout: Some(config.response_timeout),
         })
     }
 }
@@ -185,6 +189,7 @@ impl RedisBackend<super::TrackedConnection> {
             server,
             endpoint,
             tracker,
+            response_timeout: Some(config.response_timeout),
         })
     }
 }
@@ -200,7 +205,16 @@ where
             server: None,
             endpoint: None,
             tracker: None,
+            response_timeout: None,
         }
+    }
+
+    /// Tells the backend the connection's response timeout, so that
+    /// [`wait_for_replicas`](Backend::wait_for_replicas) cuts a `WAIT` to fit within it (the
+    /// constructors of this crate set it; [`RedisBackend::new`] cannot know it).
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = Some(timeout);
+        self
     }
 
     /// The underlying connection, for commands of your own.
@@ -238,6 +252,28 @@ fn endpoint_of(info: &redis::ConnectionInfo) -> Option<crate::store::Endpoint> {
 
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// `WAIT replicas ms`, its timeout cut to 4/5 of the connection's response timeout (when
+/// known) so the reply arrives before the client gives up, and never 0 (`WAIT … 0` blocks
+/// until enough replicas answer, however long).
+pub(crate) fn wait_command(
+    replicas: u32,
+    timeout: Duration,
+    response_timeout: Option<Duration>,
+) -> Cmd {
+    let mut ms = millis(timeout);
+    if let Some(limit) = response_timeout {
+        ms = ms.min(millis(limit) / 5 * 4).max(1);
+    }
+    let mut cmd = redis::cmd("WAIT");
+    cmd.arg(replicas).arg(ms);
+    cmd
+}
+
+/// `WAIT`'s reply (a count of replicas) as a `u32`.
+pub(crate) fn acknowledged(reply: i64) -> u32 {
+    u32::try_from(reply.max(0)).unwrap_or(u32::MAX)
 }
 
 /// The `Backend` methods that are one command each, written once for every backend with a
@@ -383,6 +419,15 @@ where
     async fn ping(&self) -> BackendResult<()> {
         let _pong: redis::Value = self.command(&redis::cmd("PING")).await?;
         Ok(())
+    }
+
+    /// `WAIT` on the one connection every command of this backend goes through (a clone of
+    /// a multiplexed handle shares it), so it counts the acknowledgements of every earlier
+    /// write. On a [`ClusterBackend`](crate::ClusterBackend)'s connection redis-rs sends it to
+    /// every primary (on the connection to each) and returns the smallest count.
+    async fn wait_for_replicas(&self, replicas: u32, timeout: Duration) -> BackendResult<u32> {
+        let cmd = wait_command(replicas, timeout, self.response_timeout);
+        Ok(acknowledged(self.command(&cmd).await?))
     }
 
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {

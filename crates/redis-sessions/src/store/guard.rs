@@ -153,6 +153,11 @@ impl<B: Backend> Backend for Guarded<B> {
         self.backend.index_in_steps()
     }
 
+    async fn wait_for_replicas(&self, replicas: u32, timeout: Duration) -> BackendResult<u32> {
+        self.guard(self.backend.wait_for_replicas(replicas, timeout))
+            .await
+    }
+
     fn tracker(&self) -> Option<&crate::cache::Tracker> {
         self.backend.tracker()
     }

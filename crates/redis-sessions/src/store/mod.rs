@@ -7,6 +7,8 @@
 //!   backend call;
 //! - `write.rs`: the one write path: every change of Redis state goes through it;
 //! - `conditional.rs`: compare-and-set ([`RedisStore::update_if`], [`RedisStore::modify`]);
+//! - `index.rs`, `durable.rs`: per-user sessions, and revokes that wait for replicas
+//!   ([`RedisStore::revoke_user_sessions_durably`]);
 //! - `scan.rs`: listings, `length` and `clear`;
 //! - `raw.rs`: [`RedisStore::raw`], a session's key and bytes as stored, for inspection;
 //! - `check.rs`: [`RedisStore::check`], what is wrong with the deployment (the CLI's `doctor`).
@@ -17,6 +19,7 @@ mod builder;
 mod cached;
 mod check;
 mod conditional;
+mod durable;
 mod guard;
 mod index;
 #[cfg(any(
@@ -38,6 +41,7 @@ pub use breaker::{FailFast, FailFastState};
 pub use builder::StoreBuilder;
 pub use check::{Check, CheckLevel, Diagnosis};
 pub use conditional::{Conditional, Version, Versioned, MODIFY_ATTEMPTS};
+pub use durable::{Revoked, WaitForReplicas};
 pub use index::{UserSession, REVOKE_ROUNDS};
 #[cfg(any(
     feature = "tower-sessions-014",

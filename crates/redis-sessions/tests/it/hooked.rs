@@ -140,4 +140,7 @@ impl<B: Backend + Clone> Backend for Hooked<B> {
     async fn index_extend(&self, index: &str, ttl: Duration) -> BackendResult<()> {
         self.inner.index_extend(index, ttl).await
     }
+    async fn wait_for_replicas(&self, replicas: u32, timeout: Duration) -> BackendResult<u32> {
+        self.inner.wait_for_replicas(replicas, timeout).await
+    }
 }

@@ -46,6 +46,7 @@ mod check;
 #[cfg(feature = "cluster")]
 mod cluster_only;
 mod conformance;
+mod durable;
 mod fail_fast;
 #[cfg(feature = "fuzzing")]
 mod fuzz_corpus;

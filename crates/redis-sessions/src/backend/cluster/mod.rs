@@ -159,6 +159,7 @@ impl ClusterBackend {
             .await
             .map_err(|e| tls.connect_error(e))?;
         let mut backend = Self::new(conn);
+        backend.keys = backend.keys.with_response_timeout(config.response_timeout);
         backend.topology_timeout = config.topology_timeout;
         backend.tls = Some(tls.secure);
         backend.refresh().await?;
@@ -343,6 +344,15 @@ impl ClusterBackend {
 impl Backend for ClusterBackend {
     fn index_in_steps(&self) -> bool {
         true
+    }
+
+    /// `WAIT` on every primary, each on the connection this backend uses to it (redis-rs
+    /// routes `WAIT` to all primaries): the smallest count of any primary, so a count of `n`
+    /// means every shard had `n` replicas acknowledge this backend's writes to it. A primary
+    /// without a write from this backend answers at once with its replicas. Each `WAIT` holds
+    /// the connection to its primary until it returns.
+    async fn wait_for_replicas(&self, replicas: u32, timeout: Duration) -> BackendResult<u32> {
+        self.keys.wait_for_replicas(replicas, timeout).await
     }
 
     async fn get(&self, key: &str) -> BackendResult<Option<Vec<u8>>> {

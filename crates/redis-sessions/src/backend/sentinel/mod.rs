@@ -288,6 +288,23 @@ impl Backend for SentinelBackend {
     crate::backend::redis::single_key_ops!();
     crate::backend::index::one_server_index_ops!();
 
+    /// `WAIT` on the connection to the primary in use, which every command of this backend
+    /// goes through; that connection's handle gets a response timeout of `timeout` plus the
+    /// configured one, so the wait is not cut. Not retried on another primary: a `WAIT` on a
+    /// new primary's connection would count none of the writes sent to the old one. A switch
+    /// between the writes and the `WAIT` is not detected (see the README's per-user section).
+    async fn wait_for_replicas(&self, replicas: u32, timeout: Duration) -> BackendResult<u32> {
+        let primary = self.shared.current.load_full();
+        let mut conn = primary.conn.clone();
+        conn.set_response_timeout(timeout + self.shared.config.response_timeout);
+        let cmd = crate::backend::redis::wait_command(replicas, timeout, None);
+        let reply: i64 = cmd
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| crate::backend::denied::note(map_error(e), &cmd))?;
+        Ok(crate::backend::redis::acknowledged(reply))
+    }
+
     /// `SCAN` on the primary; [`ScanCursor::node`] holds the primary's generation, so a scan
     /// that spans a switch starts again on the new primary (with [`ScanPage::restarted`] set).
     async fn scan(&self, cursor: ScanCursor, pattern: &str, count: u32) -> BackendResult<ScanPage> {
