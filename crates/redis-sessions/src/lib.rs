@@ -378,6 +378,12 @@
 //!   adapters' saves), decoded from the bytes written. A value that does not decode under this
 //!   store's key ring is never cached; the ring cannot change while the store lives (a new
 //!   ring is a new store with an empty cache).
+//! - **How Redis reports changes**: the tracked connection asks Redis to broadcast changes of
+//!   every key under the prefixes of the stores whose caches use it (`CLIENT TRACKING ON
+//!   BCAST PREFIX sess: NOLOOP`), so the cache's own commands are the plain ones and a session
+//!   this process only wrote is reported like one it read. The cost: each application
+//!   instance hears of the other instances' session writes (a push of the key's name each),
+//!   including those of sessions it does not hold.
 //! - **When an entry is dropped**: Redis's invalidation of its key (any change, delete,
 //!   expiry or eviction by any client, reported by `CLIENT TRACKING`); any write of the key
 //!   by this process (the store's write path tells every cache on the connection, since
@@ -396,15 +402,15 @@
 //!   executing a change and its invalidation arriving (a loopback or LAN hop), a hit elsewhere
 //!   can still return the session as it was, as a read from a replica would.
 //! - **Sliding expiry**: under [`idle_timeout`](StoreBuilder::idle_timeout) *i*, a hit
-//!   refreshes the TTL (one script: `PEXPIRE`, then `GET` and `PTTL`, so Redis keeps tracking
-//!   the key after its own change) only when [`CacheConfig::refresh_fraction`] *f* (default
+//!   refreshes the TTL (one `GETEX PX`, which reads the session again as it refreshes) only
+//!   when [`CacheConfig::refresh_fraction`] *f* (default
 //!   0.1) of *i* has passed since the last refresh this process saw. A session's effective
 //!   idle timeout is therefore between `(1 - f) × i` and *i*: at most *f* × *i* shorter than
 //!   configured, never longer. The stored expiry (`cookie.expires`) is checked on every hit, so
 //!   it is never passed.
-//! - **Commands**: a hit sends nothing; a miss one `EVALSHA` (read and track); a save of a
-//!   session one `EVALSHA` (`SET`, then `PTTL` to keep tracking it), after which the next load
-//!   is a hit. The Redis user needs `+client|tracking` (in the README's ACL lines).
+//! - **Commands**: a hit sends nothing; a miss one `GETEX PX` under an idle timeout (`GET`
+//!   and `PTTL` in one round trip without); a save of a session one `SET`, after which the next
+//!   load is a hit. The Redis user needs `+client|tracking` (in the README's ACL lines).
 //! - **Not seen by the cache**: commands of your own on the same tracked connection
 //!   ([`RedisBackend::command`]) that change session keys; send those on another connection.
 //!
@@ -424,7 +430,7 @@
 //!   [`RedisStore::check`], the deployment checks of `doctor`.
 //! - `cache/`: the client-side cache (the bounded LRU, the install rule, the [`Tracker`] the
 //!   backend feeds with invalidations); `store/cached.rs` is the store's side of it, and
-//!   `backend/tracking.rs` the tracked connection and its two scripts.
+//!   `backend/tracking.rs` the tracked connection and its read and write.
 //! - `keyspace.rs`: ids to keys and back, glob escaping. The only place that builds keys.
 //! - `codec/`: sessions to bytes, the only place that touches payload bytes: the serializers,
 //!   the envelope (compression, encryption), and each framework's shape of a session

@@ -233,6 +233,15 @@ where
             .await
             .map_err(|e| super::denied::note(map_error(e), cmd))
     }
+
+    /// Sends a pipeline of commands in one round trip (not a transaction).
+    pub(crate) async fn pipeline<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> BackendResult<T> {
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await.map_err(map_error)
+    }
 }
 
 /// The server a connection info names.

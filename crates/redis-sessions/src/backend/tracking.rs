@@ -1,6 +1,5 @@
 //! A redis-rs connection with RESP3 client-side tracking on, for the store's cache:
-//! [`TrackedConnection`], and the two scripts that read and write a key so that Redis keeps
-//! tracking it for this connection.
+//! [`TrackedConnection`], and the read and write it does for the cache.
 //!
 //! Why our own connection rather than redis-rs's `cache-aio` or its `ConnectionManager`:
 //! `cache-aio` caches raw replies of `GET` (not `GETEX`, and a hit would still be decrypted
@@ -9,16 +8,23 @@
 //! later command. Here the connection's driver hands every push to the [`Tracker`]
 //! synchronously, in the order it reads them, so once any reply has arrived every
 //! invalidation Redis sent before it has been applied; and a new connection is used only
-//! after `CLIENT TRACKING ON NOLOOP` succeeded on it, so no read is ever installed from an
-//! untracked connection. Losing a connection (an error that drops it, or the driver noticing
-//! it is closed) empties every cache before anything else happens on it.
+//! after `CLIENT TRACKING ON` succeeded on it, so no read is ever installed from an untracked
+//! connection. Losing a connection (an error that drops it, or the driver noticing it is
+//! closed) empties every cache before anything else happens on it.
 //!
-//! `NOLOOP`: Redis does not tell a connection about the keys it changed itself, so the store
-//! drops (or replaces) its own entries on its writes, and tells every other cache on the same
-//! connection ([`Tracker::wrote`]). Any change of a key ends its tracking in Redis, for the
-//! writer too; the scripts read the key again after changing it, so the connection keeps
-//! tracking what the cache holds.
+//! Broadcasting mode (`BCAST PREFIX p ... NOLOOP`, with the [prefixes](Tracker::prefixes) of
+//! the stores whose caches are registered): Redis reports every change of any key under those
+//! prefixes by another connection, whether or not this connection read it. So the cache's
+//! commands are the plain ones (a miss is one `GETEX`, or `GET` and `PTTL` pipelined; a save
+//! one `SET`), where the default mode needs a script that reads a key again after each
+//! change of it (a change ends the key's tracking, for the writer too). The cost: every
+//! application instance hears of the other instances' writes of sessions, including sessions
+//! it does not hold (a push of the key's name each). `NOLOOP`: Redis does not tell a
+//! connection about the keys it changed itself, so the store drops (or replaces) its own
+//! entries on its writes, and tells every other cache on the same connection
+//! ([`Tracker::wrote`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,55 +32,33 @@ use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, PushKind, RedisFuture, Value};
 
-use super::index::{evalsha, LuaScript};
-use super::{BackendResult, KeyTtl, SetMode};
+use super::{Backend, BackendResult, KeyTtl, SetMode};
 use crate::cache::Tracker;
 
-/// `[PEXPIRE key ttl]`, then `GET key` (which makes Redis track the key again after the
-/// `PEXPIRE`, a change, ended its tracking), then its `PTTL`: one round trip.
-static READ: LuaScript = LuaScript::new(
-    r"
-if ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-return {v, redis.call('PTTL', KEYS[1])}
-",
-);
-
-/// `SET key value PX ttl XX` (the adapters' save), then, when written, `PTTL key` to track
-/// the key again. One fixed script per form of `SET`: a script that builds its command from
-/// its arguments costs Redis noticeably more per call.
-static WRITE_XX_PX: LuaScript = LuaScript::new(
-    "if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'XX') then return redis.call('PTTL', KEYS[1]) end return false",
-);
-/// `SET key value PX ttl NX` (a create), then `PTTL key`.
-static WRITE_NX_PX: LuaScript = LuaScript::new(
-    "if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return redis.call('PTTL', KEYS[1]) end return false",
-);
-/// Any other `SET key value [PX ttl] [NX|XX]`, then `PTTL key`.
-static WRITE: LuaScript = LuaScript::new(
-    r"
-local args = {'SET', KEYS[1], ARGV[1]}
-if ARGV[2] ~= '' then args[#args + 1] = 'PX'; args[#args + 1] = ARGV[2] end
-if ARGV[3] ~= '' then args[#args + 1] = ARGV[3] end
-if not redis.call(unpack(args)) then return false end
-return redis.call('PTTL', KEYS[1])
-",
-);
+/// A connection with tracking on.
+struct Current {
+    conn: MultiplexedConnection,
+    /// The generation of the tracker's prefixes it tracks.
+    generation: u64,
+    /// Set once a connection tracking more prefixes replaced it: its closing is no loss.
+    retired: Arc<AtomicBool>,
+}
 
 struct Shared {
     client: Client,
     config: AsyncConnectionConfig,
     tracker: Arc<Tracker>,
     /// The connection in use, tracking on.
-    current: Mutex<Option<MultiplexedConnection>>,
+    current: Mutex<Option<Current>>,
     /// Held while a new connection is made, so concurrent callers wait for one.
     connecting: futures_util::lock::Mutex<()>,
     db: i64,
 }
 
-/// A redis-rs multiplexed connection with `CLIENT TRACKING ON NOLOOP`, reconnecting on demand
-/// (the next command after a lost connection connects again, within the connect timeout).
+/// A redis-rs multiplexed connection with `CLIENT TRACKING ON BCAST PREFIX ... NOLOOP` for the
+/// prefixes of the stores whose caches use it, reconnecting on demand (the next command after
+/// a lost connection connects again, within the connect timeout; so does the next command
+/// after a store with a new prefix registered its cache).
 /// Made by [`RedisBackend::connect_tracked`](crate::RedisBackend::connect_tracked).
 #[derive(Clone)]
 pub struct TrackedConnection {
@@ -117,47 +101,87 @@ impl TrackedConnection {
         &self.shared.tracker
     }
 
-    fn current(&self) -> Option<MultiplexedConnection> {
-        self.shared
+    /// The connection in use, if it tracks the prefixes of `generation`.
+    fn current(&self, generation: u64) -> Option<MultiplexedConnection> {
+        match &*self
+            .shared
             .current
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        {
+            Some(current) if current.generation == generation => Some(current.conn.clone()),
+            _ => None,
+        }
     }
 
-    /// The connection in use, or a new one with tracking on.
+    /// The connection in use, or a new one with tracking on for the tracker's prefixes.
+    ///
+    /// A connection is replaced when a store registered a new prefix since it was made: the
+    /// new one tracks a superset of its keys (the tracker's prefixes only ever cover more), and
+    /// the old one is kept open, reporting changes, until tracking is on on the new one, so no
+    /// change goes unreported and the caches keep their entries. A first connection, or one
+    /// after a loss, empties the caches.
     async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        if let Some(conn) = self.current() {
+        let tracker = Arc::clone(&self.shared.tracker);
+        let (_, generation) = tracker.prefixes();
+        if let Some(conn) = self.current(generation) {
             return Ok(conn);
         }
         let _connecting = self.shared.connecting.lock().await;
-        if let Some(conn) = self.current() {
+        let (prefixes, generation) = tracker.prefixes();
+        if let Some(conn) = self.current(generation) {
             return Ok(conn);
         }
-        let tracker = Arc::clone(&self.shared.tracker);
-        let sink = move |push: redis::PushInfo| -> Result<(), std::convert::Infallible> {
-            on_push(&tracker, push);
-            Ok(())
+        // Nobody sends on the old one from here on (callers wait for the new one), but it
+        // lives, reporting changes, until the new one tracks.
+        let old = self
+            .shared
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let retired = Arc::new(AtomicBool::new(false));
+        let sink = {
+            let retired = Arc::clone(&retired);
+            move |push: redis::PushInfo| -> Result<(), std::convert::Infallible> {
+                if !(push.kind == PushKind::Disconnection && retired.load(Ordering::Acquire)) {
+                    on_push(&tracker, push);
+                }
+                Ok(())
+            }
         };
         let config = self.shared.config.clone().set_push_sender(sink);
-        let mut conn = self
-            .shared
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        redis::cmd("CLIENT")
-            .arg("TRACKING")
-            .arg("ON")
-            .arg("NOLOOP")
-            .exec_async(&mut conn)
-            .await?;
-        // Whatever the caches hold came through a connection that is gone.
-        self.shared.tracker.flush();
+        let made = async {
+            let mut conn = self
+                .shared
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            tracking_on(&prefixes).exec_async(&mut conn).await?;
+            Ok::<_, redis::RedisError>(conn)
+        };
+        let conn = match made.await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // The old one (if any) closes with nothing tracking in its place.
+                self.shared.tracker.flush();
+                return Err(e);
+            }
+        };
+        match old {
+            Some(old) => old.retired.store(true, Ordering::Release),
+            // Whatever the caches hold came through a connection that is gone.
+            None => self.shared.tracker.flush(),
+        }
         *self
             .shared
             .current
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+            .unwrap_or_else(|e| e.into_inner()) = Some(Current {
+            conn: conn.clone(),
+            generation,
+            retired,
+        });
         Ok(conn)
     }
 
@@ -231,6 +255,23 @@ impl ConnectionLike for TrackedConnection {
     }
 }
 
+/// `CLIENT TRACKING ON BCAST [PREFIX p]... NOLOOP`; with no prefix (no cache registered
+/// yet) the default mode, which tracks only what the connection reads: it proves the
+/// permission and the protocol, and nothing is cached until a store registers.
+fn tracking_on(prefixes: &[String]) -> Cmd {
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("TRACKING").arg("ON");
+    if !prefixes.is_empty() {
+        cmd.arg("BCAST");
+        // An empty prefix is every key: BCAST alone.
+        for prefix in prefixes.iter().filter(|p| !p.is_empty()) {
+            cmd.arg("PREFIX").arg(prefix);
+        }
+    }
+    cmd.arg("NOLOOP");
+    cmd
+}
+
 fn ttl_of(ms: i64) -> KeyTtl {
     match ms {
         -2 => KeyTtl::Missing,
@@ -239,7 +280,9 @@ fn ttl_of(ms: i64) -> KeyTtl {
     }
 }
 
-/// The read script on `backend`'s connection: the value and its TTL, `None` when missing.
+/// A read for the cache on `backend`'s connection: the value and its TTL, `None` when
+/// missing. With `refresh` one `GETEX PX` (the TTL is then the one just set); without, `GET`
+/// and `PTTL` in one round trip.
 pub(crate) async fn read<C>(
     backend: &super::RedisBackend<C>,
     key: &str,
@@ -248,12 +291,18 @@ pub(crate) async fn read<C>(
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    let refresh = refresh.map_or(String::new(), |ttl| super::redis::millis(ttl).to_string());
-    let reply: Option<(Vec<u8>, i64)> = evalsha!(backend, READ, [key], [refresh.as_bytes()])?;
-    Ok(reply.map(|(value, ms)| (value, ttl_of(ms))))
+    if let Some(ttl) = refresh {
+        let value = backend.get_ex(key, ttl).await?;
+        return Ok(value.map(|v| (v, KeyTtl::Expires(ttl))));
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+    let (value, ms): (Option<Vec<u8>>, i64) = backend.pipeline(&pipe).await?;
+    Ok(value.map(|value| (value, ttl_of(ms))))
 }
 
-/// The write script: `true` when written (and the key tracked again).
+/// A write for the cache: the plain `SET` (broadcast tracking needs no re-read); `true`
+/// when written.
 pub(crate) async fn write<C>(
     backend: &super::RedisBackend<C>,
     key: &str,
@@ -264,24 +313,5 @@ pub(crate) async fn write<C>(
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    let reply: Option<i64> = match (ttl, mode) {
-        (Some(ttl), SetMode::IfPresent) => {
-            let ttl = super::redis::millis(ttl).to_string();
-            evalsha!(backend, WRITE_XX_PX, [key], [value, ttl.as_bytes()])?
-        }
-        (Some(ttl), SetMode::IfAbsent) => {
-            let ttl = super::redis::millis(ttl).to_string();
-            evalsha!(backend, WRITE_NX_PX, [key], [value, ttl.as_bytes()])?
-        }
-        (ttl, mode) => {
-            let ttl = ttl.map_or(String::new(), |ttl| super::redis::millis(ttl).to_string());
-            let mode: &[u8] = match mode {
-                SetMode::Always => b"",
-                SetMode::IfAbsent => b"NX",
-                SetMode::IfPresent => b"XX",
-            };
-            evalsha!(backend, WRITE, [key], [value, ttl.as_bytes(), mode])?
-        }
-    };
-    Ok(reply.is_some())
+    backend.set(key, value, ttl, mode).await
 }

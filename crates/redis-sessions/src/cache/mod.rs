@@ -402,6 +402,9 @@ impl Drop for Ticket {
 #[derive(Default)]
 pub struct Tracker {
     caches: Mutex<Vec<Weak<Cache>>>,
+    /// The key prefixes of the registered caches' stores, and a generation bumped whenever
+    /// their [minimal set](Tracker::prefixes) changes.
+    prefixes: Mutex<(Vec<String>, u64)>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -416,10 +419,32 @@ impl Tracker {
         Tracker::default()
     }
 
-    pub(crate) fn register(&self, cache: &Arc<Cache>) {
+    /// Registers a store's cache and the key prefix of its sessions, which the tracked
+    /// connection asks Redis to broadcast changes of.
+    pub(crate) fn register(&self, cache: &Arc<Cache>, prefix: &str) {
         let mut caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
         caches.retain(|c| c.strong_count() > 0);
         caches.push(Arc::downgrade(cache));
+        let mut prefixes = self.prefixes.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, generation) = &mut *prefixes;
+        if !set.iter().any(|p| prefix.starts_with(p.as_str())) {
+            set.retain(|p| !p.starts_with(prefix));
+            set.push(prefix.to_owned());
+            *generation += 1;
+        }
+    }
+
+    /// The key prefixes whose changes the connection must hear about (`CLIENT TRACKING ON
+    /// BCAST PREFIX ...`), with the generation of that set: none of them is a prefix of
+    /// another (Redis refuses overlapping prefixes), and an empty prefix stands alone (every
+    /// key). A backend for another client turns tracking on with them, and on again (on a new
+    /// connection, after a [`flush`](Tracker::flush)) when the generation changes; with no
+    /// prefix yet, no cache is registered and nothing needs tracking.
+    pub fn prefixes(&self) -> (Vec<String>, u64) {
+        self.prefixes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Runs `f` on every live cache, under the tracker's lock (a cache never takes it, so

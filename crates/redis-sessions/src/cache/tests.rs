@@ -137,8 +137,8 @@ fn entries_past_their_ttl_or_refresh_interval_are_misses() {
 fn the_tracker_reaches_every_registered_cache_but_the_writer() {
     let tracker = Tracker::new();
     let (a, b) = (cache(), cache());
-    tracker.register(&a);
-    tracker.register(&b);
+    tracker.register(&a, "sess:");
+    tracker.register(&b, "sess:");
     for c in [&a, &b] {
         c.begin_read("k").install(cached(1), 10, None);
     }
@@ -149,6 +149,26 @@ fn the_tracker_reaches_every_registered_cache_but_the_writer() {
     b.begin_read("j").install(cached(1), 10, None);
     tracker.flush();
     assert_eq!(get(&b, "j"), None);
+}
+
+#[test]
+fn the_tracked_prefixes_never_overlap() {
+    let tracker = Tracker::new();
+    assert_eq!(tracker.prefixes(), (vec![], 0));
+    let c = cache();
+    tracker.register(&c, "app:sess:");
+    tracker.register(&c, "app:sess:");
+    assert_eq!(tracker.prefixes(), (vec!["app:sess:".to_owned()], 1));
+    tracker.register(&c, "other:");
+    tracker.register(&c, "app:");
+    assert_eq!(
+        tracker.prefixes(),
+        (vec!["other:".to_owned(), "app:".to_owned()], 3)
+    );
+    tracker.register(&c, "app:sess:x");
+    assert_eq!(tracker.prefixes().1, 3, "covered: unchanged");
+    tracker.register(&c, "");
+    assert_eq!(tracker.prefixes(), (vec![String::new()], 4), "every key");
 }
 
 #[test]

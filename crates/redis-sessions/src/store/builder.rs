@@ -263,10 +263,11 @@ impl<B: Backend> StoreBuilder<B> {
 
     /// Builds the store.
     pub fn build(self) -> RedisStore<B> {
+        let keyspace = Keyspace::new(self.prefix).with_hashing(self.hashing);
         let cache = self.cache.map(|config| {
             let cache = Arc::new(Cache::new(config));
             if let Some(tracker) = self.backend.tracker() {
-                tracker.register(&cache);
+                tracker.register(&cache, keyspace.prefix());
             }
             cache
         });
@@ -274,7 +275,7 @@ impl<B: Backend> StoreBuilder<B> {
             inner: Arc::new(Inner {
                 endpoint: self.backend.endpoint(),
                 backend: super::guard::Guarded::new(self.backend, self.fail_fast),
-                keyspace: Keyspace::new(self.prefix).with_hashing(self.hashing),
+                keyspace,
                 codec: self.codec,
                 ttl: self.ttl,
                 disable_ttl: self.disable_ttl,
