@@ -410,7 +410,14 @@
 //!   it is never passed.
 //! - **Commands**: a hit sends nothing; a miss one `GETEX PX` under an idle timeout (`GET`
 //!   and `PTTL` in one round trip without); a save of a session one `SET`, after which the next
-//!   load is a hit. The Redis user needs `+client|tracking` (in the README's ACL lines).
+//!   load is a hit. A write that is a script (a session with a user under
+//!   [`index_by`](StoreBuilder::index_by), a merged save under
+//!   [`merge_concurrent_saves`](StoreBuilder::merge_concurrent_saves)) installs nothing:
+//!   Redis 7 reports a script's writes back to the writing connection under broadcast
+//!   tracking (`NOLOOP` covers plain commands only), so the next load reads the session again.
+//!   With merging, each entry keeps the version it was read at, so a save of a session the
+//!   cache served is one conditional write without a read or a conflict. The Redis user needs
+//!   `+client|tracking` (in the README's ACL lines).
 //! - **Not seen by the cache**: commands of your own on the same tracked connection
 //!   ([`RedisBackend::command`]) that change session keys; send those on another connection.
 //!

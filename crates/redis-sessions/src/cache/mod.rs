@@ -112,6 +112,9 @@ pub(crate) struct Cached {
     pub(crate) key_expires: Option<Instant>,
     /// When the TTL was last set by a command this process saw.
     pub(crate) refreshed: Instant,
+    /// The version of the stored bytes it was decoded from, kept for a store that merges
+    /// concurrent saves (a save guarded by it then needs no read).
+    pub(crate) version: Option<crate::store::Version>,
 }
 
 /// How the cache's shape is decoded from stored bytes, for installing a written value.
@@ -193,19 +196,34 @@ impl Cache {
     /// The cached value of `key` if it is still good at `now`: its key has not expired and
     /// (with `refresh_every`) its TTL was refreshed less than that long ago. Counts the hit or
     /// miss.
+    #[cfg(test)]
     pub(crate) fn lookup<T: Clone + 'static>(
         &self,
         key: &str,
         now: Instant,
         refresh_every: Option<Duration>,
     ) -> Option<T> {
+        self.lookup_versioned(key, now, refresh_every)
+            .map(|(value, _)| value)
+    }
+
+    /// [`lookup`](Cache::lookup) with the version the entry was read or written at, if kept.
+    pub(crate) fn lookup_versioned<T: Clone + 'static>(
+        &self,
+        key: &str,
+        now: Instant,
+        refresh_every: Option<Duration>,
+    ) -> Option<(T, Option<crate::store::Version>)> {
         let hit = {
             let mut state = self.lock();
             let good = state.lru.get(key).and_then(|cached| {
                 let alive = cached.key_expires.is_none_or(|at| now < at);
                 let fresh = refresh_every.is_none_or(|every| now < cached.refreshed + every);
                 let value = cached.value.downcast_ref::<T>();
-                (alive && fresh).then_some(value).flatten().cloned()
+                (alive && fresh)
+                    .then_some(value)
+                    .flatten()
+                    .map(|value| (value.clone(), cached.version.clone()))
             });
             if good.is_none() {
                 state.lru.remove(key);

@@ -10,6 +10,7 @@ fn cached(v: u32) -> Cached {
         value: Arc::new(v),
         key_expires: None,
         refreshed: Instant::now(),
+        version: None,
     }
 }
 
@@ -116,6 +117,7 @@ fn entries_past_their_ttl_or_refresh_interval_are_misses() {
             value: Arc::new(1u32),
             key_expires: Some(now + Duration::from_secs(10)),
             refreshed: now,
+            version: None,
         },
         10,
         None,

@@ -60,10 +60,15 @@ impl<B: Backend> RedisStore<B> {
     ) -> Result<Option<T>> {
         let idle = self.inner.idle_timeout;
         let every = idle.map(|idle| cache.refresh_every(idle));
-        if let Some(hit) = cache.lookup::<T>(&target.key, Instant::now(), every) {
+        if let Some((hit, version)) =
+            cache.lookup_versioned::<T>(&target.key, Instant::now(), every)
+        {
             if hit.expires().is_none_or(|at| at > SystemTime::now())
                 && !self.past_absolute(hit.created())
             {
+                if let Some(seen) = seen {
+                    *seen = version;
+                }
                 return Ok(Some(hit));
             }
             // Past its stored expiry or its absolute timeout: the read below finds it so and
@@ -81,8 +86,12 @@ impl<B: Backend> RedisStore<B> {
             .ok()
             .and_then(Option::as_ref)
             .map_or(0, Vec::len);
-        if let (Some(seen), Ok(Some(bytes))) = (seen, &bytes) {
-            *seen = Some(Version::of(bytes));
+        let version = match &bytes {
+            Ok(Some(bytes)) if seen.is_some() || self.merges() => Some(Version::of(bytes)),
+            _ => None,
+        };
+        if let Some(seen) = seen {
+            seen.clone_from(&version);
         }
         let session: Option<T> = self.accept(target, bytes, idle).await?;
         if let Some(session) = &session {
@@ -90,6 +99,7 @@ impl<B: Backend> RedisStore<B> {
                 value: Arc::new(session.clone()),
                 key_expires: key_expires(sent, ttl),
                 refreshed: sent,
+                version,
             };
             ticket.install(cached, size, Some(shape_of::<T>));
         }
@@ -135,11 +145,27 @@ impl<B: Backend> RedisStore<B> {
             .backend
             .tracked_set(&target.key, value, ttl, mode)
             .await?;
-        if !written {
-            return Ok(false);
+        if written {
+            let version = self.merges().then(|| Version::of(value));
+            self.install_written(target, value, ttl, sent, ticket, version);
         }
+        Ok(written)
+    }
+
+    /// After a write of `value` sent at `sent`: the written session installed in the shape
+    /// loads use (decoded from the bytes written) if nothing changed the key meanwhile. No
+    /// install before a load recorded the shape, or for a value already past its expiry.
+    pub(super) fn install_written(
+        &self,
+        target: &Target<'_>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        sent: Instant,
+        ticket: Ticket,
+        version: Option<Version>,
+    ) {
         let Some(shape) = ticket.cache().shape() else {
-            return Ok(true);
+            return;
         };
         let bound_to = self.inner.keyspace.suffix(&target.key);
         if let Ok((decoded, expires)) = shape(&self.inner.codec, value, bound_to) {
@@ -148,10 +174,27 @@ impl<B: Backend> RedisStore<B> {
                     value: decoded,
                     key_expires: ttl.map(|ttl| sent + ttl),
                     refreshed: sent,
+                    version,
                 };
                 ticket.install(cached, value.len(), None);
             }
         }
-        Ok(true)
+    }
+
+    /// Whether the store merges the adapters' concurrent saves (its cache then keeps each
+    /// entry's version).
+    pub(super) fn merges(&self) -> bool {
+        #[cfg(any(
+            feature = "tower-sessions-014",
+            feature = "tower-sessions-015",
+            feature = "actix"
+        ))]
+        return self.inner.bases.is_some();
+        #[cfg(not(any(
+            feature = "tower-sessions-014",
+            feature = "tower-sessions-015",
+            feature = "actix"
+        )))]
+        false
     }
 }

@@ -194,11 +194,15 @@ impl<B: Backend> RedisStore<B> {
                 self.apply_if(&target, session, version),
             )
             .await;
-        // The cache, if any, only drops the key: nothing is installed from a conditional write.
-        drop(ticket);
         self.changed(&target.key);
         Ok(match swap? {
-            Swap::Written(version) => Conditional::Written(version),
+            // Nothing installed: a script's write, which Redis 7 reports back to the writing
+            // connection under broadcast tracking (`NOLOOP` covers plain commands only), so
+            // the entry would be dropped as soon as installed; the cache just drops the key.
+            Swap::Written(version) => {
+                drop(ticket);
+                Conditional::Written(version)
+            }
             Swap::Changed(bytes) => match self.versioned(&target, &bytes).await? {
                 Some(current) => Conditional::Conflict(current),
                 None => Conditional::Gone,

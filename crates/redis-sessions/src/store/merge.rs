@@ -56,7 +56,8 @@ pub(crate) trait Fielded {
 struct Base {
     /// Each top-level field's digest.
     fields: HashMap<String, u64>,
-    /// The version of the bytes read; `None` when the load came from the client-side cache.
+    /// The version of the bytes read (the client-side cache keeps it with each entry of a
+    /// store that merges); `None` when unknown.
     version: Option<Version>,
 }
 
@@ -196,8 +197,8 @@ impl<B: Backend> RedisStore<B> {
             counted(How::Whole);
             return self.update_as(id, session).await;
         }
-        // A load from the client-side cache has no bytes, so no version: the first write
-        // then reports what is stored now.
+        // A load from a cache entry without a version (one installed before merging was
+        // known, or none kept): the first write then reports what is stored now.
         let guard = base.version.unwrap_or_else(Version::none);
         let mut how = How::Fast;
         let mut written = self.update_if_as(id, session, &guard).await?;

@@ -434,3 +434,59 @@ async fn tower_sessions_loads_hit_the_cache_and_see_a_delete_elsewhere() {
     b.health().await.unwrap();
     assert!(load(&b, rec.id).await.is_none());
 }
+
+/// A store that merges concurrent saves keeps each entry's version: a request served by the
+/// cache saves with one conditional write, without a conflict or a read. That write is a
+/// script, which Redis 7 reports back to the writing connection under broadcast tracking, so
+/// the next load reads the session again (and is a hit after that).
+#[tokio::test]
+async fn merged_saves_of_cached_sessions_need_no_read() {
+    use std::collections::HashMap;
+    use tower_sessions_core_015::session::{Id, Record};
+    use tower_sessions_core_015::SessionStore;
+
+    let server = RedisServer::start();
+    let store = cached_with(&server, |b| {
+        b.idle_timeout(Duration::from_secs(600))
+            .merge_concurrent_saves(true)
+    })
+    .await;
+    let mut rec = Record {
+        id: Id(7),
+        data: HashMap::from([("counter".to_owned(), serde_json::json!(0))]),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(10),
+    };
+    SessionStore::create(&store, &mut rec).await.unwrap();
+    // One request: load (twice, as a page that reads it in two places), count, save, in one
+    // task (as both frameworks run a request).
+    let request = |store: &Tracked| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let _first = SessionStore::load(&store, &Id(7)).await.unwrap().unwrap();
+            let mut rec = SessionStore::load(&store, &Id(7)).await.unwrap().unwrap();
+            let n = rec.data["counter"].as_i64().unwrap() + 1;
+            rec.data.insert("counter".to_owned(), serde_json::json!(n));
+            SessionStore::save(&store, &rec).await.unwrap();
+            n
+        })
+    };
+    // The first loads the script (its first `EVALSHA` is refused with `NOSCRIPT`).
+    assert_eq!(request(&store).await.unwrap(), 1);
+    store.health().await.unwrap();
+    for n in 2..=10 {
+        server.cmd(&["CONFIG", "RESETSTAT"]);
+        assert_eq!(request(&store).await.unwrap(), n);
+        // Every call of the scripts counts as `evalsha` (their own commands count apart).
+        assert_eq!(server.calls_of("evalsha"), 1, "round {n}: no conflict");
+        assert_eq!(
+            server.calls_of("getex"),
+            1,
+            "round {n}: one read, then a hit"
+        );
+        store.health().await.unwrap();
+    }
+    let stats = store.cache_stats().unwrap();
+    assert_eq!((stats.misses, stats.hits), (10, 10), "{stats:?}");
+    let stored = SessionStore::load(&store, &Id(7)).await.unwrap().unwrap();
+    assert_eq!(stored.data["counter"], 10);
+}
