@@ -133,7 +133,7 @@ async fn a_hung_redis_engages_fail_fast_and_the_demo_recovers_after_sigcont() {
     let metrics = demo.metrics().await;
     let opened = metrics
         .lines()
-        .find(|l| l.starts_with("redis_sessions_fail_fast_opened"))
+        .find(|l| l.starts_with("redis_sessions_fail_fast_opened_total "))
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse::<f64>().ok());
     assert!(opened.is_some_and(|n| n >= 1.0), "{metrics}");
