@@ -1,4 +1,5 @@
-//! The operations side, on both apps: `/metrics` with the README's Prometheus names.
+//! The operations side, on both apps: `/metrics` with the README's Prometheus names, and
+//! `/healthz` through an outage.
 
 use serde_json::json;
 
@@ -86,10 +87,41 @@ pub async fn metrics_has_the_documented_prometheus_names(kind: Kind, topology: T
     }
 }
 
+pub async fn healthz_says_why_redis_is_down_and_when_it_is_back(kind: Kind, topology: Topology) {
+    let mut app = start(kind, topology, IDLE_TIMEOUT_S).await;
+    let mut client = Client::new(app.addr);
+    let healthy = json!({"redis": "ok", "fail_fast": "closed"});
+    let r = client.get("/healthz").await;
+    assert_eq!((r.status, r.json()), (200, healthy.clone()), "{r:?}");
+
+    app.redis.server().stop();
+    let r = client.get("/healthz").await;
+    assert_eq!(r.status, 503, "{r:?}");
+    let body = r.json();
+    assert_eq!(body["redis"], "unavailable", "{r:?}");
+    assert!(
+        body["reason"].as_str().is_some_and(|s| !s.is_empty()),
+        "{r:?}"
+    );
+
+    app.redis.server().restart();
+    // `restart` waited for Redis to answer. At most one more check fails (it finds that the
+    // store's reconnection begun while Redis was down failed, and begins a new one, which the
+    // next check waits for).
+    let mut r = client.get("/healthz").await;
+    if r.status != 200 {
+        assert_eq!(r.status, 503, "{r:?}");
+        r = client.get("/healthz").await;
+    }
+    assert_eq!((r.status, r.json()), (200, healthy), "{r:?}");
+}
+
 app_suite!(axum, Axum, Standalone:
     metrics_has_the_documented_prometheus_names,
+    healthz_says_why_redis_is_down_and_when_it_is_back,
 );
 
 app_suite!(actix, Actix, Standalone:
     metrics_has_the_documented_prometheus_names,
+    healthz_says_why_redis_is_down_and_when_it_is_back,
 );
