@@ -1,9 +1,10 @@
-//! The operations side, on both apps: `/metrics` with the README's Prometheus names, and
-//! `/healthz` through an outage.
+//! The operations side, on both apps: `/metrics` with the README's Prometheus names,
+//! `/healthz` through an outage, and a 503 JSON answer when the session layer's own load or
+//! save fails because Redis is down.
 
 use serde_json::json;
 
-use crate::client::Client;
+use crate::client::{Client, Response};
 use crate::servers::{start, Kind, Topology};
 
 const IDLE_TIMEOUT_S: u64 = 600;
@@ -14,6 +15,15 @@ const README: &str = include_str!("../../../README.md");
 async fn log_in(client: &mut Client, user: &str) {
     let r = client.post("/api/login", Some(json!({"user": user}))).await;
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+fn assert_unavailable(r: &Response) {
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(
+        r.json(),
+        json!({"error": "session store unavailable, try again"}),
+        "{r:?}"
+    );
 }
 
 /// The sample lines of `name` (exactly that name) whose labels include `labels`.
@@ -116,12 +126,30 @@ pub async fn healthz_says_why_redis_is_down_and_when_it_is_back(kind: Kind, topo
     assert_eq!((r.status, r.json()), (200, healthy), "{r:?}");
 }
 
+pub async fn a_session_load_or_save_without_redis_is_a_503_json(kind: Kind, topology: Topology) {
+    let mut app = start(kind, topology, IDLE_TIMEOUT_S).await;
+    let mut ada = Client::new(app.addr);
+    log_in(&mut ada, "ada").await;
+    app.redis.server().stop();
+    // A login without a cookie reads nothing: the handler answers 200, then the session
+    // layer's save of the new session fails.
+    let mut bob = Client::new(app.addr);
+    let r = bob.post("/api/login", Some(json!({"user": "bob"}))).await;
+    assert_unavailable(&r);
+    assert!(r.set_cookie.is_none(), "{r:?}");
+    // With a cookie, the session's load fails (actix-session: before the handler).
+    assert_unavailable(&ada.post("/api/increment", None).await);
+    assert_unavailable(&ada.get("/api/me").await);
+}
+
 app_suite!(axum, Axum, Standalone:
     metrics_has_the_documented_prometheus_names,
     healthz_says_why_redis_is_down_and_when_it_is_back,
+    a_session_load_or_save_without_redis_is_a_503_json,
 );
 
 app_suite!(actix, Actix, Standalone:
     metrics_has_the_documented_prometheus_names,
     healthz_says_why_redis_is_down_and_when_it_is_back,
+    a_session_load_or_save_without_redis_is_a_503_json,
 );
