@@ -68,11 +68,16 @@ async fn serve<B: Backend + Clone>(
             .app_data(data.clone())
             .configure(crate::ops::actix_routes(store.clone()))
             .wrap(
-                SessionMiddleware::builder(store.clone(), key.clone())
+                SessionMiddleware::builder(crate::ops::save::Watched(store.clone()), key.clone())
                     .cookie_name(COOKIE.to_owned())
                     .cookie_secure(false)
                     .build(),
             )
+            // Outside the session middleware: its empty 500s after a store failure become
+            // JSON answers (503 when Redis failed).
+            .wrap(actix_web::middleware::from_fn(
+                crate::ops::save::answer_actix_store_failures,
+            ))
             .route("/", web::get().to(home::<B>))
             .route("/login", web::post().to(login_form))
             .route("/increment", web::post().to(increment_form))

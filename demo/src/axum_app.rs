@@ -84,8 +84,8 @@ async fn serve<B: Backend>(
     Ok(())
 }
 
-/// A session store failure: logged, answered with 503 (the session layer's own save failures
-/// are its empty 500).
+/// A session store failure: logged, answered with 503 (the session layer's own failed saves
+/// get the same answer from `ops::save`).
 fn unavailable(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "session store unavailable");
     (

@@ -1,26 +1,28 @@
 //! Operations endpoints, for both apps: `/healthz` (one `PING` through the store, with the
 //! fail-fast state), `/metrics` (Prometheus text of the store's metrics, through
 //! `metrics-exporter-prometheus` installed as the process's recorder, without an HTTP listener
-//! of its own), and ([`save`]) the 503 JSON answer of a request whose session save failed.
+//! of its own, with OpenTelemetry's Prometheus names: [`prometheus`]), and ([`save`]) the 503
+//! JSON answer of a request whose session save failed.
 
+mod prometheus;
 pub(crate) mod save;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use redis_sessions::{Backend, FailFastState, RedisStore};
 use serde_json::{json, Value};
 
 /// The process's Prometheus recorder, installed by the first app started; `None` when another
 /// recorder was installed first (then `/metrics` says so).
-fn prometheus() -> Option<&'static PrometheusHandle> {
+fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+        .get_or_init(|| match prometheus::install() {
             Ok(handle) => {
-                // Histograms are drained into their summaries by upkeep; without it they
-                // grow until the next scrape.
+                // Histograms are drained into their buckets by upkeep; without it their
+                // samples pile up until the next scrape.
                 let upkeep = handle.clone();
                 std::thread::Builder::new()
                     .name("metrics-upkeep".into())
@@ -41,12 +43,12 @@ fn prometheus() -> Option<&'static PrometheusHandle> {
 
 /// Installs the recorder (at start, so the first requests are counted).
 pub(crate) fn init_metrics() {
-    let _ = prometheus();
+    let _ = handle();
 }
 
 /// The `/metrics` body.
 pub(crate) fn metrics_text() -> String {
-    prometheus().map_or_else(
+    handle().map_or_else(
         || "# no Prometheus recorder installed\n".to_owned(),
         PrometheusHandle::render,
     )

@@ -23,6 +23,7 @@ macro_rules! app_suite {
 mod browser;
 mod client;
 mod fields;
+mod ops;
 mod servers;
 mod suite;
 mod users;

@@ -261,8 +261,11 @@ impl<B: Backend> StoreBuilder<B> {
         self
     }
 
-    /// Builds the store.
+    /// Builds the store (feature `metrics`: and describes its metrics to the installed
+    /// recorder, [`metric::describe`](crate::metric::describe)).
     pub fn build(self) -> RedisStore<B> {
+        #[cfg(feature = "metrics")]
+        super::metric::describe();
         let keyspace = Keyspace::new(self.prefix).with_hashing(self.hashing);
         let cache = self.cache.map(|config| {
             let cache = Arc::new(Cache::new(config));

@@ -153,7 +153,10 @@ impl<B: Backend> RedisStore<B> {
                 sha1: &sha1,
             };
             match self.write::<Session>(&target, destroy).await? {
-                Outcome::Deleted => return Ok(true),
+                Outcome::Deleted => {
+                    super::observe::revoked("revoke_one", 1);
+                    return Ok(true);
+                }
                 Outcome::Changed => continue,
                 _ => return Ok(false),
             }
@@ -197,7 +200,10 @@ impl<B: Backend> RedisStore<B> {
                     sha1: &sha1,
                 };
                 let outcome = self.write::<Session>(&self.listed(&id), destroy).await?;
-                ended += u64::from(outcome == Outcome::Deleted);
+                if outcome == Outcome::Deleted {
+                    ended += 1;
+                    super::observe::revoked("revoke_all", 1);
+                }
             }
             self.drop_stale(&index, &stale).await?;
             if round == 0 {

@@ -232,6 +232,15 @@ pub(crate) fn retried(backend: &'static str) {
     let _ = backend;
 }
 
+/// Sessions ended through the per-user index (feature `metrics`: the
+/// [`metric::REVOCATIONS`] counter), `reason` as there.
+pub(crate) fn revoked(reason: &'static str, n: u64) {
+    #[cfg(feature = "metrics")]
+    metric::revoked(reason, n);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (reason, n);
+}
+
 /// The one place that names every metric the crate emits (feature `metrics`; the README's
 /// table documents each). Later features add theirs here.
 #[cfg(feature = "metrics")]
@@ -285,6 +294,68 @@ pub mod metric {
     /// Redis), `invalidation` (a key Redis said changed while cached or being read),
     /// `eviction` (dropped to stay within the bounds), `flush` (emptied: a lost connection).
     pub const CACHE: &str = "redis_sessions.cache";
+
+    /// Counter: sessions ended through the per-user index, label `reason`: `revoke_one`
+    /// ([`RedisStore::revoke_user_session`](crate::RedisStore::revoke_user_session) and its
+    /// durable form), `revoke_all`
+    /// ([`RedisStore::revoke_user_sessions`](crate::RedisStore::revoke_user_sessions) and its
+    /// durable form), `session_limit` (ended to make room by
+    /// [`LimitPolicy::EndLeastRecentlyUsed`](crate::LimitPolicy::EndLeastRecentlyUsed)).
+    pub const REVOCATIONS: &str = "redis_sessions.revocations";
+
+    /// Describes every metric above to the installed recorder: its unit (seconds for
+    /// [`OPERATION_DURATION`], bytes for the byte counters) and one line of help.
+    ///
+    /// [`StoreBuilder::build`](crate::StoreBuilder::build) calls it, so a recorder installed
+    /// before a store is built has the descriptions; an application that installs its
+    /// recorder later calls it once itself. Describing again is harmless (recorders keep
+    /// the first description, or replace it with the same).
+    pub fn describe() {
+        use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+        describe_histogram!(
+            OPERATION_DURATION,
+            Unit::Seconds,
+            "Duration of one store operation on one session, by operation and outcome"
+        );
+        describe_counter!(LOADS, "Session reads, by result");
+        describe_counter!(SAVES, "Session writes of a value, by outcome");
+        describe_counter!(BYTES_READ, Unit::Bytes, "Bytes of session values read");
+        describe_counter!(
+            BYTES_WRITTEN,
+            Unit::Bytes,
+            "Bytes of session values sent in writes"
+        );
+        describe_counter!(ERRORS, "Failed store operations, by error type");
+        describe_counter!(
+            RECONNECTS,
+            "New connections a backend made of its own accord"
+        );
+        describe_counter!(RETRIES, "Commands sent again after a failure");
+        describe_gauge!(
+            FAIL_FAST_STATE,
+            "Fail-fast breaker state: 0 closed, 1 open, 2 probing"
+        );
+        describe_counter!(FAIL_FAST_OPENED, "Times the fail-fast breaker opened");
+        describe_counter!(
+            FAIL_FAST_REJECTED,
+            "Calls failed at once while the fail-fast breaker was open"
+        );
+        describe_counter!(
+            MERGES,
+            "Adapter saves of an existing session, by merge path"
+        );
+        describe_counter!(CACHE, "Client-side cache events");
+        describe_counter!(
+            REVOCATIONS,
+            "Sessions ended through the per-user index, by reason"
+        );
+    }
+
+    pub(crate) fn revoked(reason: &'static str, n: u64) {
+        if n > 0 {
+            metrics::counter!(REVOCATIONS, "reason" => reason).increment(n);
+        }
+    }
 
     pub(crate) fn cache(event: &'static str, n: u64) {
         metrics::counter!(CACHE, "event" => event).increment(n);

@@ -331,6 +331,7 @@ impl<B: Backend> RedisStore<B> {
         let reply = inner.backend.write_indexed(&write).await?;
         if reply.evicted > 0 {
             self.changed_unknown();
+            super::observe::revoked("session_limit", reply.evicted);
             tracing::info!(
                 session = %target.fingerprint(),
                 ended = reply.evicted,

@@ -4,7 +4,7 @@
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::MetricKind;
 use redis_harness::RedisServer;
-use redis_sessions::{metric, RedisBackend, RedisStore};
+use redis_sessions::{metric, LimitPolicy, RedisBackend, RedisStore, Session, SessionId};
 
 use crate::support::{id, session};
 
@@ -103,6 +103,100 @@ async fn operations_are_counted_and_timed_by_operation_and_outcome() {
     ];
     assert!(timed.contains(&(load_hit, 1)), "{timed:?}");
     assert_eq!(timed.iter().map(|(_, n)| n).sum::<usize>(), 5, "{timed:?}");
+}
+
+/// The snapshot as (name, labels, value) samples, and each name's described unit.
+fn samples(
+    snapshotter: &metrics_util::debugging::Snapshotter,
+) -> (Vec<Sample>, Vec<(String, Option<metrics::Unit>)>) {
+    let mut units = Vec::new();
+    let samples = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, unit, _, value)| {
+            let (_, key) = key.into_parts();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            units.push((key.name().to_owned(), unit));
+            (key.name().to_owned(), labels, value)
+        })
+        .collect();
+    (samples, units)
+}
+
+fn of(user: &str) -> Session {
+    let mut s = Session::new();
+    s.insert("user", user).unwrap();
+    s
+}
+
+#[tokio::test]
+async fn refused_saves_and_revocations_are_counted_and_units_described() {
+    let server = RedisServer::start();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    // Built under the recorder: building describes the metrics to it.
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let store = RedisStore::builder(backend.clone())
+        .index_by("user")
+        .max_sessions_per_user(2, LimitPolicy::EndLeastRecentlyUsed)
+        .build();
+    let tiny = RedisStore::builder(backend).max_value_size(8).build();
+    let stored = |id: &SessionId| store.keyspace().stored_id(id);
+
+    let (a, b, c, d) = (id(), id(), id(), id());
+    assert!(store.create(&a, &of("ada")).await.unwrap().is_written());
+    // A create of an id that exists writes nothing.
+    assert!(!store.create(&a, &of("ada")).await.unwrap().is_written());
+    crate::support::next_millisecond().await;
+    assert!(store.create(&b, &of("ada")).await.unwrap().is_written());
+    // A value over the size limit is refused before Redis.
+    let refused = tiny.create(&id(), &session(1)).await.unwrap_err();
+    assert!(refused.is_too_large(), "{refused}");
+    crate::support::next_millisecond().await;
+    // A third of ada's sessions ends the least recently used (a).
+    assert!(store.create(&c, &of("ada")).await.unwrap().is_written());
+    assert!(store.load(&a).await.unwrap().is_none());
+    // One by its listed id, then every other one but d.
+    assert!(store.revoke_user_session("ada", &stored(&b)).await.unwrap());
+    assert!(store.create(&d, &of("ada")).await.unwrap().is_written());
+    let keep = stored(&d);
+    let ended = store.revoke_user_sessions("ada", Some(&keep)).await;
+    assert_eq!(ended.unwrap(), 1);
+    // Revoking what is gone ends nothing and counts nothing.
+    assert!(!store.revoke_user_session("ada", &stored(&b)).await.unwrap());
+
+    let (snapshot, units) = samples(&snapshotter);
+    let saves = |outcome| counter(&snapshot, metric::SAVES, &[("outcome", outcome)]);
+    assert_eq!(saves("written"), 4);
+    assert_eq!(saves("exists"), 1);
+    assert_eq!(saves("too_large"), 1);
+    assert_eq!(
+        counter(&snapshot, metric::ERRORS, &[("error.type", "too_large")]),
+        1
+    );
+    let revoked = |reason| counter(&snapshot, metric::REVOCATIONS, &[("reason", reason)]);
+    assert_eq!(revoked("session_limit"), 1);
+    assert_eq!(revoked("revoke_one"), 1);
+    assert_eq!(revoked("revoke_all"), 1);
+
+    let unit = |name: &str| {
+        units
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} not recorded: {units:?}"))
+            .1
+    };
+    assert_eq!(
+        unit(metric::OPERATION_DURATION),
+        Some(metrics::Unit::Seconds)
+    );
+    assert_eq!(unit(metric::BYTES_WRITTEN), Some(metrics::Unit::Bytes));
+    assert_eq!(unit(metric::SAVES), None);
 }
 
 #[tokio::test]
