@@ -21,83 +21,10 @@ STACKS=${STACKS:-"axum-ours axum-ours-sliding axum-ours-indexed axum-ours-cached
 PATHS=${PATHS:-"/login /inc /read"}
 OUT=${OUT:-$BENCH/results}
 mkdir -p "$OUT"
-# cargo puts the binary under CARGO_TARGET_DIR when it is set.
-SERVER=${CARGO_TARGET_DIR:-$BENCH/target}/release/bench-server
-# A stack named NAME@before runs NAME on $BEFORE_BIN: a bench-server built from an earlier
-# commit, measured side by side with today's in the same interleaved rounds.
-server_of() {
-  case $1 in
-    *@before) echo "${BEFORE_BIN:?a stack NAME@before needs BEFORE_BIN, an earlier bench-server}" ;;
-    *) echo "$SERVER" ;;
-  esac
-}
-
-. ../scripts/redis-env.sh
-
-# Stacks that never talk to Redis: the ceilings (no sessions) and the session layer on a store
-# without Redis (tower-sessions' MemoryStore, actix-session's CookieSessionStore). They have no
-# stored session to measure; their Redis CPU and commands per request come out as 0.
-no_redis() { case ${1%@before} in axum-none|actix-none|axum-memory|actix-cookie) return 0 ;; esac; return 1; }
-
-# --- tools -----------------------------------------------------------------------------------
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "==> installing wrk (Debian package)" >&2
-  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
-fi
-command -v node >/dev/null || { echo "error: node (>= 20) and npm are required" >&2; exit 1; }
-
-echo "==> building the bench workspace (release)" >&2
-cargo build --release --quiet
-echo "==> npm ci (bench/node)" >&2
-(cd node && npm ci --silent --no-audit --no-fund >/dev/null)
-
-# --- servers ---------------------------------------------------------------------------------
-WORK=$(mktemp -d -t redis-sessions-bench-XXXXXX)
-declare -A PID PORT DB
-cleanup() {
-  for s in "${!PID[@]}"; do kill "${PID[$s]}" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  stop_private_redis
-  rm -rf "$WORK"
-}
-start_private_redis
-trap cleanup EXIT INT TERM
-RPORT=$REDIS_PORT
-rcli() { redis-cli -p "$RPORT" "$@"; }
-
-i=0
-for s in $STACKS; do
-  i=$((i + 1))
-  DB[$s]=$i                   # one database per stack: keys never mix, MEMORY USAGE finds them
-  PORT[$s]=$(free_port)
-  url="redis://127.0.0.1:$RPORT/$i"
-  if [ "$s" = express ]; then
-    (cd node && PORT=${PORT[$s]} REDIS_URL=$url exec node server.js) 2>"$WORK/$s.log" &
-  else
-    "$(server_of "$s")" --stack "${s%@before}" --listen "127.0.0.1:${PORT[$s]}" --redis "$url" \
-      2>"$WORK/$s.log" &
-  fi
-  PID[$s]=$!
-done
-for s in $STACKS; do
-  for _ in $(seq 200); do
-    curl -s -o /dev/null "http://127.0.0.1:${PORT[$s]}/read" && break
-    sleep 0.05
-  done
-  # Sanity: identical behaviour on every stack.
-  jar="$WORK/$s.jar"
-  curl -sf -c "$jar" "http://127.0.0.1:${PORT[$s]}/login" >/dev/null
-  curl -sf -b "$jar" -c "$jar" "http://127.0.0.1:${PORT[$s]}/inc" >/dev/null
-  two=$(curl -sf -b "$jar" -c "$jar" "http://127.0.0.1:${PORT[$s]}/inc")
-  read=$(curl -sf -b "$jar" "http://127.0.0.1:${PORT[$s]}/read")
-  if [ "$s" != axum-none ] && [ "$s" != actix-none ] && { [ "$two" != 2 ] || [ "$read" != 2 ]; }; then
-    echo "error: $s: /inc /inc /read gave $two, $read (want 2, 2); log: $(cat "$WORK/$s.log")" >&2
-    exit 1
-  fi
-done
-echo "==> $(echo $STACKS | wc -w) stacks up and behaving alike" >&2
+. ./lib.sh
+ensure_wrk
+build_stacks
+start_stacks
 
 # --- memory of one session ---------------------------------------------------------------------
 echo "stack,key_bytes,value_bytes,memory_usage_bytes" >"$OUT/memory.csv"
