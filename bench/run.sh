@@ -4,7 +4,7 @@
 # results/results.md, results/results.csv, results/raw.csv, results/commands.csv and
 # results/chart.svg.
 #
-#   bash bench/run.sh                     # everything (about 12 minutes)
+#   bash bench/run.sh                     # everything (about 15 minutes)
 #   ROUNDS=2 DURATION=3 bash bench/run.sh # shorter
 #   STACKS="axum-ours axum-tsrs" PATHS="/read" bash bench/run.sh
 #   BEFORE_BIN=/path/to/old/bench-server STACKS="axum-ours axum-ours@before axum-tsrs" \
