@@ -3,9 +3,9 @@
 
     report.py parse-wrk WRK_OUTPUT HZ TICKS0 TICKS1 REDIS_CPU0 REDIS_CPU1 CALLS0 CALLS1
         one raw.csv row tail: requests,seconds,rps,p50_us,p99_us,errors,server_cpu_us_per_req,
-        redis_cpu_us_per_req,redis_cmds_per_req
+        redis_cpu_us_per_req,redis_calls_per_req (commands run, scripts' included)
     report.py report RESULTS_DIR
-        raw.csv + memory.csv + machine.txt -> results.csv, results.md, chart.svg
+        raw.csv + commands.csv + memory.csv + machine.txt -> results.csv, results.md, chart.svg
 """
 
 import csv
@@ -19,18 +19,21 @@ LABELS = {
     "axum-ours-sliding": "axum + tower-sessions 0.15 + redis-sessions, idle_timeout (GETEX)",
     "axum-ours-indexed": "axum + tower-sessions 0.15 + redis-sessions, index_by(\"user_id\")",
     "axum-ours-cached": "axum + tower-sessions 0.15 + redis-sessions, idle_timeout + cache(10,000)",
+    "axum-ours-merged": "axum + tower-sessions 0.15 + redis-sessions, merge_concurrent_saves(true)",
     "axum-tsrs": "axum + tower-sessions 0.14 + tower-sessions-redis-store 0.16 (fred)",
     "axum-memory": "axum + tower-sessions 0.15 MemoryStore (no Redis)",
     "axum-none": "axum, no session layer (ceiling)",
     "actix-ours": "actix-web + actix-session 0.11 + redis-sessions",
     "actix-ours-sliding": "actix-web + actix-session 0.11 + redis-sessions, idle_timeout (GETEX)",
     "actix-ours-cached": "actix-web + actix-session 0.11 + redis-sessions, idle_timeout + cache(10,000)",
+    "actix-ours-merged": "actix-web + actix-session 0.11 + redis-sessions, merge_concurrent_saves(true)",
     "actix-redis": "actix-web + actix-session 0.11 RedisSessionStore",
     "actix-cookie": "actix-web + actix-session 0.11 CookieSessionStore (no Redis)",
     "actix-none": "actix-web, no session middleware (ceiling)",
     "express": "express 5 + express-session + connect-redis (node)",
 }
-OURS = ["axum-ours", "axum-ours-sliding", "axum-ours-indexed", "axum-ours-cached", "actix-ours", "actix-ours-sliding", "actix-ours-cached"]
+OURS = ["axum-ours", "axum-ours-sliding", "axum-ours-indexed", "axum-ours-cached", "axum-ours-merged",
+        "actix-ours", "actix-ours-sliding", "actix-ours-cached", "actix-ours-merged"]
 PEERS = ["axum-tsrs", "actix-redis", "express"]
 CEILINGS = {"axum": "axum-none", "actix": "actix-none"}
 # The session layer on a store without Redis: what the framework's session machinery costs alone.
@@ -71,7 +74,10 @@ def fmt_us(us):
     return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
 
 
-def aggregate(raw):
+def aggregate(raw, sent):
+    """Medians per (stack, path); `cmds` is the commands sent per request from commands.csv
+    (the counting pass), `calls` the commands run per request (scripts' included, timed runs).
+    A results directory from before commands.csv has only the one figure (`redis_cmds_per_req`)."""
     groups = {}
     for row in raw:
         groups.setdefault((row["stack"], row["path"]), []).append(row)
@@ -84,8 +90,11 @@ def aggregate(raw):
             "p50_us": med("p50_us"), "p99_us": med("p99_us"),
             "errors": sum(int(r["errors"]) for r in rows),
             "server_cpu": med("server_cpu_us_per_req"), "redis_cpu": med("redis_cpu_us_per_req"),
-            "cmds": med("redis_cmds_per_req"), "rounds": len(rows),
+            "rounds": len(rows),
         }
+        old = "redis_calls_per_req" not in rows[0]
+        agg[key]["calls"] = med("redis_cmds_per_req" if old else "redis_calls_per_req")
+        agg[key]["cmds"] = sent.get(key, agg[key]["calls"] if old else float("nan"))
     return agg
 
 
@@ -218,9 +227,13 @@ def layer_rows(agg):
 def report(out):
     out = Path(out)
     raw = list(csv.DictReader((out / "raw.csv").open()))
+    sent = {}
+    if (out / "commands.csv").exists():
+        for r in csv.DictReader((out / "commands.csv").open()):
+            sent[(r["stack"], r["path"])] = int(r["sent"]) / max(int(r["requests"]), 1)
     mem = {r["stack"]: r for r in csv.DictReader((out / "memory.csv").open())} if (out / "memory.csv").exists() else {}
     machine = dict(line.rstrip("\n").split("=", 1) for line in (out / "machine.txt").open() if "=" in line)
-    agg = aggregate(raw)
+    agg = aggregate(raw, sent)
     stacks = list(dict.fromkeys(r["stack"] for r in raw))
     paths = [p for p in PATHS if any(r["path"] == p for r in raw)]
 
@@ -228,14 +241,14 @@ def report(out):
         w = csv.writer(f)
         w.writerow(["stack", "path", "rounds", "rps_median", "rps_min", "rps_max", "p50_us", "p99_us",
                     "errors", "server_cpu_us_per_req", "redis_cpu_us_per_req", "redis_cmds_per_req",
-                    "session_memory_usage_bytes"])
+                    "redis_calls_per_req", "session_memory_usage_bytes"])
         for s in stacks:
             for p in paths:
                 a = agg.get((s, p))
                 if a:
                     w.writerow([s, p, a["rounds"], f"{a['rps']:.0f}", f"{a['rps_min']:.0f}", f"{a['rps_max']:.0f}",
                                 f"{a['p50_us']:.0f}", f"{a['p99_us']:.0f}", a["errors"], f"{a['server_cpu']:.1f}",
-                                f"{a['redis_cpu']:.1f}", f"{a['cmds']:.2f}",
+                                f"{a['redis_cpu']:.1f}", f"{a['cmds']:.2f}", f"{a['calls']:.2f}",
                                 mem.get(s, {}).get("memory_usage_bytes", "")])
 
     (out / "chart.svg").write_text(chart(agg, stacks, f"{machine.get('nproc', '?')} cores, "
@@ -266,13 +279,18 @@ def report(out):
                           f"{fmt_us(a['p50_us'])} | {fmt_us(a['p99_us'])} | {a['errors']} |")
     md += ["", "## Cost per request", "",
            "Server CPU: the app process's utime+stime (`/proc/PID/stat`); Redis CPU: `used_cpu_sys + "
-           "used_cpu_user`; commands: every `INFO commandstats` call count (INFO excluded); all as "
-           "before/after deltas over a run divided by its requests (64 logins per run included).", "",
-           "| stack | path | server CPU µs/req | Redis CPU µs/req | Redis commands/req |", "|---|---|---|---|---|"]
+           "used_cpu_user`; commands run: every `INFO commandstats` call count (INFO excluded), which "
+           "includes the commands Lua scripts run; all as before/after deltas over a run divided by "
+           "its requests (64 logins per run included). Commands sent: what the clients sent, from "
+           "`commands.csv` (a pass of its own with `MONITOR` on, whose script lines are left out; "
+           "the round trips when nothing is pipelined).", "",
+           "| stack | path | server CPU µs/req | Redis CPU µs/req | Redis commands sent/req | commands run/req (scripts' included) |",
+           "|---|---|---|---|---|---|"]
     for p in paths:
         for s in stacks:
             if a := agg.get((s, p)):
-                md.append(f"| {s} | {p} | {a['server_cpu']:.1f} | {a['redis_cpu']:.1f} | {a['cmds']:.2f} |")
+                md.append(f"| {s} | {p} | {a['server_cpu']:.1f} | {a['redis_cpu']:.1f} | {a['cmds']:.2f} | "
+                          f"{a['calls']:.2f} |")
     if mem:
         md += ["", "## Memory of one session", "",
                "After `/login` and one `/inc`: Redis `MEMORY USAGE key SAMPLES 0`.", "",

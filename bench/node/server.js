@@ -38,5 +38,23 @@ app.get("/read", (req, res) => {
   res.send(String(req.session.counter))
 })
 
+// The lost-fields bench (bench/lost.sh): POST /set/NAME/VALUE sets the session field NAME
+// (f0..f63, else 400; 401 without a session) to the number VALUE; GET /fields returns them.
+const FIELD = /^f([0-9]|[1-5][0-9]|6[0-3])$/
+
+app.post("/set/:name/:value", (req, res) => {
+  const {name, value} = req.params
+  if (!FIELD.test(name) || !/^[0-9]+$/.test(value)) return res.status(400).send("field names are f0..f63")
+  if (req.session.counter === undefined) return res.status(401).send("no session")
+  req.session[name] = Number(value)
+  res.send(value)
+})
+
+app.get("/fields", (req, res) => {
+  const out = {}
+  for (let i = 0; i < 64; i++) if (req.session[`f${i}`] !== undefined) out[`f${i}`] = req.session[`f${i}`]
+  res.json(out)
+})
+
 const port = Number(process.env.PORT || 3000)
 app.listen(port, "127.0.0.1", () => console.error(`express listening on 127.0.0.1:${port}`))

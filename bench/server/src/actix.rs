@@ -40,6 +40,35 @@ async fn read(session: Session) -> actix_web::Result<HttpResponse> {
     })
 }
 
+/// `POST /set/{name}/{value}`: sets field `name` (`f0`..`f63`) to `value`.
+async fn set(session: Session, path: web::Path<(String, u64)>) -> actix_web::Result<HttpResponse> {
+    let (name, value) = path.into_inner();
+    if !crate::field_name_ok(&name) {
+        return Ok(HttpResponse::BadRequest().body("field names are f0..f63"));
+    }
+    if session
+        .get::<serde_json::Value>("counter")
+        .map_err(fail)?
+        .is_none()
+    {
+        return Ok(HttpResponse::Unauthorized().body("no session"));
+    }
+    session.insert(name, value).map_err(fail)?;
+    Ok(HttpResponse::Ok().body(value.to_string()))
+}
+
+/// `GET /fields`: the session's fields `f0`..`f63` as a JSON object.
+async fn fields(session: Session) -> actix_web::Result<HttpResponse> {
+    let mut out = serde_json::Map::new();
+    for i in 0..crate::FIELDS {
+        let name = format!("f{i}");
+        if let Some(v) = session.get::<serde_json::Value>(&name).map_err(fail)? {
+            out.insert(name, v);
+        }
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
 /// `store` builds each worker's store (`CookieSessionStore` is not `Clone`).
 async fn serve<S, F>(args: &Args, store: F) -> Result<(), Error>
 where
@@ -55,6 +84,8 @@ where
             .route("/login", web::get().to(login))
             .route("/inc", web::get().to(inc))
             .route("/read", web::get().to(read))
+            .route("/set/{name}/{value}", web::post().to(set))
+            .route("/fields", web::get().to(fields))
     })
     .bind(args.listen)?
     .run()

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::{Args, IDLE};
@@ -48,6 +48,36 @@ macro_rules! handlers {
                     None => Err((StatusCode::UNAUTHORIZED, "no session".into())),
                 }
             }
+
+            /// `POST /set/{name}/{value}`: sets field `name` (`f0`..`f63`) to `value`.
+            pub async fn set(
+                session: Session,
+                axum::extract::Path((name, value)): axum::extract::Path<(String, u64)>,
+            ) -> Result<String, (StatusCode, String)> {
+                if !crate::field_name_ok(&name) {
+                    return Err((StatusCode::BAD_REQUEST, "field names are f0..f63".into()));
+                }
+                if session.get_value("counter").await.map_err(fail)?.is_none() {
+                    return Err((StatusCode::UNAUTHORIZED, "no session".into()));
+                }
+                session.insert(&name, value).await.map_err(fail)?;
+                Ok(value.to_string())
+            }
+
+            /// `GET /fields`: the session's fields `f0`..`f63` as a JSON object.
+            pub async fn fields(
+                session: Session,
+            ) -> Result<axum::Json<serde_json::Map<String, serde_json::Value>>, (StatusCode, String)>
+            {
+                let mut out = serde_json::Map::new();
+                for i in 0..crate::FIELDS {
+                    let name = format!("f{i}");
+                    if let Some(v) = session.get_value(&name).await.map_err(fail)? {
+                        out.insert(name, v);
+                    }
+                }
+                Ok(axum::Json(out))
+            }
         }
     };
 }
@@ -71,6 +101,8 @@ fn ts015_routes() -> Router {
         .route("/login", get(ts015::login))
         .route("/inc", get(ts015::inc))
         .route("/read", get(ts015::read))
+        .route("/set/{name}/{value}", post(ts015::set))
+        .route("/fields", get(ts015::fields))
 }
 
 async fn run(args: Args) -> Result<(), Error> {
@@ -116,11 +148,7 @@ async fn run(args: Args) -> Result<(), Error> {
             let layer =
                 tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
                     .with_secure(false);
-            Router::new()
-                .route("/login", get(ts015::login))
-                .route("/inc", get(ts015::inc))
-                .route("/read", get(ts015::read))
-                .layer(layer)
+            ts015_routes().layer(layer)
         }
         "axum-tsrs" => {
             // As tower-sessions-redis-store's README: a fred pool of 6 connections.
@@ -135,6 +163,8 @@ async fn run(args: Args) -> Result<(), Error> {
                 .route("/login", get(ts014::login))
                 .route("/inc", get(ts014::inc))
                 .route("/read", get(ts014::read))
+                .route("/set/{name}/{value}", post(ts014::set))
+                .route("/fields", get(ts014::fields))
                 .layer(layer)
         }
         "axum-none" => {

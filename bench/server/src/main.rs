@@ -1,6 +1,9 @@
 //! The benchmark app on each Rust stack: `GET /login` creates a session (user_id, name, three
 //! roles, counter 0), `GET /inc` increments the counter and returns it, `GET /read` returns it
-//! unchanged (401 without a session). Every stack is configured as its README shows.
+//! unchanged (401 without a session). For the lost-fields bench (`src/bin/lost.rs`), `POST
+//! /set/{name}/{value}` sets the session field `name` (`f0`..`f63`, else 400; 401 without a
+//! session) to the number `value`, and `GET /fields` returns those fields as a JSON object (not
+//! on the `-none` ceilings). Every stack is configured as its README shows.
 //!
 //! ```text
 //! bench-server --stack STACK --listen 127.0.0.1:PORT --redis redis://127.0.0.1:PORT/DB
@@ -18,6 +21,16 @@ use std::time::Duration;
 pub const USER_ID: u64 = 4242;
 pub const NAME: &str = "Ada Lovelace";
 pub const ROLES: [&str; 3] = ["admin", "editor", "viewer"];
+
+/// `/set` accepts the field names `f0`..`f{FIELDS - 1}`; `/fields` returns those present.
+pub const FIELDS: u32 = 64;
+
+/// `f0`..`f63`, written without leading zeros.
+pub fn field_name_ok(name: &str) -> bool {
+    name.strip_prefix('f')
+        .and_then(|digits| digits.parse::<u32>().ok().map(|n| (n, digits)))
+        .is_some_and(|(n, digits)| n < FIELDS && digits == n.to_string())
+}
 
 /// The idle timeout of the "sliding" variants of our store.
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
