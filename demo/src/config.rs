@@ -93,6 +93,13 @@ pub struct Config {
     /// store has (the last save wins whole).
     #[arg(long, env = "SESSION_MERGE_SAVES", default_value_t = true, action = ArgAction::Set)]
     pub merge_concurrent_saves: bool,
+    /// Keep up to this many recently used sessions in process memory (the library's
+    /// client-side cache, `StoreBuilder::cache`): a read of a cached session costs no Redis
+    /// command, and Redis's invalidations (broadcast `CLIENT TRACKING`) drop an entry as soon
+    /// as any client changes the session. One server only (`redis://`, `rediss://`). 0 (the
+    /// default) turns it off.
+    #[arg(long, env = "SESSION_CACHE", default_value_t = 0)]
+    pub cache: usize,
     /// Test hook, not a flag (always `None` from the command line): see [`IncrementHook`].
     #[arg(skip)]
     pub increment_hook: Option<IncrementHook>,
@@ -151,6 +158,7 @@ impl Config {
             max_sessions_per_user: 0,
             fail_fast: true,
             merge_concurrent_saves: true,
+            cache: 0,
             increment_hook: None,
             field_hook: None,
         }

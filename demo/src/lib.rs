@@ -70,8 +70,8 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     }
     let hashing = config.id_hashing()?;
     let security = format!(
-        "id_hashing={hashing:?} encryption={keys:?} require_encryption={} max_session_size={} fail_fast={} merge_concurrent_saves={}",
-        config.require_encryption, config.max_session_size, config.fail_fast, config.merge_concurrent_saves
+        "id_hashing={hashing:?} encryption={keys:?} require_encryption={} max_session_size={} fail_fast={} merge_concurrent_saves={} cache={}",
+        config.require_encryption, config.max_session_size, config.fail_fast, config.merge_concurrent_saves, config.cache
     );
     let opened = match &config.redis_url {
         Some(url) => {
@@ -79,20 +79,30 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
                 tracing::warn!("--tls-insecure: Redis's TLS certificate is not checked");
             }
             let tls = config.tls()?;
-            let backend = redis_sessions::connect_with_tls(url, tls)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot connect to Redis at {}: {e}", config.redacted_url())
-                })?;
+            let deployment = redis_sessions::Deployment::parse(url)?;
+            let backend = match config.cache {
+                0 => deployment.connect_with_tls(tls).await,
+                _ => deployment.connect_tracked_with_tls(tls).await,
+            }
+            .map_err(|e| {
+                anyhow::anyhow!("cannot connect to Redis at {}: {e}", config.redacted_url())
+            })?;
+            let cached = match config.cache {
+                0 => String::new(),
+                n => format!(", client-side cache of {n} sessions"),
+            };
             let label = BackendLabel(format!(
-                "{} at {}",
+                "{} at {}{cached}",
                 topology(&backend),
                 config.redacted_url()
             ));
             tracing::info!(backend = %label.0, prefix = %config.prefix, idle_timeout_s = config.idle_timeout, "session store: Redis");
-            let store = store(backend, config, idle, hashing, keys);
+            let store = store(backend, config, idle, hashing, keys)?;
             log_problems(&store).await;
             Opened::Redis(store, label)
+        }
+        None if config.cache > 0 => {
+            anyhow::bail!("--cache (SESSION_CACHE) needs Redis: give --redis-url or REDIS_URL")
         }
         None => {
             tracing::warn!(
@@ -102,7 +112,7 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Opened> {
                 "in-memory (no --redis-url / REDIS_URL given: sessions vanish on restart)".into(),
             );
             Opened::Memory(
-                store(MemoryBackend::new(), config, idle, hashing, keys),
+                store(MemoryBackend::new(), config, idle, hashing, keys)?,
                 label,
             )
         }
@@ -138,7 +148,7 @@ fn store<B: Backend>(
     idle: Duration,
     hashing: IdHashing,
     keys: Option<KeyRing>,
-) -> RedisStore<B> {
+) -> anyhow::Result<RedisStore<B>> {
     let mut builder = RedisStore::builder(backend)
         .prefix(config.prefix.clone())
         .idle_timeout(idle)
@@ -164,7 +174,10 @@ fn store<B: Backend>(
             .encrypt(keys)
             .require_encryption(config.require_encryption);
     }
-    builder.build()
+    if config.cache > 0 {
+        builder = builder.cache(config.cache)?;
+    }
+    Ok(builder.build())
 }
 
 /// Resolves when the process receives Ctrl-C or SIGTERM.

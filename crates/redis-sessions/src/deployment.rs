@@ -6,6 +6,7 @@ use std::time::Duration;
 
 #[cfg(feature = "cluster")]
 use crate::backend::ClusterBackend;
+use crate::backend::TrackedConnection;
 use crate::backend::{
     Backend, BackendResult, KeyTtl, RedisBackend, RedisConfig, ScanCursor, ScanPage, SetMode,
 };
@@ -214,6 +215,31 @@ impl Deployment {
         self.connect_with_tls(TlsConfig::default()).await
     }
 
+    /// [`connect_with_tls`](Deployment::connect_with_tls) on a connection with client-side
+    /// tracking on ([`RedisBackend::connect_tracked_with`]), for a store with a
+    /// [client-side cache](crate::StoreBuilder::cache).
+    ///
+    /// # Errors
+    /// As [`Deployment::connect_with_tls`]; a Cluster or Sentinel deployment is refused (the
+    /// cache supports one server), and so is a URL asking for RESP2.
+    pub async fn connect_tracked_with_tls(&self, tls: TlsConfig) -> BackendResult<AnyBackend> {
+        match self {
+            Deployment::Standalone(url) => {
+                let config = RedisConfig {
+                    tls,
+                    ..RedisConfig::default()
+                };
+                Ok(AnyBackend::Tracked(
+                    RedisBackend::connect_tracked_with(url, config).await?,
+                ))
+            }
+            _ => Err(invalid(
+                "the client-side cache supports one server (redis:// or rediss://); \
+                 Cluster and Sentinel deployments are not supported yet: turn the cache off",
+            )),
+        }
+    }
+
     /// Connects with TLS settings given in code (a CA, a client certificate; feature `tls`);
     /// each one not set in `tls` may come from the URL's `tls_*` options.
     ///
@@ -274,6 +300,26 @@ pub async fn connect_with_tls(url: &str, tls: TlsConfig) -> BackendResult<AnyBac
     Deployment::parse(url)?.connect_with_tls(tls).await
 }
 
+/// Connects to the one server `url` names (`redis://`, `rediss://`, `unix://`) on a connection
+/// with client-side tracking on, for a store with a
+/// [client-side cache](crate::StoreBuilder::cache) ([`RedisBackend::connect_tracked`]).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let backend = redis_sessions::connect_tracked("redis://127.0.0.1:6379").await?;
+/// let store = redis_sessions::RedisStore::builder(backend).cache(10_000)?.build();
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// As [`Deployment::parse`] and [`Deployment::connect_tracked_with_tls`]: Cluster and
+/// Sentinel URLs are refused (the cache supports one server).
+pub async fn connect_tracked(url: &str) -> BackendResult<AnyBackend> {
+    Deployment::parse(url)?
+        .connect_tracked_with_tls(TlsConfig::default())
+        .await
+}
+
 /// Connects to the deployment `url` names (see [`Deployment`] for the forms).
 ///
 /// ```no_run
@@ -295,6 +341,9 @@ pub async fn connect(url: &str) -> BackendResult<AnyBackend> {
 pub enum AnyBackend {
     /// One server.
     Redis(RedisBackend),
+    /// One server, on a connection with client-side tracking on, for
+    /// [`StoreBuilder::cache`](crate::StoreBuilder::cache) ([`connect_tracked`]).
+    Tracked(RedisBackend<TrackedConnection>),
     /// Redis Cluster.
     #[cfg(feature = "cluster")]
     Cluster(ClusterBackend),
@@ -307,6 +356,7 @@ macro_rules! delegate {
     ($self:ident, $b:ident => $call:expr) => {
         match $self {
             AnyBackend::Redis($b) => $call.await,
+            AnyBackend::Tracked($b) => $call.await,
             #[cfg(feature = "cluster")]
             AnyBackend::Cluster($b) => $call.await,
             #[cfg(feature = "sentinel")]
@@ -374,6 +424,7 @@ impl Backend for AnyBackend {
     fn index_in_steps(&self) -> bool {
         match self {
             AnyBackend::Redis(b) => b.index_in_steps(),
+            AnyBackend::Tracked(b) => b.index_in_steps(),
             #[cfg(feature = "cluster")]
             AnyBackend::Cluster(b) => b.index_in_steps(),
             #[cfg(feature = "sentinel")]
@@ -384,6 +435,7 @@ impl Backend for AnyBackend {
     fn endpoint(&self) -> Option<crate::store::Endpoint> {
         match self {
             AnyBackend::Redis(b) => b.endpoint(),
+            AnyBackend::Tracked(b) => b.endpoint(),
             #[cfg(feature = "cluster")]
             AnyBackend::Cluster(b) => b.endpoint(),
             #[cfg(feature = "sentinel")]
@@ -434,6 +486,31 @@ impl Backend for AnyBackend {
 
     async fn wait_for_replicas(&self, replicas: u32, timeout: Duration) -> BackendResult<u32> {
         delegate!(self, b => b.wait_for_replicas(replicas, timeout))
+    }
+
+    fn tracker(&self) -> Option<&crate::cache::Tracker> {
+        match self {
+            AnyBackend::Tracked(b) => b.tracker(),
+            _ => None,
+        }
+    }
+
+    async fn tracked_read(
+        &self,
+        key: &str,
+        refresh: Option<Duration>,
+    ) -> BackendResult<Option<(Vec<u8>, KeyTtl)>> {
+        delegate!(self, b => b.tracked_read(key, refresh))
+    }
+
+    async fn tracked_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> BackendResult<bool> {
+        delegate!(self, b => b.tracked_set(key, value, ttl, mode))
     }
 }
 

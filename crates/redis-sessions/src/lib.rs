@@ -492,7 +492,7 @@ pub use codec::KeyRing;
 pub use codec::MsgPack;
 pub use codec::{Json, Serializer, StoredForm, DEFAULT_MAX_VALUE_SIZE};
 #[cfg(feature = "redis")]
-pub use deployment::{connect, connect_with_tls, AnyBackend, Deployment};
+pub use deployment::{connect, connect_tracked, connect_with_tls, AnyBackend, Deployment};
 pub use error::{BackendError, BackendErrorKind, CodecError, Error, Result};
 pub use id::{Fingerprint, InvalidId, RandomError, SessionId, StoredId, MAX_ID_LEN, MIN_ID_LEN};
 pub use keyspace::{escape_glob, IdHashing, Keyspace};

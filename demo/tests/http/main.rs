@@ -21,6 +21,7 @@ macro_rules! app_suite {
 }
 
 mod browser;
+mod cache;
 mod client;
 mod fields;
 mod ops;

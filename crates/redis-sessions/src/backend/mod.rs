@@ -284,10 +284,10 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// A read for the cache, after which Redis tracks the key for this connection:
-    /// `[PEXPIRE key refresh]`, `GET key`, `PTTL key`, atomically (one script on Redis). The
-    /// default, for a backend without [`tracker`](Backend::tracker), sends `GET` (or `GETEX
-    /// PX`) then `PTTL`.
+    /// A read for the cache: the value (`GETEX PX refresh`, or `GET`) and its TTL. The
+    /// default sends them as two commands; a tracked connection with broadcast tracking
+    /// (changes of every key under the [tracker's prefixes](Tracker::prefixes) reported) sends
+    /// `GETEX` alone (the TTL is the one just set) or `GET` and `PTTL` in one round trip.
     fn tracked_read(
         &self,
         key: &str,
@@ -305,9 +305,8 @@ pub trait Backend: Send + Sync + 'static {
         }
     }
 
-    /// A write for the cache, after which Redis still tracks the key for this connection:
-    /// `SET key value [PX ttl] [NX|XX]` then, when written, a read of the key, atomically.
-    /// The default sends the `SET` alone.
+    /// A write for the cache: `SET key value [PX ttl] [NX|XX]` (under broadcast tracking the
+    /// key stays tracked after its change, so nothing more is needed).
     fn tracked_set(
         &self,
         key: &str,

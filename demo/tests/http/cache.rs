@@ -1,0 +1,120 @@
+//! Two demo instances with the client-side cache (`--cache`) on one Redis: a session served
+//! from one instance's memory still sees a change or a logout made through the other.
+
+use serde_json::json;
+
+use crate::client::Client;
+use crate::servers::Kind;
+use redis_harness::RedisServer;
+
+/// The app `kind` with `config`, on port 0.
+async fn spawn(kind: Kind, config: demo::Config) -> std::net::SocketAddr {
+    match kind {
+        Kind::Axum => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(demo::run(listener, config, std::future::pending()));
+            addr
+        }
+        Kind::Actix => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            std::thread::spawn(move || {
+                actix_web::rt::System::new()
+                    .block_on(demo::run_actix(listener, config, std::future::pending()))
+                    .unwrap();
+            });
+            addr
+        }
+    }
+}
+
+/// Data commands served since the last `CONFIG RESETSTAT`.
+fn data_calls(redis: &RedisServer) -> u64 {
+    let control = ["info", "config", "hello", "client", "ping"];
+    redis
+        .command_calls()
+        .iter()
+        .filter(|(name, _)| !control.iter().any(|c| name.starts_with(c)))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+pub async fn reads_hit_the_cache_and_see_changes_made_elsewhere(kind: Kind) {
+    let redis = RedisServer::start();
+    let config = || {
+        let mut config = demo::Config::new(Some(redis.url()));
+        config.cache = 1000;
+        config
+    };
+    // Two axum instances; actix-session signs its cookies with a key of each process's own,
+    // so for actix "elsewhere" is the same instance's other requests and Redis itself.
+    let a = spawn(kind, config()).await;
+    let b = match kind {
+        Kind::Axum => spawn(kind, config()).await,
+        Kind::Actix => a,
+    };
+    let mut on_a = Client::new(a);
+    let r = on_a.post("/api/login", Some(json!({"user": "ada"}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut on_b = Client::new(b);
+    on_b.cookie.clone_from(&on_a.cookie);
+    // B reads the session once from Redis, then from memory.
+    assert_eq!(on_b.get("/api/me").await.json()["counter"], 0);
+    redis.cmd(&["CONFIG", "RESETSTAT"]);
+    for _ in 0..5 {
+        let r = on_b.get("/api/me").await;
+        assert_eq!(r.json(), json!({"user": "ada", "counter": 0}), "{r:?}");
+    }
+    assert_eq!(data_calls(&redis), 0, "{:?}", redis.command_calls());
+    for n in 1..=3 {
+        let r = on_a.post("/api/increment", None).await;
+        assert_eq!(r.json(), json!({"counter": n}), "{r:?}");
+        // A round trip on B's tracked connection: every invalidation Redis sent B before
+        // its reply has been applied when it returns.
+        assert_eq!(on_b.get("/healthz").await.status, 200);
+        assert_eq!(on_b.get("/api/me").await.json()["counter"], n);
+    }
+    // Another Redis client (an admin's `redis-sessions rm`, say) deletes the session.
+    let sessions: Vec<String> = redis
+        .scan_keys("sess:*")
+        .into_iter()
+        .filter(|k| !crate::servers::is_index(k))
+        .collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    redis.cmd(&["DEL", &sessions[0]]);
+    assert_eq!(on_b.get("/healthz").await.status, 200);
+    assert_eq!(
+        on_b.get("/api/me").await.status,
+        401,
+        "B serves no deleted session"
+    );
+    // And a logout through A.
+    let r = on_a.post("/api/login", Some(json!({"user": "bob"}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    on_b.cookie.clone_from(&on_a.cookie);
+    assert_eq!(on_b.get("/api/me").await.json()["user"], "bob");
+    assert_eq!(on_b.get("/api/me").await.json()["user"], "bob");
+    assert_eq!(on_a.post("/api/logout", None).await.status, 200);
+    assert_eq!(on_b.get("/healthz").await.status, 200);
+    assert_eq!(
+        on_b.get("/api/me").await.status,
+        401,
+        "B serves no logged-out session"
+    );
+}
+
+mod axum {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_hit_the_cache_and_see_changes_made_elsewhere() {
+        super::reads_hit_the_cache_and_see_changes_made_elsewhere(crate::servers::Kind::Axum).await;
+    }
+}
+
+mod actix {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_hit_the_cache_and_see_changes_made_elsewhere() {
+        super::reads_hit_the_cache_and_see_changes_made_elsewhere(crate::servers::Kind::Actix)
+            .await;
+    }
+}
