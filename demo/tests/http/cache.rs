@@ -4,30 +4,8 @@
 use serde_json::json;
 
 use crate::client::Client;
-use crate::servers::Kind;
+use crate::servers::{spawn_app, Kind, Topology};
 use redis_harness::RedisServer;
-
-/// The app `kind` with `config`, on port 0.
-async fn spawn(kind: Kind, config: demo::Config) -> std::net::SocketAddr {
-    match kind {
-        Kind::Axum => {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(demo::run(listener, config, std::future::pending()));
-            addr
-        }
-        Kind::Actix => {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            std::thread::spawn(move || {
-                actix_web::rt::System::new()
-                    .block_on(demo::run_actix(listener, config, std::future::pending()))
-                    .unwrap();
-            });
-            addr
-        }
-    }
-}
 
 /// Data commands served since the last `CONFIG RESETSTAT`.
 fn data_calls(redis: &RedisServer) -> u64 {
@@ -40,7 +18,7 @@ fn data_calls(redis: &RedisServer) -> u64 {
         .sum()
 }
 
-pub async fn reads_hit_the_cache_and_see_changes_made_elsewhere(kind: Kind) {
+pub async fn reads_hit_the_cache_and_see_changes_made_elsewhere(kind: Kind, _: Topology) {
     let redis = RedisServer::start();
     let config = || {
         let mut config = demo::Config::new(Some(redis.url()));
@@ -49,9 +27,10 @@ pub async fn reads_hit_the_cache_and_see_changes_made_elsewhere(kind: Kind) {
     };
     // Two axum instances; actix-session signs its cookies with a key of each process's own,
     // so for actix "elsewhere" is the same instance's other requests and Redis itself.
-    let a = spawn(kind, config()).await;
+    let spawn = |config| spawn_app(kind, config, std::future::pending());
+    let a = spawn(config()).await;
     let b = match kind {
-        Kind::Axum => spawn(kind, config()).await,
+        Kind::Axum => spawn(config()).await,
         Kind::Actix => a,
     };
     let mut on_a = Client::new(a);
@@ -104,17 +83,6 @@ pub async fn reads_hit_the_cache_and_see_changes_made_elsewhere(kind: Kind) {
     );
 }
 
-mod axum {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_hit_the_cache_and_see_changes_made_elsewhere() {
-        super::reads_hit_the_cache_and_see_changes_made_elsewhere(crate::servers::Kind::Axum).await;
-    }
-}
-
-mod actix {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_hit_the_cache_and_see_changes_made_elsewhere() {
-        super::reads_hit_the_cache_and_see_changes_made_elsewhere(crate::servers::Kind::Actix)
-            .await;
-    }
-}
+// One server: the cache refuses Cluster and Sentinel.
+app_suite!(axum, Axum, Standalone: reads_hit_the_cache_and_see_changes_made_elsewhere);
+app_suite!(actix, Actix, Standalone: reads_hit_the_cache_and_see_changes_made_elsewhere);

@@ -192,7 +192,21 @@ pub async fn start_with(
     let shutdown = async move {
         let _ = stopped.await;
     };
-    let addr = match kind {
+    let addr = spawn_app(kind, config, shutdown).await;
+    Running {
+        addr,
+        redis,
+        stop: Some(stop),
+    }
+}
+
+/// The app `kind` with `config` on port 0, until `shutdown` completes.
+pub async fn spawn_app(
+    kind: Kind,
+    config: demo::Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> SocketAddr {
+    match kind {
         Kind::Axum => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -209,10 +223,5 @@ pub async fn start_with(
             });
             addr
         }
-    };
-    Running {
-        addr,
-        redis,
-        stop: Some(stop),
     }
 }
