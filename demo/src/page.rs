@@ -80,7 +80,7 @@ fn holds(body: &mut String, holds: &Holds) {
         r#"<section id="holds"><h2>What Redis holds</h2>
 <dl><dt>Key</dt><dd><code id="holds-key">{}</code></dd>
 <dt>Remaining TTL</dt><dd id="holds-ttl">{}</dd>
-<dt>Idle limit</dt><dd>{} s</dd><dt>Absolute limit</dt><dd>{}</dd>
+<dt>Idle limit</dt><dd id="holds-idle">{} s</dd><dt>Absolute limit</dt><dd id="holds-absolute">{}</dd>
 <dt>Size</dt><dd id="holds-size">{} bytes</dd></dl>
 <pre id="holds-value">{}</pre></section>
 "#,

@@ -251,6 +251,12 @@ pub async fn the_page_shows_what_redis_holds(kind: Kind, topology: Topology) {
     );
     assert!(page.body.contains("Your sessions") && page.body.contains("this device"));
     assert!(page.body.contains("Laptop/1.0"));
+    // The limits the store runs with (the demo's default idle timeout, no absolute one), and
+    // the key's TTL within the idle limit: sliding, with no absolute bound below it.
+    assert_eq!(panel(&page.body, "holds-idle"), "1800 s");
+    assert_eq!(panel(&page.body, "holds-absolute"), "none");
+    let ttl = panel_seconds(&page.body, "holds-ttl");
+    assert!(ttl > 120 && ttl <= 1800, "{ttl}");
 
     let encrypted = start_with(kind, topology, |c| {
         c.keys = Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into());
@@ -279,11 +285,82 @@ pub async fn the_page_shows_what_redis_holds(kind: Kind, topology: Topology) {
     );
 }
 
+/// `--absolute-timeout 120` under the default 1800 s idle timeout: the panel shows both
+/// limits, the key's TTL is what is left of the absolute one (never above it), the size is
+/// the stored value's, and the value holds the creation record the timeout counts from.
+/// A request after the login (it slides the idle timeout) does not move the TTL past it.
+pub async fn the_panel_shows_the_absolute_limit(kind: Kind, topology: Topology) {
+    let app = start_with(kind, topology, |c| c.absolute_timeout = Some(120)).await;
+    let mut client = log_in(&app, "ada", "Laptop/1.0").await;
+    assert_eq!(client.post("/api/increment", None).await.status, 200);
+    let page = client.get("/").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(panel(&page.body, "holds-idle"), "1800 s");
+    assert_eq!(panel(&page.body, "holds-absolute"), "120 s");
+    let ttl = panel_seconds(&page.body, "holds-ttl");
+    assert!(
+        ttl > 0 && ttl <= 120,
+        "TTL {ttl} s within the absolute limit"
+    );
+    assert_eq!(panel_seconds(&page.body, "ttl"), ttl, "the footer agrees");
+    let key = app
+        .redis
+        .scan_keys("sess:*")
+        .into_iter()
+        .find(|k| !k.contains('~'))
+        .unwrap();
+    let pttl = app.redis.cmd(&key, &["PTTL", &key]).int().unwrap();
+    assert!(pttl > 0 && pttl <= 120_000, "the key's own TTL: {pttl} ms");
+    let value = app.redis.cmd(&key, &["GET", &key]).text().unwrap();
+    assert_eq!(
+        panel(&page.body, "holds-size"),
+        format!("{} bytes", value.len())
+    );
+    assert!(
+        value.contains("\"__created\""),
+        "the creation record: {value}"
+    );
+    assert!(
+        panel_block(&page.body, "holds-value").contains("&quot;__created&quot;"),
+        "{}",
+        page.body
+    );
+}
+
+/// The text of the page's `<dd id="{id}">`.
+fn panel<'a>(body: &'a str, id: &str) -> &'a str {
+    let open = format!(r#"<dd id="{id}">"#);
+    let start = body
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {id}: {body}"))
+        + open.len();
+    let len = body[start..].find("</dd>").unwrap();
+    &body[start..start + len]
+}
+
+/// The whole seconds of a `<dd id="{id}">N s</dd>`.
+fn panel_seconds(body: &str, id: &str) -> u64 {
+    let text = panel(body, id);
+    let secs = text
+        .strip_suffix(" s")
+        .unwrap_or_else(|| panic!("{id}: {text}"));
+    secs.parse().unwrap_or_else(|_| panic!("{id}: {text}"))
+}
+
+/// The text of the page's `<pre id="{id}">`.
+fn panel_block<'a>(body: &'a str, id: &str) -> &'a str {
+    let open = format!(r#"<pre id="{id}">"#);
+    let start = body.find(&open).unwrap() + open.len();
+    let len = body[start..].find("</pre>").unwrap();
+    &body[start..start + len]
+}
+
 app_suite!(axum, Axum, Standalone:
     sessions_api_lists_devices_and_ends_only_own_sessions,
     revoke_others_counts_and_keeps_this_device,
     the_limit_ends_the_least_recently_used_session,
     the_page_shows_what_redis_holds,
+    the_panel_shows_the_absolute_limit,
 );
 
 app_suite!(actix, Actix, Standalone:
@@ -291,6 +368,7 @@ app_suite!(actix, Actix, Standalone:
     revoke_others_counts_and_keeps_this_device,
     the_limit_ends_the_least_recently_used_session,
     the_page_shows_what_redis_holds,
+    the_panel_shows_the_absolute_limit,
 );
 
 app_suite!(axum_cluster, Axum, Cluster:

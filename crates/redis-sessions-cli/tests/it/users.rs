@@ -142,6 +142,97 @@ async fn ls_shows_the_absolute_timeouts_creation_record() {
     assert_eq!(line["created"], "2026-01-02T03:04:05Z");
 }
 
+/// An application with its own prefix and encrypted values (its key ring's current key is
+/// the CLI ring's second: the CLI decrypts with any key of the ring). `user ls`, `count` and
+/// `revoke` find the index under `--prefix` and read the values with `SESSION_KEYS`; under
+/// the default prefix there is nothing of ada's.
+#[tokio::test]
+async fn ls_count_and_revoke_under_a_prefix_with_a_key_ring() {
+    use redis_sessions::KeyRing;
+    const OLD: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    const NEW: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    const PREFIX: &str = "app:sess:";
+    let server = RedisServer::start();
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let store = RedisStore::builder(backend)
+        .prefix(PREFIX)
+        .index_by("user")
+        .encrypt(KeyRing::from_base64_list(OLD).unwrap())
+        .build();
+    let mut ids = Vec::new();
+    for (user, agent) in [
+        ("ada", "Firefox"),
+        ("ada", "Safari"),
+        ("ada", "curl"),
+        ("bob", "Edge"),
+    ] {
+        let id = SessionId::generate().unwrap();
+        assert!(store
+            .create(&id, &login(user, agent))
+            .await
+            .unwrap()
+            .is_written());
+        ids.push(id);
+    }
+    for key in server.scan_keys("*") {
+        assert!(key.starts_with(PREFIX), "{key}");
+        if let redis_harness::Reply::Bulk(Some(raw)) = server.cmd(&["GET", &key]) {
+            assert!(!raw.windows(3).any(|w| w == b"ada"), "encrypted at rest");
+        }
+    }
+    assert_eq!(server.scan_keys("*").len(), 6, "4 sessions and 2 indexes");
+    let env = [("SESSION_KEYS", format!("{NEW},{OLD}"))];
+    let url = server.url();
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--prefix", PREFIX];
+        all.extend_from_slice(args);
+        run_url_env(&url, &all, &env).ok()
+    };
+
+    assert_eq!(cli(&["user", "count", "ada"]), "3\n");
+    assert_eq!(cli(&["user", "count", "bob"]), "1\n");
+    assert_eq!(
+        run_url_env(&url, &["user", "count", "ada"], &env).ok(),
+        "0\n",
+        "the default prefix holds no index of ada's"
+    );
+    let listed = cli(&["user", "ls", "ada"]);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    for (id, agent) in ids.iter().zip(["Firefox", "Safari", "curl"]) {
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(id.as_str()))
+            .unwrap_or_else(|| panic!("{listed}"));
+        assert!(line.ends_with(agent), "decrypted: {line}");
+    }
+    let lines = cli(&["--json", "user", "ls", "ada"]);
+    for line in lines.lines() {
+        let line = json(line);
+        assert_eq!(line["value"]["user"], "ada", "{line}");
+        assert!(line["user_agent"].is_string(), "{line}");
+    }
+    // Everywhere but the first device; bob's session is another user's.
+    let keep = ids[0].as_str();
+    assert_eq!(
+        cli(&["user", "revoke", "ada", "--except", keep]),
+        "revoked 2 sessions\n"
+    );
+    let left = cli(&["user", "ls", "ada"]);
+    assert!(
+        left.starts_with(keep) && left.lines().count() == 1,
+        "{left}"
+    );
+    for (n, id) in ids.iter().enumerate() {
+        let live = store.get(id).await.unwrap().is_some();
+        assert_eq!(live, n == 0 || n == 3, "session {n}");
+    }
+    assert_eq!(
+        json(&cli(&["--json", "user", "revoke", "bob"]))["revoked"],
+        1
+    );
+    assert_eq!(store.get(&ids[3]).await.unwrap(), None);
+}
+
 /// `user revoke --wait`: how many replicas acknowledged the deletes (`WAIT`), with the replica
 /// up (1, and the replica no longer has the sessions) and stopped (0 within the timeout, a
 /// warning, and still exit 0: the sessions ended on the primary).

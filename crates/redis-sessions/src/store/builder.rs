@@ -190,7 +190,10 @@ impl<B: Backend> StoreBuilder<B> {
     /// [`LimitPolicy::EndLeastRecentlyUsed`] ends the user's least recently used sessions to
     /// make room, [`LimitPolicy::Refuse`] writes nothing and returns
     /// [`Outcome::LimitReached`](crate::Outcome::LimitReached). Atomic with the write on one
-    /// server; on a cluster a step before it.
+    /// server and in memory. On a cluster it runs in steps around the write: once racing
+    /// creates for a user have returned, no more than `max` of their sessions are live, but
+    /// logins racing at the limit may all be refused, and under an idle timeout racing
+    /// logins may end one another (the README's "Per-user sessions" has the details).
     pub fn max_sessions_per_user(mut self, max: u32, policy: LimitPolicy) -> Self {
         self.session_limit = (max > 0).then_some(SessionLimit { max, policy });
         self

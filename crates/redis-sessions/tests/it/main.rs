@@ -69,6 +69,7 @@ mod support;
 #[cfg(feature = "tls")]
 mod tls_only;
 mod users;
+mod users_limit;
 mod users_moved;
 mod users_race;
 mod users_redis;

@@ -518,14 +518,15 @@ impl Backend for ClusterBackend {
         Ok(report)
     }
 
-    /// Ordered steps, the index and the session living in different hash slots: (the limit,
-    /// not atomic with the write here), the index member and its TTL, then the session (a
-    /// compare-and-set, atomic on the session's slot, when `expected_sha1` is given); when
-    /// the `SET`'s condition (or the comparison) fails, the member is put back as it was
-    /// (removed if this call added it); when it succeeds, the member is added again if it is missing (a listing
-    /// between the two steps saw it without its session, or naming the session's old user,
-    /// and removed it as stale). A failure between the steps leaves at most a stale member,
-    /// removed when found.
+    /// Ordered steps, the index and the session living in different hash slots: (the refuse
+    /// policy's limit check, not atomic with the write here), the index member and its TTL,
+    /// then the session (a compare-and-set, atomic on the session's slot, when
+    /// `expected_sha1` is given); when the `SET`'s condition (or the comparison) fails, the
+    /// member is put back as it was (removed if this call added it); when it succeeds, the
+    /// member is added again if it is missing (a listing between the two steps saw it without
+    /// its session, or naming the session's old user, and removed it as stale), then (a new
+    /// member under the least-recently-used policy) the sessions past the limit are ended. A
+    /// failure between the steps leaves at most a stale member, removed when found.
     async fn write_indexed(&self, w: &IndexedWrite<'_>) -> BackendResult<IndexedReply> {
         self.write_indexed_in_steps(w).await
     }

@@ -80,7 +80,8 @@ pub struct IndexedWrite<'a> {
 pub struct IndexedReply {
     /// The session was written (else `SET`'s condition failed, or the limit refused it).
     pub written: bool,
-    /// The limit's [`LimitPolicy::Refuse`] refused the session; nothing was written.
+    /// The limit's [`LimitPolicy::Refuse`] refused the session; nothing was written (on a
+    /// cluster, a session written and then found past the limit was ended again).
     pub refused: bool,
     /// How many of the user's sessions the limit ended to make room.
     pub evicted: u64,
@@ -233,6 +234,21 @@ pub fn choose_evictions<M>(mut live: Vec<(M, u64)>, limit: SessionLimit) -> Opti
     Some(live.into_iter().take(excess).map(|(m, _)| m).collect())
 }
 
+/// The members past the limit once the new member is written (the Cluster backend ends them
+/// after the write): given the index's live members
+/// with their last use, the new one among them, every member but the `max` most recently
+/// used, least recently used first. Ties in last use go by member, so every step that sees
+/// the same members makes the same choice (a new member may then be among those ended).
+pub fn past_the_limit<M: Ord>(mut live: Vec<(M, u64)>, max: u32) -> Vec<M> {
+    let max = max.max(1) as usize;
+    if live.len() <= max {
+        return Vec::new();
+    }
+    live.sort_by(|(a, used_a), (b, used_b)| used_a.cmp(used_b).then_with(|| a.cmp(b)));
+    let excess = live.len() - max;
+    live.into_iter().take(excess).map(|(m, _)| m).collect()
+}
+
 #[cfg(feature = "redis")]
 mod scripts;
 #[cfg(feature = "redis")]
@@ -297,5 +313,19 @@ mod tests {
         assert_eq!(choose_evictions(live.clone(), refuse), None);
         let four = SessionLimit { max: 4, ..refuse };
         assert_eq!(choose_evictions(live, four), Some(vec![]));
+    }
+
+    #[test]
+    fn past_the_limit_keeps_the_most_recently_used_and_breaks_ties_by_member() {
+        let live = vec![("new", 5), ("a", 3), ("b", 1), ("c", 5)];
+        assert_eq!(past_the_limit(live.clone(), 4), Vec::<&str>::new());
+        assert_eq!(past_the_limit(live.clone(), 3), ["b"]);
+        assert_eq!(past_the_limit(live.clone(), 2), ["b", "a"]);
+        // "c" and "new" were used in the same millisecond: "c" sorts first, so it goes.
+        assert_eq!(past_the_limit(live.clone(), 1), ["b", "a", "c"]);
+        // The order the members come in does not change the choice.
+        let mut reversed = live;
+        reversed.reverse();
+        assert_eq!(past_the_limit(reversed, 1), ["b", "a", "c"]);
     }
 }
