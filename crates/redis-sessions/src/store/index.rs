@@ -14,6 +14,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::observe::Op;
 use super::write::{now_ms, Write};
 use super::{Outcome, RedisStore, Target, INDEX_PENDING};
 use crate::backend::index::{last_used_ms, value_sha1, IndexMember};
@@ -71,6 +72,11 @@ impl<B: Backend> RedisStore<B> {
     /// # Errors
     /// [`Error::Backend`](crate::Error::Backend).
     pub async fn user_sessions(&self, user: &str) -> Result<Vec<UserSession>> {
+        self.observed_many(Op::UserSessions, self.user_sessions_unobserved(user))
+            .await
+    }
+
+    async fn user_sessions_unobserved(&self, user: &str) -> Result<Vec<UserSession>> {
         let (index, checked) = self.check_members(user).await?;
         let now = now_ms();
         let mut out = Vec::new();
@@ -110,6 +116,14 @@ impl<B: Backend> RedisStore<B> {
     /// # Errors
     /// [`Error::Backend`](crate::Error::Backend).
     pub async fn user_session_count(&self, user: &str) -> Result<usize> {
+        self.observed_many(
+            Op::UserSessionCount,
+            self.user_session_count_unobserved(user),
+        )
+        .await
+    }
+
+    async fn user_session_count_unobserved(&self, user: &str) -> Result<usize> {
         let (index, checked) = self.check_members(user).await?;
         let mut live = 0;
         let mut stale = Vec::new();
@@ -132,6 +146,14 @@ impl<B: Backend> RedisStore<B> {
     /// [`Error::Backend`](crate::Error::Backend); [`Error::Contended`](crate::Error::Contended)
     /// when the session was rewritten between each of [`REVOKE_ROUNDS`](crate::REVOKE_ROUNDS) reads and its delete.
     pub async fn revoke_user_session(&self, user: &str, id: &StoredId) -> Result<bool> {
+        self.observed_many(
+            Op::RevokeUserSession,
+            self.revoke_user_session_unobserved(user, id),
+        )
+        .await
+    }
+
+    async fn revoke_user_session_unobserved(&self, user: &str, id: &StoredId) -> Result<bool> {
         let Some(index) = self.index_key_of(user) else {
             return Ok(false);
         };
@@ -177,6 +199,18 @@ impl<B: Backend> RedisStore<B> {
     /// when [`REVOKE_ROUNDS`](crate::REVOKE_ROUNDS) rounds each still found sessions to end (writes of this user
     /// kept racing the revoke): some sessions may still be live, none was skipped silently.
     pub async fn revoke_user_sessions(&self, user: &str, except: Option<&StoredId>) -> Result<u64> {
+        self.observed_many(
+            Op::RevokeUserSessions,
+            self.revoke_user_sessions_unobserved(user, except),
+        )
+        .await
+    }
+
+    async fn revoke_user_sessions_unobserved(
+        &self,
+        user: &str,
+        except: Option<&StoredId>,
+    ) -> Result<u64> {
         let mut ended = 0;
         for _ in 0..REVOKE_ROUNDS {
             let (index, checked) = self.check_members(user).await?;

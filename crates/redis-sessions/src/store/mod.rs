@@ -410,6 +410,11 @@ impl<B: Backend> RedisStore<B> {
     /// [`Error::Backend`] with the reason (timed out, unavailable, failing fast,
     /// authentication, ...); [`Error::is_unavailable`] tells an outage from a misconfiguration.
     pub async fn health(&self) -> Result<()> {
+        self.observed_many(Op::Health, self.health_unobserved())
+            .await
+    }
+
+    async fn health_unobserved(&self) -> Result<()> {
         let result = self.inner.backend.ping().await;
         if let Err(e) = &result {
             tracing::debug!(error = %e, "health check failed");

@@ -56,6 +56,16 @@ pub(crate) enum Op {
     Refresh,
     Destroy,
     DeleteExpired,
+    // Operations over many sessions (no one session's fingerprint; `session.count` instead).
+    UserSessions,
+    UserSessionCount,
+    RevokeUserSession,
+    RevokeUserSessions,
+    Ids,
+    Length,
+    All,
+    Clear,
+    Health,
 }
 
 macro_rules! op_span {
@@ -71,6 +81,7 @@ macro_rules! op_span {
             "session.fingerprint" = Empty,
             "session.size" = Empty,
             "session.outcome" = Empty,
+            "session.count" = Empty,
             "error.type" = Empty,
         )
     };
@@ -96,6 +107,15 @@ impl Op {
             Op::Refresh => "refresh",
             Op::Destroy => "destroy",
             Op::DeleteExpired => "delete_expired",
+            Op::UserSessions => "user_sessions",
+            Op::UserSessionCount => "user_session_count",
+            Op::RevokeUserSession => "revoke_user_session",
+            Op::RevokeUserSessions => "revoke_user_sessions",
+            Op::Ids => "ids",
+            Op::Length => "length",
+            Op::All => "all",
+            Op::Clear => "clear",
+            Op::Health => "health",
         }
     }
 
@@ -115,6 +135,15 @@ impl Op {
             Op::Refresh => op_span!("refresh"),
             Op::Destroy => op_span!("destroy"),
             Op::DeleteExpired => op_span!("delete_expired"),
+            Op::UserSessions => op_span!("user_sessions"),
+            Op::UserSessionCount => op_span!("user_session_count"),
+            Op::RevokeUserSession => op_span!("revoke_user_session"),
+            Op::RevokeUserSessions => op_span!("revoke_user_sessions"),
+            Op::Ids => op_span!("ids"),
+            Op::Length => op_span!("length"),
+            Op::All => op_span!("all"),
+            Op::Clear => op_span!("clear"),
+            Op::Health => op_span!("health"),
         }
     }
 }
@@ -157,6 +186,101 @@ impl Observed for Result<Outcome> {
         }
     }
     fn error(&self) -> Option<&Error> {
+        self.as_ref().err()
+    }
+}
+
+/// The result of an operation over many sessions: its outcome is `ok` (or `gone` for a revoke
+/// that found nothing), and it counts the sessions it listed, counted or ended.
+pub(crate) trait Counted {
+    /// The sessions listed, counted or ended, if the result says.
+    fn count(&self) -> Option<u64>;
+}
+
+impl<T> Counted for Result<Vec<T>> {
+    fn count(&self) -> Option<u64> {
+        self.as_ref().ok().map(|v| v.len() as u64)
+    }
+}
+
+impl Counted for Result<usize> {
+    fn count(&self) -> Option<u64> {
+        self.as_ref().ok().map(|n| *n as u64)
+    }
+}
+
+impl Counted for Result<u64> {
+    fn count(&self) -> Option<u64> {
+        self.as_ref().ok().copied()
+    }
+}
+
+impl Counted for Result<bool> {
+    fn count(&self) -> Option<u64> {
+        self.as_ref().ok().map(|ended| u64::from(*ended))
+    }
+}
+
+impl Counted for Result<()> {
+    fn count(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// An operation over many sessions, as a span and a metric see it.
+pub(crate) struct Many<R>(pub(crate) R);
+
+impl<R: Counted + ResultLike> Observed for Many<R> {
+    fn outcome(&self) -> Option<&'static str> {
+        match (self.0.err(), self.0.count()) {
+            (Some(_), _) => None,
+            (None, Some(0)) if self.0.is_revoke_one() => Some("gone"),
+            (None, _) => Some("ok"),
+        }
+    }
+    fn error(&self) -> Option<&Error> {
+        self.0.err()
+    }
+}
+
+/// The error of a result, whatever its value type.
+pub(crate) trait ResultLike {
+    fn err(&self) -> Option<&Error>;
+    /// A `bool` result: a revoke of one session (`false`: it was gone).
+    fn is_revoke_one(&self) -> bool {
+        false
+    }
+}
+
+impl<T> ResultLike for Result<Vec<T>> {
+    fn err(&self) -> Option<&Error> {
+        self.as_ref().err()
+    }
+}
+
+impl ResultLike for Result<usize> {
+    fn err(&self) -> Option<&Error> {
+        self.as_ref().err()
+    }
+}
+
+impl ResultLike for Result<u64> {
+    fn err(&self) -> Option<&Error> {
+        self.as_ref().err()
+    }
+}
+
+impl ResultLike for Result<bool> {
+    fn err(&self) -> Option<&Error> {
+        self.as_ref().err()
+    }
+    fn is_revoke_one(&self) -> bool {
+        true
+    }
+}
+
+impl ResultLike for Result<()> {
+    fn err(&self) -> Option<&Error> {
         self.as_ref().err()
     }
 }
@@ -394,6 +518,55 @@ pub mod metric {
 }
 
 impl<B: Backend> RedisStore<B> {
+    /// Runs `body` (an operation over many sessions, or none: `health`) inside its span, and
+    /// records its outcome and how many sessions it listed, counted or ended.
+    pub(crate) async fn observed_many<R: Counted + ResultLike>(
+        &self,
+        op: Op,
+        body: impl Future<Output = R>,
+    ) -> R {
+        use tracing::Instrument;
+        let span = op.span();
+        if !span.is_disabled() {
+            self.record_endpoint(&span);
+        }
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let result = Many(body.instrument(span.clone()).await);
+        #[cfg(feature = "metrics")]
+        metric::operation(
+            op,
+            result.outcome(),
+            result.error().map(error_type),
+            started.elapsed(),
+        );
+        if !span.is_disabled() {
+            if let Some(outcome) = result.outcome() {
+                span.record("session.outcome", outcome);
+            }
+            if let Some(n) = result.0.count() {
+                span.record("session.count", n);
+            }
+            if let Some(e) = result.error() {
+                span.record("error.type", error_type(e));
+            }
+        }
+        result.0
+    }
+
+    /// The server's address, port and database into `span`.
+    fn record_endpoint(&self, span: &Span) {
+        if let Some(endpoint) = &self.inner.endpoint {
+            span.record("server.address", endpoint.address.as_str());
+            if let Some(port) = endpoint.port {
+                span.record("server.port", port);
+            }
+            if let Some(db) = endpoint.namespace {
+                span.record("db.namespace", db);
+            }
+        }
+    }
+
     /// Runs `body` (one operation on `target`) inside its span, and records its outcome.
     pub(crate) async fn observed<R: Observed>(
         &self,
@@ -408,15 +581,7 @@ impl<B: Backend> RedisStore<B> {
                 "session.fingerprint",
                 tracing::field::display(target.fingerprint()),
             );
-            if let Some(endpoint) = &self.inner.endpoint {
-                span.record("server.address", endpoint.address.as_str());
-                if let Some(port) = endpoint.port {
-                    span.record("server.port", port);
-                }
-                if let Some(db) = endpoint.namespace {
-                    span.record("db.namespace", db);
-                }
-            }
+            self.record_endpoint(&span);
         }
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();

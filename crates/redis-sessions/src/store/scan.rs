@@ -20,6 +20,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use futures_util::stream::{self, Stream, StreamExt, TryChunksError, TryStreamExt};
 
+use super::observe::Op;
 use super::{RedisStore, Target};
 use crate::backend::{Backend, ScanCursor};
 use crate::error::{Error, Result};
@@ -144,6 +145,10 @@ impl<B: Backend> RedisStore<B> {
     /// # Errors
     /// [`Error::Backend`].
     pub async fn ids(&self) -> Result<Vec<StoredId>> {
+        self.observed_many(Op::Ids, self.ids_unobserved()).await
+    }
+
+    async fn ids_unobserved(&self) -> Result<Vec<StoredId>> {
         self.ids_stream().try_collect().await
     }
 
@@ -153,6 +158,11 @@ impl<B: Backend> RedisStore<B> {
     /// # Errors
     /// [`Error::Backend`].
     pub async fn length(&self) -> Result<u64> {
+        self.observed_many(Op::Length, self.length_unobserved())
+            .await
+    }
+
+    async fn length_unobserved(&self) -> Result<u64> {
         // Sessions of the finished servers, and of the one being scanned.
         let (done, current) = self
             .id_pages(OnRestart::Forget)
@@ -216,6 +226,10 @@ impl<B: Backend> RedisStore<B> {
     /// [`Error::Backend`], or [`Error::Decode`] for the first value that does not decode (use
     /// [`RedisStore::all_stream`] to skip such values).
     pub async fn all(&self) -> Result<Vec<(StoredId, Session)>> {
+        self.observed_many(Op::All, self.all_unobserved()).await
+    }
+
+    async fn all_unobserved(&self) -> Result<Vec<(StoredId, Session)>> {
         self.all_stream().try_collect().await
     }
 
@@ -227,6 +241,10 @@ impl<B: Backend> RedisStore<B> {
     /// [`Error::EmptyPrefix`] when the prefix is empty (that would delete every key of the
     /// database); [`Error::Backend`].
     pub async fn clear(&self) -> Result<u64> {
+        self.observed_many(Op::Clear, self.clear_unobserved()).await
+    }
+
+    async fn clear_unobserved(&self) -> Result<u64> {
         if self.inner.keyspace.prefix().is_empty() {
             return Err(Error::EmptyPrefix);
         }

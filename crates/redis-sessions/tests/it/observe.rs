@@ -211,3 +211,89 @@ async fn a_failed_operation_records_its_error_type() {
     assert!(kind == "unavailable" || kind == "timeout", "{kind}");
     assert!(!spans[0].fields.contains_key("session.outcome"));
 }
+
+/// Operations over many sessions have their spans too, with the count of sessions they
+/// listed, counted or ended, and the per-session spans of their steps nested under them.
+#[tokio::test]
+async fn operations_over_many_sessions_have_spans_with_counts() {
+    let server = RedisServer::start();
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let store = RedisStore::builder(backend).index_by("user").build();
+    let user = "ada@example.com";
+    let mut of_user = redis_sessions::Session::new();
+    of_user.insert("user", user).unwrap();
+    for _ in 0..3 {
+        assert!(store.create(&id(), &of_user).await.unwrap().is_written());
+    }
+    assert!(store.create(&id(), &session(1)).await.unwrap().is_written());
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    async {
+        let listed = store.user_sessions(user).await.unwrap();
+        assert_eq!(listed.len(), 3);
+        assert_eq!(store.user_session_count(user).await.unwrap(), 3);
+        assert!(store
+            .revoke_user_session(user, &listed[0].id)
+            .await
+            .unwrap());
+        assert!(!store
+            .revoke_user_session(user, &listed[0].id)
+            .await
+            .unwrap());
+        assert_eq!(store.revoke_user_sessions(user, None).await.unwrap(), 2);
+        assert_eq!(store.length().await.unwrap(), 1);
+        assert_eq!(store.ids().await.unwrap().len(), 1);
+        assert_eq!(store.all().await.unwrap().len(), 1);
+        assert_eq!(store.clear().await.unwrap(), 1);
+        store.health().await.unwrap();
+    }
+    .instrument(tracing::info_span!("request"))
+    .await;
+
+    let spans = capture.spans();
+    let top: Vec<(&str, &str, Option<&str>)> = spans
+        .iter()
+        .filter(|s| s.parent.as_deref() == Some("request"))
+        .map(|s| {
+            let count = s.fields.get("session.count").map(String::as_str);
+            (s.name.as_str(), field(s, "session.outcome"), count)
+        })
+        .collect();
+    assert_eq!(
+        top,
+        [
+            ("user_sessions", "ok", Some("3")),
+            ("user_session_count", "ok", Some("3")),
+            ("revoke_user_session", "ok", Some("1")),
+            ("revoke_user_session", "gone", Some("0")),
+            ("revoke_user_sessions", "ok", Some("2")),
+            ("length", "ok", Some("1")),
+            ("ids", "ok", Some("1")),
+            ("all", "ok", Some("1")),
+            ("clear", "ok", Some("1")),
+            ("health", "ok", None),
+        ]
+    );
+    for s in spans
+        .iter()
+        .filter(|s| s.parent.as_deref() == Some("request"))
+    {
+        assert_eq!(field(s, "db.system.name"), "redis");
+        assert_eq!(field(s, "db.operation.name"), s.name);
+        assert_eq!(field(s, "otel.kind"), "client");
+        assert_eq!(field(s, "server.port"), server.port().to_string());
+    }
+    // A revoke's deletes are its children, each with its session's fingerprint.
+    let nested: Vec<_> = spans
+        .iter()
+        .filter(|s| s.parent.as_deref() == Some("revoke_user_sessions"))
+        .collect();
+    assert_eq!(nested.len(), 2, "{nested:?}");
+    assert!(nested.iter().all(|s| s.name == "destroy"), "{nested:?}");
+    let text = capture.all_text();
+    assert!(
+        !text.contains(user),
+        "the user leaked into the trace: {text}"
+    );
+}
