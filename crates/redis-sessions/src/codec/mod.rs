@@ -49,6 +49,8 @@
 
 #[cfg(feature = "actix")]
 pub(crate) mod actix;
+#[cfg(test)]
+mod bound_tests;
 #[cfg(feature = "compression")]
 mod compress;
 mod envelope;
