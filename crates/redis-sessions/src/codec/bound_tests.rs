@@ -227,11 +227,12 @@ fn a_corrupt_bound_is_a_typed_error() {
             c.decode_into::<actix::ActixIn>(bytes, b"id").err(),
             Some(want.clone())
         );
-        assert_eq!(
-            serde_json::from_slice::<Session>(bytes).is_ok(),
-            false,
-            "{bytes:?}"
-        );
+        if *format == "json" {
+            assert!(
+                serde_json::from_slice::<Session>(bytes).is_err(),
+                "{bytes:?}"
+            );
+        }
     }
     // The largest bound and zero are bounds.
     let edge = format!(r#"{{"__exp":{MAX_BOUND_MS}}}"#);
