@@ -362,7 +362,7 @@ impl Serialize for ExpiresOnly<'_> {
 }
 
 /// The stored form: a [`Session::with_expiry`] expiry in `cookie.expires`, a bound the session
-/// was read with as [`BOUND`], a key-only expiry not at all.
+/// was read with as the member `__exp`, a key-only expiry not at all.
 impl Serialize for Session {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let stamp = Stamp {
