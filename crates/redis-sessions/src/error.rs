@@ -329,6 +329,20 @@ pub enum CodecError {
     /// Unencrypted value refused by a store that requires encryption.
     #[error("value is not encrypted and the store requires encryption")]
     NotEncrypted,
+    /// A session to write has a field whose name the store reserves for its own bookkeeping
+    /// (`__exp`, the compact expiry bound): rename the field.
+    #[error("the session has a field named `{field}`, a name the store reserves for its expiry bound; rename the field")]
+    Reserved {
+        /// The reserved name.
+        field: &'static str,
+    },
+    /// A stored value's expiry bound (the reserved member `__exp`) is not a Unix time in
+    /// milliseconds (an integer from 0 to the year 9999).
+    #[error("{format}: the expiry bound `__exp` is not a Unix time in milliseconds")]
+    Bound {
+        /// Format name.
+        format: &'static str,
+    },
     /// A custom serializer's own error, as a short message.
     #[error("{format}: {message}")]
     Other {

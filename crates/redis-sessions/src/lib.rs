@@ -118,7 +118,17 @@
 //! request that changes it costs one `SET XX PX`. tower-sessions' own way to slide an
 //! `OnInactivity` expiry, `with_always_save(true)`, costs a `GET` plus a full `SET` on every
 //! request. Under an idle timeout the session's explicit expiry is written into the value, and a
-//! read after it deletes the session however recently it was used: that is a fixed bound only
+//! read after it deletes the session however recently it was used. It is written compactly, as
+//! the reserved top-level member `__exp` (Unix milliseconds, `"__exp":1781245381504`: 22 bytes,
+//! where `"cookie":{"expires":"…"}` took 48), so a typical session stays in a smaller
+//! allocation class in Redis (the README's memory figures). `__exp` is never one of the
+//! session's fields (tower-sessions' `Record` data, actix-session's state, [`Session`]'s
+//! fields); a session with a field of that name is refused when written
+//! ([`CodecError::Reserved`]), and a stored `__exp` that is not a Unix time in milliseconds is
+//! a decode error ([`CodecError::Bound`]). Values written by earlier releases carry the bound
+//! in `cookie.expires` and still load with it (the earlier of the two when a value has both);
+//! their next save writes `__exp`. A [`Session::with_expiry`] session keeps its expiry in
+//! `cookie.expires`, as connect-redis does. That bound is a fixed one only
 //! when the expiry is fixed (`Expiry::AtDateTime`). With `Expiry::OnSessionEnd`, tower-sessions
 //! sets it to the last write plus 14 days, so it moves forward with every write; with
 //! `Expiry::OnInactivity` it is the last write plus the inactivity period, so do not combine
@@ -257,7 +267,13 @@
 //!
 //! **Round trips.** A session read and written back unchanged keeps its JSON: member order,
 //! `null`s, every member of a `cookie` object and the text of `cookie.expires` (only a changed
-//! expiry rewrites it). Numbers keep their value exactly; a float's text may be normalized.
+//! expiry rewrites it), and the bound `__exp` of one read with it. Numbers keep their value
+//! exactly; a float's text may be normalized.
+//!
+//! **Reserved names.** Two top-level names of a stored session belong to the store: `__exp`
+//! (the idle timeout's bound, see above; never a field, refused as one) and `__created` (the
+//! [absolute timeout](#absolute-timeout)'s creation record, carried as a field by the
+//! framework shapes).
 //!
 //! **Per-user sessions.** With [`index_by`](StoreBuilder::index_by) a session whose field names
 //! a user is written together with its member in that user's index: a hash under
@@ -406,8 +422,8 @@
 //!   when [`CacheConfig::refresh_fraction`] *f* (default
 //!   0.1) of *i* has passed since the last refresh this process saw. A session's effective
 //!   idle timeout is therefore between `(1 - f) × i` and *i*: at most *f* × *i* shorter than
-//!   configured, never longer. The stored expiry (`cookie.expires`) is checked on every hit, so
-//!   it is never passed.
+//!   configured, never longer. The stored expiry (the bound `__exp`, or `cookie.expires`) is
+//!   checked on every hit, so it is never passed.
 //! - **Commands**: a hit sends nothing; a miss one `GETEX PX` under an idle timeout (`GET`
 //!   and `PTTL` in one round trip without); a save of a session one `SET`, after which the next
 //!   load is a hit. A write that is a script (a session with a user under

@@ -23,8 +23,12 @@ use crate::timefmt;
 /// An expiry is either *stored* ([`with_expiry`](Session::with_expiry): in the value and in the
 /// key's TTL) or *key-only* ([`with_key_expiry`](Session::with_key_expiry): in the key's TTL
 /// alone, so the value is some 48 bytes smaller and a read returns no expiry). The framework
-/// adapters use key-only expiries (neither framework reads a stored one back), except under the
-/// store's idle timeout, where the stored expiry is the bound sliding reads never pass.
+/// adapters use key-only expiries (neither framework reads a stored one back). Under the
+/// store's idle timeout a key-only expiry is the bound sliding reads never pass, so the store
+/// writes it into the value anyway, compactly: the reserved top-level member `__exp` (Unix
+/// milliseconds), which is never one of the fields (a session that has a field of that name is
+/// refused when it is written). A session read with such a bound returns it as its expiry, and
+/// keeps it there when written back.
 ///
 /// `Debug` shows the field names and the expiry, never the values. Equality compares the fields
 /// and the expiry time, not where the expiry is kept (a `cookie.expires` member is the expiry).
@@ -32,8 +36,20 @@ use crate::timefmt;
 pub struct Session {
     data: Map<String, Value>,
     expires: Option<SystemTime>,
-    /// `false`: `expires` is carried by the key's TTL only and not serialized.
-    expiry_stored: bool,
+    /// Where `expires` is kept besides the key's TTL.
+    kept: Kept,
+}
+
+/// Where a session's explicit expiry is kept besides the key's TTL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// Nowhere: the key's TTL only ([`Session::with_key_expiry`]).
+    #[default]
+    Key,
+    /// In `cookie.expires`, express-session's place ([`Session::with_expiry`]).
+    Cookie,
+    /// In the store's compact bound, the reserved member `__exp` (a session read with one).
+    Bound,
 }
 
 impl PartialEq for Session {
@@ -53,14 +69,18 @@ impl Session {
     /// is the session's (stored) expiry, as when the session is read from the store.
     pub fn from_map(data: Map<String, Value>) -> Session {
         let expires = fields::expiry_of(&data);
-        Session::from_parts(data, expires)
+        Session::from_parts(data, expires, Kept::Cookie)
     }
 
-    /// A session as decoded: its fields and the expiry they carry.
-    pub(crate) fn from_parts(data: Map<String, Value>, expires: Option<SystemTime>) -> Session {
+    /// A session as decoded: its fields, the expiry they carry and where it was kept.
+    pub(crate) fn from_parts(
+        data: Map<String, Value>,
+        expires: Option<SystemTime>,
+        kept: Kept,
+    ) -> Session {
         Session {
             data,
-            expiry_stored: expires.is_some(),
+            kept: if expires.is_some() { kept } else { Kept::Key },
             expires,
         }
     }
@@ -68,9 +88,8 @@ impl Session {
     /// Sets an explicit expiry (it wins over the store's `ttl` option), stored in the value as
     /// `cookie.expires` (express-session's place for it) and in the key's TTL: reads return it.
     #[must_use]
-    pub fn with_expiry(mut self, expires: SystemTime) -> Session {
-        self.set_expires(Some(expires));
-        self
+    pub fn with_expiry(self, expires: SystemTime) -> Session {
+        self.with_expiry_kept(expires, Kept::Cookie)
     }
 
     /// Sets an explicit expiry (it wins over the store's `ttl` option) that only the key's TTL
@@ -83,21 +102,22 @@ impl Session {
     #[must_use]
     pub fn with_key_expiry(mut self, expires: SystemTime) -> Session {
         self.expires = Some(expires);
-        self.expiry_stored = false;
+        self.kept = Kept::Key;
         self
     }
 
-    /// [`with_expiry`](Session::with_expiry) when `stored`, else
-    /// [`with_key_expiry`](Session::with_key_expiry).
-    #[cfg(any(
-        feature = "tower-sessions-014",
-        feature = "tower-sessions-015",
-        feature = "actix"
-    ))]
-    pub(crate) fn with_expiry_kept(self, expires: SystemTime, stored: bool) -> Session {
-        match stored {
-            true => self.with_expiry(expires),
-            false => self.with_key_expiry(expires),
+    /// The session with the explicit expiry `expires`, kept as `kept` says.
+    pub(crate) fn with_expiry_kept(mut self, expires: SystemTime, kept: Kept) -> Session {
+        self.expires = Some(expires);
+        self.kept = kept;
+        self
+    }
+
+    /// Where the explicit expiry is kept besides the key's TTL ([`Kept::Key`] without one).
+    pub(crate) fn kept(&self) -> Kept {
+        match self.expires {
+            Some(_) => self.kept,
+            None => Kept::Key,
         }
     }
 
@@ -106,17 +126,21 @@ impl Session {
         self.expires
     }
 
-    /// Whether the explicit expiry is written into the value (see
-    /// [`with_key_expiry`](Session::with_key_expiry)); `false` without one.
+    /// Whether the explicit expiry is written into the value as `cookie.expires`
+    /// ([`with_expiry`](Session::with_expiry)); `false` without one, for a key-only one and for
+    /// the store's compact bound (see [`with_key_expiry`](Session::with_key_expiry)).
     pub fn expiry_stored(&self) -> bool {
-        self.expires.is_some() && self.expiry_stored
+        self.kept() == Kept::Cookie
     }
 
-    /// Sets or clears the explicit expiry; one that is set is stored in the value, as with
-    /// [`with_expiry`](Session::with_expiry).
+    /// Sets or clears the explicit expiry. One that is set is stored in the value, as with
+    /// [`with_expiry`](Session::with_expiry), except in a session read with the store's compact
+    /// bound (`__exp`), where the new expiry replaces the bound in the same place.
     pub fn set_expires(&mut self, expires: Option<SystemTime>) {
+        if self.kept() != Kept::Bound {
+            self.kept = Kept::Cookie;
+        }
         self.expires = expires;
-        self.expiry_stored = expires.is_some();
     }
 
     /// When the store first wrote this session, under an
@@ -208,7 +232,7 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("fields", &self.data.keys().collect::<Vec<_>>())
             .field("expires", &self.expires.map(timefmt::format))
-            .field("expiry_stored", &self.expiry_stored())
+            .field("kept", &self.kept())
             .finish()
     }
 }

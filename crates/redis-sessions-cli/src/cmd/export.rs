@@ -4,7 +4,8 @@
 //! to [`IN_FLIGHT`] sessions in flight on the multiplexed connection, in scan order. A value that
 //! does not decode (corrupt, or another Redis type at the key) is reported on stderr by its
 //! fingerprint and skipped; the exit status then says some failed. A session whose own expiry
-//! (`cookie.expires`) has passed is not exported: the store's read deletes it, as any read does.
+//! (`cookie.expires`, or the idle timeout's bound `__exp`) has passed is not exported: the
+//! store's read deletes it, as any read does.
 
 use std::io::Write as _;
 use std::pin::pin;

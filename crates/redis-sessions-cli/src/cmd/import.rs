@@ -15,10 +15,10 @@
 //! the file's order decides (with `--overwrite` the last line wins).
 //!
 //! TTLs: a record's `ttl_ms` becomes the key's TTL. A session without an explicit expiry is
-//! written unchanged with that TTL. A session with one (`cookie.expires`) is written unchanged
-//! when its expiry is within a second of now + `ttl_ms` (the store then takes the TTL from it);
-//! otherwise its expiry is moved to now + `ttl_ms`, because an explicit expiry wins over any
-//! TTL. A null `ttl_ms` writes the session without expiry.
+//! written unchanged with that TTL. A session with one (`cookie.expires`, or the idle timeout's
+//! bound `__exp`) is written unchanged when its expiry is within a second of now + `ttl_ms` (the
+//! store then takes the TTL from it); otherwise its expiry is moved to now + `ttl_ms`, in the
+//! same place, because an explicit expiry wins over any TTL. A null `ttl_ms` writes the session without expiry.
 
 use std::collections::HashSet;
 use std::io::Write as _;

@@ -444,3 +444,27 @@ fn import_stopped_by_a_redis_failure_exits_while_the_input_is_open() {
         done.stderr
     );
 }
+
+/// A session written under an idle timeout carries its bound as the compact member `__exp`:
+/// `export` shows it in the value, and `import` writes it back unchanged, in the same place.
+#[test]
+fn the_idle_timeout_bound_survives_export_and_import() {
+    let server = RedisServer::start();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let key = format!("sess:{}", id(1));
+    let value = format!(r#"{{"n":1,"__exp":{}}}"#, now_ms + 600_000);
+    put(&server, &key, &value, Some(600_000));
+
+    let exported = run(&server, &["export"]).ok();
+    assert_eq!(records(&exported)[&id(1)]["value"], json(&value));
+    run(&server, &["clear", "--yes"]).ok();
+    let imported = run_stdin(&server, &["import"], &exported).ok();
+    assert_eq!(
+        imported,
+        "imported 1, skipped 0 (exist), expired 0, failed 0\n"
+    );
+    assert_eq!(get(&server, &key).unwrap(), value);
+}

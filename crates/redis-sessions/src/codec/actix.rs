@@ -14,8 +14,8 @@ use serde::{Deserialize, Deserializer, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::fields::{deserialize_fields, Fields, COOKIE, CREATED};
-use super::shape::{created_at, Stamp, WithExpiry};
+use super::fields::{self, deserialize_fields, Fields, COOKIE, CREATED};
+use super::shape::{created_at, stamp_kept, Stamp, WithExpiry};
 use super::{json, Decoded, Encodable};
 use crate::error::CodecError;
 use crate::session::Session;
@@ -44,22 +44,21 @@ impl Encodable for ActixOut<'_> {
         created_of_text(self.state.get(CREATED)?)
     }
 
+    fn has_field(&self, name: &str) -> bool {
+        self.state.contains_key(name)
+    }
+
     /// MessagePack: through a `Session` (each text parsed into a value).
     fn serialize_with<S: Serializer>(
         &self,
         serializer: S,
         stamp: Stamp,
     ) -> Result<S::Ok, S::Error> {
-        let session = self.to_session(stamp.expires.is_some());
-        super::fields::serialize_session(
-            &session,
-            serializer,
-            stamp.expires.is_some(),
-            stamp.created,
-        )
+        let session = self.to_session(stamp);
+        super::fields::serialize_session(&session, serializer, stamp)
     }
 
-    fn to_session(&self, stored: bool) -> Cow<'_, Session> {
+    fn to_session(&self, stamp: Stamp) -> Cow<'_, Session> {
         let data = self
             .state
             .iter()
@@ -68,15 +67,15 @@ impl Encodable for ActixOut<'_> {
                 (k.clone(), value)
             })
             .collect();
-        Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, stored))
+        Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, stamp_kept(stamp)))
     }
 
     /// Each value's JSON text goes through [`JsonWriter`]: checked and written as `Value` would
     /// write it, without building one. Text that is not JSON is stored as a string.
     fn to_json(&self, stamp: Stamp) -> Result<Vec<u8>, CodecError> {
-        if stamp.expires.is_some() && self.state.contains_key(COOKIE) {
+        if (stamp.expires.is_some() || stamp.bound.is_some()) && self.state.contains_key(COOKIE) {
             // The expiry is merged into the `cookie` field: the `Session` path does that.
-            return json::to_vec(&WithExpiry(&*self.to_session(true), stamp));
+            return json::to_vec(&WithExpiry(&*self.to_session(stamp), stamp));
         }
         let size: usize = self.state.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
         let mut out = Vec::with_capacity(size + 72);
@@ -110,6 +109,13 @@ impl Encodable for ActixOut<'_> {
             out.extend_from_slice(crate::timefmt::format(expires).as_bytes());
             out.extend_from_slice(br#""}"#);
         }
+        if let Some(bound) = stamp.bound {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#""__exp":"#);
+            out.extend_from_slice(fields::bound_ms(bound).to_string().as_bytes());
+        }
         if let Some(created) = stamp.created {
             if !first {
                 out.push(b',');
@@ -133,7 +139,7 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) -> Result<(), CodecError> {
 /// the value is decoded (no `serde_json::Value` in between).
 #[derive(Clone)]
 pub(crate) struct ActixIn {
-    /// The state, without the store's expiry (split out of `cookie`).
+    /// The state, without the store's expiry (its bound, or split out of `cookie`).
     pub(crate) state: State,
     /// The expiry stored in the value, if any.
     pub(crate) expires: Option<SystemTime>,
@@ -141,8 +147,11 @@ pub(crate) struct ActixIn {
 
 impl<'de> Deserialize<'de> for ActixIn {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (state, expires) = deserialize_fields(deserializer)?;
-        Ok(ActixIn { state, expires })
+        let (state, expiry) = deserialize_fields(deserializer)?;
+        Ok(ActixIn {
+            state,
+            expires: expiry.at,
+        })
     }
 }
 
@@ -191,8 +200,8 @@ struct RawLoaded(RawState, Option<SystemTime>);
 
 impl<'de> Deserialize<'de> for RawLoaded {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (state, expires) = deserialize_fields(deserializer)?;
-        Ok(RawLoaded(state, expires))
+        let (state, expiry) = deserialize_fields(deserializer)?;
+        Ok(RawLoaded(state, expiry.at))
     }
 }
 
@@ -358,7 +367,7 @@ mod tests {
             json,
             serde_json::json!({"counter": 3, "user": "ada", "raw": "not json"})
         );
-        let back = to_state(out.to_session(false).into_owned());
+        let back = to_state(out.to_session(Stamp::default()).into_owned());
         assert_eq!(back["counter"], "3");
         assert_eq!(back["user"], "\"ada\"");
         assert_eq!(back["raw"], "\"not json\"");
@@ -403,15 +412,25 @@ mod tests {
                 state.insert(CREATED.into(), "not a record".into());
             }
             let out = out(&state);
-            for stored in [None, Some(out.expires)] {
+            let kept = [
+                (None, None),
+                (Some(out.expires), None),
+                (None, Some(out.expires)),
+            ];
+            for (stored, bound) in kept {
                 for created in [None, Some(1_700_000_000_123)] {
                     let stamp = Stamp {
                         expires: stored,
+                        bound,
                         created,
                     };
                     let direct: Value =
                         serde_json::from_slice(&out.to_json(stamp).unwrap()).unwrap();
-                    let session = out.to_session(stored.is_some());
+                    assert_eq!(
+                        direct.get(fields::BOUND).and_then(Value::as_u64),
+                        bound.map(fields::bound_ms)
+                    );
+                    let session = out.to_session(stamp);
                     let via_session: Value = serde_json::from_slice(
                         &json::to_vec(&WithExpiry(&*session, stamp)).unwrap(),
                     )
@@ -434,15 +453,24 @@ mod tests {
         assert_eq!(out.to_json(Stamp::default()).unwrap(), b"{}");
         let stamp = Stamp {
             expires: Some(out.expires),
-            created: None,
+            ..Stamp::default()
         };
         let json: Value = serde_json::from_slice(&out.to_json(stamp).unwrap()).unwrap();
         assert!(json[COOKIE]["expires"].is_string());
         let stamp = Stamp {
-            expires: None,
             created: Some(7),
+            ..Stamp::default()
         };
         assert_eq!(out.to_json(stamp).unwrap(), br#"{"__created":7}"#);
+        let stamp = Stamp {
+            bound: Some(std::time::UNIX_EPOCH + Duration::from_millis(1_781_245_381_504)),
+            created: Some(7),
+            ..Stamp::default()
+        };
+        assert_eq!(
+            out.to_json(stamp).unwrap(),
+            br#"{"__exp":1781245381504,"__created":7}"#
+        );
     }
 
     /// Each field's JSON text parsed back (the direct decode keeps nested objects' member

@@ -41,6 +41,9 @@ fn map_error(e: &serde_json::Error) -> CodecError {
             line: e.line(),
             column: e.column(),
         },
+        Category::Data if super::fields::is_bad_bound(&e.to_string()) => {
+            CodecError::Bound { format: FORMAT }
+        }
         Category::Data => CodecError::NotASession {
             format: FORMAT,
             what: "not an object of fields",

@@ -30,6 +30,12 @@
 //! be normalized, `1e3` becoming `1000.0`). Only a change of the session's expiry rewrites
 //! `cookie.expires`.
 //!
+//! Under an idle timeout the store writes a key-only expiry (the adapters') as its bound, the
+//! reserved top-level member `__exp` (Unix milliseconds, an integer) after the fields, in JSON
+//! and MessagePack alike; a custom serializer gets it through [`Session`]'s serde. Readers take
+//! it out of the fields in every shape, and still read the bound from `cookie.expires` in
+//! values written before it existed.
+//!
 //! Readers accept every form, whatever the store writes: plain JSON (connect-redis), plain
 //! MessagePack (told apart by the first byte), and every envelope. So a store can switch to
 //! compression, encryption or another serializer, or rotate keys, without logging anyone out.
@@ -49,6 +55,8 @@
 
 #[cfg(feature = "actix")]
 pub(crate) mod actix;
+#[cfg(test)]
+mod bound_tests;
 #[cfg(feature = "compression")]
 mod compress;
 mod envelope;

@@ -36,6 +36,9 @@ pub(crate) fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
     let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
     let decoded: T = serde::Deserialize::deserialize(&mut de).map_err(|e| match e {
         E::InvalidMarkerRead(_) | E::InvalidDataRead(_) => CodecError::Truncated { format: FORMAT },
+        E::Syntax(message) if super::fields::is_bad_bound(&message) => {
+            CodecError::Bound { format: FORMAT }
+        }
         E::TypeMismatch(_) | E::Syntax(_) => CodecError::NotASession {
             format: FORMAT,
             what: "not a map of fields",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 #[cfg(feature = "compression")]
 use super::compress;
 use super::envelope::{self, envelope as malformed, Format, Header, MARKER};
+use super::fields::BOUND;
 #[cfg(feature = "msgpack")]
 use super::msgpack;
 use super::shape::Stamp;
@@ -14,7 +15,7 @@ use super::KeyRing;
 use super::{Decoded, Encodable, Json, Serializer, DEFAULT_MAX_VALUE_SIZE};
 use crate::error::{CodecError, Error};
 #[cfg(any(test, feature = "fuzzing"))]
-use crate::session::Session;
+use crate::session::{Kept, Session};
 
 /// The store's codec: the serializer and the envelope around it.
 #[derive(Clone)]
@@ -91,12 +92,15 @@ impl Codec {
         stamp: Stamp,
         bound_to: &[u8],
     ) -> Result<Vec<u8>, Error> {
+        if session.has_field(BOUND) {
+            return Err(Error::Encode(CodecError::Reserved { field: BOUND }));
+        }
         let body = match self.format {
             Format::Json => session.to_json(stamp),
             #[cfg(feature = "msgpack")]
             Format::MsgPack => msgpack::to_vec(&super::shape::WithExpiry(session, stamp)),
             _ => {
-                let mut whole = session.to_session(stamp.expires.is_some());
+                let mut whole = session.to_session(stamp);
                 if let Some(created) = stamp.created {
                     whole
                         .to_mut()
@@ -162,8 +166,10 @@ impl Codec {
         session: &Session,
         bound_to: &[u8],
     ) -> Result<Vec<u8>, Error> {
+        let at = session.expires();
         let stamp = Stamp {
-            expires: session.expires().filter(|_| session.expiry_stored()),
+            expires: at.filter(|_| session.kept() == Kept::Cookie),
+            bound: at.filter(|_| session.kept() == Kept::Bound),
             created: None,
         };
         self.encode(session, stamp, bound_to)

@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 use super::fields;
 use super::json;
 use crate::error::CodecError;
-use crate::session::Session;
+use crate::session::{Kept, Session};
 
 /// What a stored value decodes into. A custom serializer's values go through its `Session`.
 pub(crate) trait Decoded: DeserializeOwned {
@@ -35,6 +35,8 @@ pub(crate) trait Decoded: DeserializeOwned {
 pub(crate) struct Stamp {
     /// The expiry to write into `cookie.expires`, or `None`.
     pub(crate) expires: Option<SystemTime>,
+    /// The bound to write as the store's compact member [`BOUND`](fields::BOUND), or `None`.
+    pub(crate) bound: Option<SystemTime>,
     /// The creation record (Unix ms) to write as the [`CREATED`](fields::CREATED) field,
     /// replacing the session's own; `None` writes the fields as they are.
     pub(crate) created: Option<u64>,
@@ -45,25 +47,37 @@ pub(crate) struct Stamp {
 pub(crate) trait Encodable {
     /// The explicit expiry (the key's TTL follows it), if any.
     fn expires(&self) -> Option<SystemTime>;
-    /// Whether the caller asked for the expiry to be written into the value
-    /// ([`Session::with_expiry`]); the framework shapes never do.
-    fn expiry_stored(&self) -> bool {
-        false
+    /// Where the caller keeps the expiry besides the key's TTL: in `cookie.expires`
+    /// ([`Session::with_expiry`]), as the store's bound (a [`Session`] read with one), or
+    /// nowhere; the framework shapes' is always key-only.
+    fn kept(&self) -> Kept {
+        Kept::Key
     }
+    /// Whether the session has a field named `name`.
+    fn has_field(&self, name: &str) -> bool;
     /// The user named by the field `field` (see [`user_of`]).
     fn user(&self, field: &str) -> Option<String>;
     /// The store's creation record (the [`CREATED`](fields::CREATED) field), if any.
     fn created(&self) -> Option<SystemTime>;
-    /// Serializes the session object, with the stamp's expiry in `cookie.expires` and its
-    /// creation record.
+    /// Serializes the session object, with the stamp's expiry in `cookie.expires`, its bound
+    /// and its creation record.
     fn serialize_with<S: Serializer>(&self, serializer: S, stamp: Stamp)
         -> Result<S::Ok, S::Error>;
-    /// The same session as a [`Session`] (for a custom serializer), its expiry written into the
-    /// value when `stored`.
-    fn to_session(&self, stored: bool) -> Cow<'_, Session>;
+    /// The same session as a [`Session`] (for a custom serializer), its expiry kept where the
+    /// stamp puts it (`cookie.expires`, the bound, or the key's TTL alone).
+    fn to_session(&self, stamp: Stamp) -> Cow<'_, Session>;
     /// The JSON body.
     fn to_json(&self, stamp: Stamp) -> Result<Vec<u8>, CodecError> {
         json::to_vec(&WithExpiry(self, stamp))
+    }
+}
+
+/// Where a stamp keeps the expiry it writes.
+pub(crate) fn stamp_kept(stamp: Stamp) -> Kept {
+    match (stamp.expires, stamp.bound) {
+        (Some(_), _) => Kept::Cookie,
+        (None, Some(_)) => Kept::Bound,
+        (None, None) => Kept::Key,
     }
 }
 
@@ -120,8 +134,12 @@ impl Encodable for Session {
         Session::expires(self)
     }
 
-    fn expiry_stored(&self) -> bool {
-        Session::expiry_stored(self)
+    fn kept(&self) -> Kept {
+        Session::kept(self)
+    }
+
+    fn has_field(&self, name: &str) -> bool {
+        self.data().contains_key(name)
     }
 
     fn user(&self, field: &str) -> Option<String> {
@@ -137,12 +155,13 @@ impl Encodable for Session {
         serializer: S,
         stamp: Stamp,
     ) -> Result<S::Ok, S::Error> {
-        fields::serialize_session(self, serializer, stamp.expires.is_some(), stamp.created)
+        fields::serialize_session(self, serializer, stamp)
     }
 
-    fn to_session(&self, stored: bool) -> Cow<'_, Session> {
-        match (stored, self.expires()) {
-            (true, Some(at)) if !self.expiry_stored() => Cow::Owned(self.clone().with_expiry(at)),
+    fn to_session(&self, stamp: Stamp) -> Cow<'_, Session> {
+        let kept = stamp_kept(stamp);
+        match self.expires() {
+            Some(at) if kept != self.kept() => Cow::Owned(self.clone().with_expiry_kept(at, kept)),
             _ => Cow::Borrowed(self),
         }
     }

@@ -59,7 +59,7 @@ fn rejects_non_sessions_without_echoing_them() {
     not(all(feature = "compression", feature = "encryption")),
     allow(unused_variables, unused_mut, reason = "options behind features")
 )]
-fn codec(format: Format, compress: bool, encrypt: Option<KeyRingOpt>) -> Codec {
+pub(super) fn codec(format: Format, compress: bool, encrypt: Option<KeyRingOpt>) -> Codec {
     let ser: Arc<dyn Serializer> = match format {
         #[cfg(feature = "msgpack")]
         Format::MsgPack => Arc::new(MsgPack),
@@ -74,18 +74,18 @@ fn codec(format: Format, compress: bool, encrypt: Option<KeyRingOpt>) -> Codec {
 }
 
 #[cfg(feature = "encryption")]
-type KeyRingOpt = KeyRing;
+pub(super) type KeyRingOpt = KeyRing;
 #[cfg(not(feature = "encryption"))]
-type KeyRingOpt = ();
+pub(super) type KeyRingOpt = ();
 
-fn rings() -> Vec<Option<KeyRingOpt>> {
+pub(super) fn rings() -> Vec<Option<KeyRingOpt>> {
     #[cfg(feature = "encryption")]
     return vec![None, Some(KeyRing::new([9; 32]))];
     #[cfg(not(feature = "encryption"))]
     vec![None]
 }
 
-fn formats() -> Vec<Format> {
+pub(super) fn formats() -> Vec<Format> {
     vec![
         Format::Json,
         #[cfg(feature = "msgpack")]
@@ -322,6 +322,7 @@ fn the_creation_record_round_trips_in_every_format() {
     let at = UNIX_EPOCH + Duration::from_millis(1_800_000_000_456);
     let stamp = Stamp {
         expires: sample().expires(),
+        bound: None,
         created: Some(1_800_000_000_456),
     };
     let mut codecs: Vec<_> = formats()

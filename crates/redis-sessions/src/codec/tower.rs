@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serializer};
 use serde_json::Value;
 
 use super::fields::{deserialize_fields, serialize_fields, Fields, COOKIE, CREATED};
-use super::shape::{created_of, Stamp};
+use super::shape::{created_of, stamp_kept, Stamp};
 use super::{Decoded, Encodable};
 use crate::session::Session;
 
@@ -35,6 +35,10 @@ impl Encodable for TowerOut<'_> {
         created_of(self.data.get(CREATED))
     }
 
+    fn has_field(&self, name: &str) -> bool {
+        self.data.contains_key(name)
+    }
+
     fn serialize_with<S: Serializer>(
         &self,
         serializer: S,
@@ -46,25 +50,26 @@ impl Encodable for TowerOut<'_> {
             self.data.get(COOKIE),
             stamp.expires,
             true,
+            stamp.bound,
             stamp.created,
             self.data.contains_key(CREATED),
         )
     }
 
-    fn to_session(&self, stored: bool) -> Cow<'_, Session> {
+    fn to_session(&self, stamp: Stamp) -> Cow<'_, Session> {
         let data = self
             .data
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, stored))
+        Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, stamp_kept(stamp)))
     }
 }
 
 /// A stored session in tower-sessions' shape.
 #[derive(Clone)]
 pub(crate) struct TowerIn {
-    /// The fields, without the store's expiry (split out of `cookie`).
+    /// The fields, without the store's expiry (its bound, or split out of `cookie`).
     pub(crate) data: HashMap<String, Value>,
     /// The expiry stored in the value, if any.
     pub(crate) expires: Option<SystemTime>,
@@ -86,8 +91,11 @@ impl Fields for HashMap<String, Value> {
 
 impl<'de> Deserialize<'de> for TowerIn {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (data, expires) = deserialize_fields(deserializer)?;
-        Ok(TowerIn { data, expires })
+        let (data, expiry) = deserialize_fields(deserializer)?;
+        Ok(TowerIn {
+            data,
+            expires: expiry.at,
+        })
     }
 }
 

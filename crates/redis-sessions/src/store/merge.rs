@@ -30,7 +30,7 @@ use crate::cache::lru::Lru;
 use crate::codec::{Decoded, Encodable};
 use crate::error::{Error, Result};
 use crate::id::SessionId;
-use crate::session::Session;
+use crate::session::{Kept, Session};
 
 use super::conditional::MODIFY_ATTEMPTS;
 
@@ -279,7 +279,7 @@ fn apply(
             data.insert(name.clone(), value);
         }
     }
-    let merged = Session::from_parts(data, None);
+    let merged = Session::from_parts(data, None, Kept::Key);
     match expires {
         Some(at) => merged.with_key_expiry(at),
         None => merged,

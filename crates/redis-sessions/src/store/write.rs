@@ -11,7 +11,7 @@ use crate::backend::{Backend, IndexedDelete, IndexedWrite, SetMode};
 use crate::codec::{Encodable, Stamp};
 use crate::error::{Error, Result};
 use crate::id::{SessionId, StoredId};
-use crate::session::Session;
+use crate::session::{Kept, Session};
 
 /// A change of one session. `E` is a [`Session`], or a framework adapter's borrowed shape of
 /// one.
@@ -482,7 +482,7 @@ impl<B: Backend> RedisStore<B> {
         let now = SystemTime::now();
         let mut ttl = match session.expires() {
             Some(at) => at.duration_since(now).unwrap_or_default(),
-            None => (self.inner.ttl)(&session.to_session(false)),
+            None => (self.inner.ttl)(&session.to_session(Stamp::default())),
         };
         if let Some(deadline) = deadline {
             ttl = ttl.min(deadline.duration_since(now).unwrap_or_default());
@@ -501,13 +501,31 @@ impl<B: Backend> RedisStore<B> {
         }
     }
 
-    /// The expiry to write into the value: the session's own when it asks for that
-    /// ([`Session::with_expiry`]), and any explicit expiry under an idle timeout, whose reads
-    /// re-arm the TTL past it, so the value must keep it as the bound a read checks. Otherwise
-    /// the key's TTL alone carries it ([`Session::with_key_expiry`], the framework adapters).
-    fn stored_expiry<E: Encodable>(&self, session: &E) -> Option<SystemTime> {
-        let at = session.expires()?;
-        (session.expiry_stored() || self.inner.idle_timeout.is_some()).then_some(at)
+    /// What the value carries of the session's expiry (the rest of the stamp empty):
+    /// - a [`Session::with_expiry`] expiry, in `cookie.expires` (express-session's place);
+    /// - any other explicit expiry under an idle timeout, whose reads re-arm the TTL past it, as
+    ///   the bound a read checks: the compact member `__exp` (also kept, without the option,
+    ///   by a [`Session`] read with one, so a value read and written back keeps its form);
+    /// - otherwise nothing: the key's TTL alone carries it ([`Session::with_key_expiry`], the
+    ///   framework adapters).
+    fn expiry_stamp<E: Encodable>(&self, session: &E) -> Stamp {
+        let Some(at) = session.expires() else {
+            return Stamp::default();
+        };
+        match session.kept() {
+            Kept::Cookie => Stamp {
+                expires: Some(at),
+                ..Stamp::default()
+            },
+            Kept::Bound => Stamp {
+                bound: Some(at),
+                ..Stamp::default()
+            },
+            Kept::Key => Stamp {
+                bound: self.inner.idle_timeout.map(|_| at),
+                ..Stamp::default()
+            },
+        }
     }
 
     pub(super) fn encode<E: Encodable>(
@@ -519,8 +537,8 @@ impl<B: Backend> RedisStore<B> {
         let inner = &*self.inner;
         let bound_to = inner.keyspace.suffix(&target.key);
         let stamp = Stamp {
-            expires: self.stored_expiry(session),
             created,
+            ..self.expiry_stamp(session)
         };
         inner
             .codec

@@ -40,6 +40,8 @@ mod adapters;
 mod adapters_absolute;
 #[cfg(all(feature = "encryption", feature = "compression", feature = "msgpack"))]
 mod armored;
+#[cfg(all(feature = "tower-sessions-015", feature = "actix"))]
+mod bound;
 #[cfg(feature = "redis")]
 mod cache;
 mod check;
