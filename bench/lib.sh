@@ -72,10 +72,15 @@ start_stacks() {
   done
   local two read jar
   for s in $STACKS; do
+    local up=""
     for _ in $(seq 200); do
-      curl -s -o /dev/null "http://127.0.0.1:${PORT[$s]}/read" && break
+      curl -s -o /dev/null "http://127.0.0.1:${PORT[$s]}/read" && { up=1; break; }
       sleep 0.05
     done
+    if [ -z "$up" ]; then
+      echo "error: $s did not start within 10 s; log: $(cat "$WORK/$s.log")" >&2
+      exit 1
+    fi
     # Sanity: identical behaviour on every stack.
     jar="$WORK/$s.jar"
     curl -sf -c "$jar" "http://127.0.0.1:${PORT[$s]}/login" >/dev/null

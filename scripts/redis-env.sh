@@ -28,7 +28,8 @@ start_private_redis() {
   ensure_redis_server
   REDIS_DIR=$(mktemp -d -t redis-sessions-XXXXXX)
   REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  # 64 databases: the HTTP bench gives each of its stacks one of its own.
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --databases 64 \
     --dir "$REDIS_DIR" --daemonize yes --pidfile "$REDIS_DIR/redis.pid" \
     --logfile "$REDIS_DIR/redis.log"
   trap stop_private_redis EXIT INT TERM

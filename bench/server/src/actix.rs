@@ -113,9 +113,11 @@ async fn run(args: Args) -> Result<(), Error> {
             serve(&args, move || store.clone()).await
         }
         "actix-ours-cached" => {
-            // The sliding setup plus the client-side cache on a tracked connection.
+            // The sliding setup plus the client-side cache on a tracked connection, under a
+            // prefix of its own (see `CACHED_PREFIX_AXUM`).
             let backend = redis_sessions::RedisBackend::connect_tracked(&args.redis).await?;
             let store = redis_sessions::RedisStore::builder(backend)
+                .prefix(crate::axum_app::CACHED_PREFIX_ACTIX)
                 .idle_timeout(IDLE)
                 .cache(crate::axum_app::CACHE_ENTRIES)?
                 .build();

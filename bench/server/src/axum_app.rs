@@ -94,6 +94,10 @@ pub fn main(args: Args) -> Result<(), Error> {
 }
 
 /// The cached stacks' capacity: every session of the run fits.
+/// The cached stacks' prefixes: five characters as `sess:`, and no other stack's.
+pub const CACHED_PREFIX_AXUM: &str = "sesX:";
+/// See [`CACHED_PREFIX_AXUM`].
+pub const CACHED_PREFIX_ACTIX: &str = "sesY:";
 pub const CACHE_ENTRIES: usize = 10_000;
 
 fn ts015_routes() -> Router {
@@ -131,9 +135,12 @@ async fn run(args: Args) -> Result<(), Error> {
             ts015_routes().layer(layer)
         }
         "axum-ours-cached" => {
-            // The sliding setup plus the client-side cache on a tracked connection.
+            // The sliding setup plus the client-side cache on a tracked connection. A prefix
+            // of its own (as long as `sess:`, so sessions weigh the same): broadcast tracking
+            // goes by key name in every database, and the other stacks share `sess:`.
             let backend = redis_sessions::RedisBackend::connect_tracked(&args.redis).await?;
             let store = redis_sessions::RedisStore::builder(backend)
+                .prefix(CACHED_PREFIX_AXUM)
                 .idle_timeout(IDLE)
                 .cache(CACHE_ENTRIES)?
                 .build();

@@ -399,7 +399,9 @@
 //!   BCAST PREFIX sess: NOLOOP`), so the cache's own commands are the plain ones and a session
 //!   this process only wrote is reported like one it read. The cost: each application
 //!   instance hears of the other instances' session writes (a push of the key's name each),
-//!   including those of sessions it does not hold.
+//!   including those of sessions it does not hold, and Redis does the broadcast work for every
+//!   write under the prefix. Tracking goes by key name in every database: use a prefix no
+//!   other application uses on the server, even in another database.
 //! - **When an entry is dropped**: Redis's invalidation of its key (any change, delete,
 //!   expiry or eviction by any client, reported by `CLIENT TRACKING`); any write of the key
 //!   by this process (the store's write path tells every cache on the connection, since
