@@ -50,7 +50,7 @@ pub use index::{UserSession, REVOKE_ROUNDS};
 ))]
 pub use merge::MERGE_BASES;
 #[cfg(feature = "metrics")]
-pub use observe::metric;
+pub mod metric;
 #[cfg(feature = "redis")]
 pub(crate) use observe::reconnected;
 #[cfg(any(feature = "cluster", feature = "sentinel"))]
