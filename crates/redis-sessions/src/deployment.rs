@@ -224,15 +224,9 @@ impl Deployment {
     /// cache supports one server), and so is a URL asking for RESP2.
     pub async fn connect_tracked_with_tls(&self, tls: TlsConfig) -> BackendResult<AnyBackend> {
         match self {
-            Deployment::Standalone(url) => {
-                let config = RedisConfig {
-                    tls,
-                    ..RedisConfig::default()
-                };
-                Ok(AnyBackend::Tracked(
-                    RedisBackend::connect_tracked_with(url, config).await?,
-                ))
-            }
+            Deployment::Standalone(url) => Ok(AnyBackend::Tracked(
+                RedisBackend::connect_tracked_with(url, standalone(tls)).await?,
+            )),
             _ => Err(invalid(
                 "the client-side cache supports one server (redis:// or rediss://); \
                  Cluster and Sentinel deployments are not supported yet: turn the cache off",
@@ -248,15 +242,9 @@ impl Deployment {
     /// [`BackendErrorKind::Tls`] error.
     pub async fn connect_with_tls(&self, tls: TlsConfig) -> BackendResult<AnyBackend> {
         match self {
-            Deployment::Standalone(url) => {
-                let config = RedisConfig {
-                    tls,
-                    ..RedisConfig::default()
-                };
-                Ok(AnyBackend::Redis(
-                    RedisBackend::connect_with(url, config).await?,
-                ))
-            }
+            Deployment::Standalone(url) => Ok(AnyBackend::Redis(
+                RedisBackend::connect_with(url, standalone(tls)).await?,
+            )),
             #[cfg(feature = "cluster")]
             Deployment::Cluster(seeds) => {
                 let config = crate::backend::ClusterConfig {
@@ -298,6 +286,14 @@ impl Deployment {
 /// As [`Deployment::parse`] and [`Deployment::connect_with_tls`].
 pub async fn connect_with_tls(url: &str, tls: TlsConfig) -> BackendResult<AnyBackend> {
     Deployment::parse(url)?.connect_with_tls(tls).await
+}
+
+/// The one-server settings: the defaults, with `tls`.
+fn standalone(tls: TlsConfig) -> RedisConfig {
+    RedisConfig {
+        tls,
+        ..RedisConfig::default()
+    }
 }
 
 /// Connects to the one server `url` names (`redis://`, `rediss://`, `unix://`) on a connection
