@@ -156,10 +156,6 @@ pub(crate) trait Observed {
     fn outcome(&self) -> Option<&'static str>;
     /// The error, if any.
     fn error(&self) -> Option<&Error>;
-    /// The sessions an operation over many listed, counted or ended.
-    fn count(&self) -> Option<u64> {
-        None
-    }
 }
 
 impl<T> Observed for Result<Option<T>> {
@@ -261,9 +257,6 @@ impl<R: Counted> Observed for Many<R> {
     fn error(&self) -> Option<&Error> {
         self.0.err()
     }
-    fn count(&self) -> Option<u64> {
-        self.0.count()
-    }
 }
 
 /// The `error.type` of an error: a short, stable, lower-case name.
@@ -354,9 +347,33 @@ impl<B: Backend> RedisStore<B> {
         op: Op,
         body: impl Future<Output = R>,
     ) -> R {
-        self.instrumented(op, None, async { Many(body.await) })
-            .await
-            .0
+        use tracing::Instrument;
+        let span = op.span();
+        if !span.is_disabled() {
+            self.record_endpoint(&span);
+        }
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let result = Many(body.instrument(span.clone()).await);
+        #[cfg(feature = "metrics")]
+        metric::operation(
+            op,
+            result.outcome(),
+            result.error().map(error_type),
+            started.elapsed(),
+        );
+        if !span.is_disabled() {
+            if let Some(outcome) = result.outcome() {
+                span.record("session.outcome", outcome);
+            }
+            if let Some(n) = result.0.count() {
+                span.record("session.count", n);
+            }
+            if let Some(e) = result.error() {
+                span.record("error.type", error_type(e));
+            }
+        }
+        result.0
     }
 
     /// The server's address, port and database into `span`.
@@ -379,26 +396,13 @@ impl<B: Backend> RedisStore<B> {
         target: &Target<'_>,
         body: impl Future<Output = R>,
     ) -> R {
-        self.instrumented(op, Some(target), body).await
-    }
-
-    /// Runs `body` inside `op`'s span (with the fingerprint of `target`, if one), and records
-    /// its outcome, count and error there and in the metrics.
-    async fn instrumented<R: Observed>(
-        &self,
-        op: Op,
-        target: Option<&Target<'_>>,
-        body: impl Future<Output = R>,
-    ) -> R {
         use tracing::Instrument;
         let span = op.span();
         if !span.is_disabled() {
-            if let Some(target) = target {
-                span.record(
-                    "session.fingerprint",
-                    tracing::field::display(target.fingerprint()),
-                );
-            }
+            span.record(
+                "session.fingerprint",
+                tracing::field::display(target.fingerprint()),
+            );
             self.record_endpoint(&span);
         }
         #[cfg(feature = "metrics")]
@@ -414,9 +418,6 @@ impl<B: Backend> RedisStore<B> {
         if !span.is_disabled() {
             if let Some(outcome) = result.outcome() {
                 span.record("session.outcome", outcome);
-            }
-            if let Some(n) = result.count() {
-                span.record("session.count", n);
             }
             if let Some(e) = result.error() {
                 span.record("error.type", error_type(e));
