@@ -215,21 +215,27 @@ impl Deployment {
         self.connect_with_tls(TlsConfig::default()).await
     }
 
-    /// [`connect_with_tls`](Deployment::connect_with_tls) on a connection with client-side
-    /// tracking on ([`RedisBackend::connect_tracked_with`]), for a store with a
-    /// [client-side cache](crate::StoreBuilder::cache).
+    /// [`connect_with_tls`](Deployment::connect_with_tls) with client-side tracking on, for a
+    /// store with a [client-side cache](crate::StoreBuilder::cache): one server through
+    /// [`RedisBackend::connect_tracked_with`], a Sentinel group through
+    /// [`SentinelBackend::connect_tracked_with`] (the caches are emptied on every switch of
+    /// primary).
     ///
     /// # Errors
-    /// As [`Deployment::connect_with_tls`]; a Cluster or Sentinel deployment is refused (the
-    /// cache supports one server), and so is a URL asking for RESP2.
+    /// As [`Deployment::connect_with_tls`]; a Cluster deployment is refused (the cache does
+    /// not support Cluster yet), and so is a URL asking for RESP2.
     pub async fn connect_tracked_with_tls(&self, tls: TlsConfig) -> BackendResult<AnyBackend> {
         match self {
             Deployment::Standalone(url) => Ok(AnyBackend::Tracked(
                 RedisBackend::connect_tracked_with(url, standalone(tls)).await?,
             )),
+            #[cfg(feature = "sentinel")]
+            Deployment::Sentinel(config) => Ok(AnyBackend::Sentinel(
+                SentinelBackend::connect_tracked_with(sentinel_with(config, tls)?).await?,
+            )),
             _ => Err(invalid(
-                "the client-side cache supports one server (redis:// or rediss://); \
-                 Cluster and Sentinel deployments are not supported yet: turn the cache off",
+                "the client-side cache supports one server (redis://, rediss://) and Sentinel \
+                 (redis+sentinel://); Cluster deployments are not supported yet: turn the cache off",
             )),
         }
     }
@@ -260,21 +266,9 @@ impl Deployment {
                 "redis+cluster:// needs the `cluster` feature of redis-sessions",
             )),
             #[cfg(feature = "sentinel")]
-            Deployment::Sentinel(config) => {
-                let mut config = config.clone();
-                match &mut config.tls {
-                    _ if tls.is_empty() => {}
-                    Some(from_url) => *from_url = tls.or(std::mem::take(from_url)),
-                    None => {
-                        return Err(crate::tls::tls_error(
-                            "TLS settings were given for a plain redis+sentinel:// URL: use rediss+sentinel://",
-                        ))
-                    }
-                }
-                Ok(AnyBackend::Sentinel(
-                    SentinelBackend::connect_with(config).await?,
-                ))
-            }
+            Deployment::Sentinel(config) => Ok(AnyBackend::Sentinel(
+                SentinelBackend::connect_with(sentinel_with(config, tls)?).await?,
+            )),
         }
     }
 }
@@ -288,6 +282,23 @@ pub async fn connect_with_tls(url: &str, tls: TlsConfig) -> BackendResult<AnyBac
     Deployment::parse(url)?.connect_with_tls(tls).await
 }
 
+/// A Sentinel URL's settings with TLS settings given in code (each one not set in `tls` may
+/// come from the URL's `tls_*` options); refused for a plain `redis+sentinel://` URL.
+#[cfg(feature = "sentinel")]
+fn sentinel_with(config: &SentinelConfig, tls: TlsConfig) -> BackendResult<SentinelConfig> {
+    let mut config = config.clone();
+    match &mut config.tls {
+        _ if tls.is_empty() => {}
+        Some(from_url) => *from_url = tls.or(std::mem::take(from_url)),
+        None => {
+            return Err(crate::tls::tls_error(
+                "TLS settings were given for a plain redis+sentinel:// URL: use rediss+sentinel://",
+            ))
+        }
+    }
+    Ok(config)
+}
+
 /// The one-server settings: the defaults, with `tls`.
 fn standalone(tls: TlsConfig) -> RedisConfig {
     RedisConfig {
@@ -296,9 +307,10 @@ fn standalone(tls: TlsConfig) -> RedisConfig {
     }
 }
 
-/// Connects to the one server `url` names (`redis://`, `rediss://`, `unix://`) on a connection
-/// with client-side tracking on, for a store with a
-/// [client-side cache](crate::StoreBuilder::cache) ([`RedisBackend::connect_tracked`]).
+/// Connects to the one server (`redis://`, `rediss://`, `unix://`) or the Sentinel group
+/// (`redis+sentinel://`, `rediss+sentinel://`) `url` names, with client-side tracking on, for
+/// a store with a [client-side cache](crate::StoreBuilder::cache)
+/// ([`RedisBackend::connect_tracked`], [`SentinelBackend::connect_tracked_with`]).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -308,8 +320,8 @@ fn standalone(tls: TlsConfig) -> RedisConfig {
 /// ```
 ///
 /// # Errors
-/// As [`Deployment::parse`] and [`Deployment::connect_tracked_with_tls`]: Cluster and
-/// Sentinel URLs are refused (the cache supports one server).
+/// As [`Deployment::parse`] and [`Deployment::connect_tracked_with_tls`]: Cluster URLs are
+/// refused (the cache does not support Cluster yet).
 pub async fn connect_tracked(url: &str) -> BackendResult<AnyBackend> {
     Deployment::parse(url)?
         .connect_tracked_with_tls(TlsConfig::default())
@@ -487,6 +499,8 @@ impl Backend for AnyBackend {
     fn tracker(&self) -> Option<&crate::cache::Tracker> {
         match self {
             AnyBackend::Tracked(b) => b.tracker(),
+            #[cfg(feature = "sentinel")]
+            AnyBackend::Sentinel(b) => b.tracker(),
             _ => None,
         }
     }

@@ -371,10 +371,12 @@
 //! [`StoreBuilder::cache`] keeps recently used sessions in process memory, so a
 //! [`load`](RedisStore::load) (what both framework adapters call) of a session this process
 //! read or saved recently costs no Redis command. It needs a backend that keeps RESP3
-//! `CLIENT TRACKING` on: [`RedisBackend::connect_tracked`] (one server). Other backends are
-//! refused when the store is built ([`Error::CacheUnsupported`]): Cluster would need tracking
-//! on a connection to every primary and a flush on every slot move, and Sentinel a flush on
-//! every switch, neither of which this release does yet.
+//! `CLIENT TRACKING` on: [`RedisBackend::connect_tracked`] (one server) or
+//! `SentinelBackend::connect_tracked_with` (feature `sentinel`; the cache is emptied on every
+//! switch of primary), or [`connect_tracked`] with either URL. Other backends are refused when
+//! the store is built ([`Error::CacheUnsupported`]): Cluster would need tracking on a
+//! connection to every primary and a flush on every slot move, which this release does not
+//! do yet.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -498,10 +500,10 @@ pub use backend::{Backend, KeyTtl, MemoryBackend, ScanCursor, ScanPage, SetMode}
 #[cfg(feature = "cluster")]
 pub use backend::{ClusterBackend, ClusterConfig};
 pub use backend::{IndexedDelete, IndexedReply, IndexedWrite, LimitPolicy, SessionLimit};
+#[cfg(feature = "sentinel")]
+pub use backend::{PrimaryConnection, SentinelBackend, SentinelConfig};
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig, TrackedConnection};
-#[cfg(feature = "sentinel")]
-pub use backend::{SentinelBackend, SentinelConfig};
 pub use backend::{SentinelView, ServerInfo, ServerReport, Topology};
 pub use cache::{CacheConfig, CacheStats, Tracker, DEFAULT_REFRESH_FRACTION};
 #[cfg(feature = "encryption")]

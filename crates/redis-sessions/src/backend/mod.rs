@@ -31,7 +31,7 @@ pub use self::memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisConfig};
 #[cfg(feature = "sentinel")]
-pub use self::sentinel::{SentinelBackend, SentinelConfig};
+pub use self::sentinel::{PrimaryConnection, SentinelBackend, SentinelConfig};
 #[cfg(feature = "redis")]
 pub use self::tracking::TrackedConnection;
 pub use crate::cache::Tracker;

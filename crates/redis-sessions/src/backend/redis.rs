@@ -415,16 +415,6 @@ where
         super::tracking::read(self, key, refresh).await
     }
 
-    async fn tracked_set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-        mode: SetMode,
-    ) -> BackendResult<bool> {
-        super::tracking::write(self, key, value, ttl, mode).await
-    }
-
     async fn ping(&self) -> BackendResult<()> {
         let _pong: redis::Value = self.command(&redis::cmd("PING")).await?;
         Ok(())

@@ -32,7 +32,7 @@ use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, PushKind, RedisFuture, Value};
 
-use super::{Backend, BackendResult, KeyTtl, SetMode};
+use super::{Backend, BackendResult, KeyTtl};
 use crate::cache::Tracker;
 
 /// A connection with tracking on.
@@ -72,12 +72,27 @@ impl std::fmt::Debug for TrackedConnection {
 }
 
 impl TrackedConnection {
-    /// A tracked connection to `client`'s server (RESP3), made at once.
+    /// A tracked connection to `client`'s server (RESP3), made at once, with a tracker of its
+    /// own.
     pub(crate) async fn connect(
         client: Client,
         connect_timeout: Duration,
         response_timeout: Duration,
         db: i64,
+    ) -> redis::RedisResult<TrackedConnection> {
+        let tracker = Arc::new(Tracker::new());
+        Self::connect_feeding(client, connect_timeout, response_timeout, db, tracker).await
+    }
+
+    /// A tracked connection to `client`'s server (RESP3), made at once, feeding `tracker`
+    /// (which may outlive it: a Sentinel backend gives the same tracker to the connection to
+    /// each primary it switches to).
+    pub(crate) async fn connect_feeding(
+        client: Client,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        db: i64,
+        tracker: Arc<Tracker>,
     ) -> redis::RedisResult<TrackedConnection> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
@@ -86,7 +101,7 @@ impl TrackedConnection {
             shared: Arc::new(Shared {
                 client,
                 config,
-                tracker: Arc::new(Tracker::new()),
+                tracker,
                 current: Mutex::new(None),
                 connecting: futures_util::lock::Mutex::new(()),
                 db,
@@ -112,6 +127,15 @@ impl TrackedConnection {
             Some(current) if current.generation == generation => Some(current.conn.clone()),
             _ => None,
         }
+    }
+
+    /// The multiplexed connection in use (tracking on), made first if there is none, for
+    /// commands that need redis-rs's own handle (`WAIT` with a longer response timeout).
+    #[cfg(feature = "sentinel")]
+    pub(crate) async fn multiplexed(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let conn = self.connection().await;
+        self.check(&conn);
+        conn
     }
 
     /// The connection in use, or a new one with tracking on for the tracker's prefixes.
@@ -280,38 +304,41 @@ fn ttl_of(ms: i64) -> KeyTtl {
     }
 }
 
-/// A read for the cache on `backend`'s connection: the value and its TTL, `None` when
-/// missing. With `refresh` one `GETEX PX` (the TTL is then the one just set); without, `GET`
-/// and `PTTL` in one round trip.
-pub(crate) async fn read<C>(
-    backend: &super::RedisBackend<C>,
-    key: &str,
-    refresh: Option<Duration>,
-) -> BackendResult<Option<(Vec<u8>, KeyTtl)>>
+/// A backend that can send several commands in one round trip (a pipeline, not a
+/// transaction), for the cache's read without `GETEX`.
+pub(crate) trait Pipelined: Backend {
+    fn send_pipeline<T: redis::FromRedisValue + Send>(
+        &self,
+        pipe: &Pipeline,
+    ) -> impl std::future::Future<Output = BackendResult<T>> + Send;
+}
+
+impl<C> Pipelined for super::RedisBackend<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
+    async fn send_pipeline<T: redis::FromRedisValue + Send>(
+        &self,
+        pipe: &Pipeline,
+    ) -> BackendResult<T> {
+        self.pipeline(pipe).await
+    }
+}
+
+/// A read for the cache on a tracked connection: the value and its TTL, `None` when missing.
+/// With `refresh` one `GETEX PX` (the TTL is then the one just set); without, `GET` and
+/// `PTTL` in one round trip.
+pub(crate) async fn read<B: Pipelined>(
+    backend: &B,
+    key: &str,
+    refresh: Option<Duration>,
+) -> BackendResult<Option<(Vec<u8>, KeyTtl)>> {
     if let Some(ttl) = refresh {
         let value = backend.get_ex(key, ttl).await?;
         return Ok(value.map(|v| (v, KeyTtl::Expires(ttl))));
     }
     let mut pipe = redis::pipe();
     pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-    let (value, ms): (Option<Vec<u8>>, i64) = backend.pipeline(&pipe).await?;
+    let (value, ms): (Option<Vec<u8>>, i64) = backend.send_pipeline(&pipe).await?;
     Ok(value.map(|value| (value, ttl_of(ms))))
-}
-
-/// A write for the cache: the plain `SET` (broadcast tracking needs no re-read); `true`
-/// when written.
-pub(crate) async fn write<C>(
-    backend: &super::RedisBackend<C>,
-    key: &str,
-    value: &[u8],
-    ttl: Option<Duration>,
-    mode: SetMode,
-) -> BackendResult<bool>
-where
-    C: ConnectionLike + Clone + Send + Sync + 'static,
-{
-    backend.set(key, value, ttl, mode).await
 }

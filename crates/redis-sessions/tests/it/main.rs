@@ -66,6 +66,8 @@ mod metrics;
 mod observe;
 mod redis_only;
 #[cfg(feature = "sentinel")]
+mod sentinel_cache;
+#[cfg(feature = "sentinel")]
 mod sentinel_only;
 mod support;
 #[cfg(feature = "tls")]

@@ -2,32 +2,38 @@
 //! failovers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use futures_util::StreamExt;
-use redis::aio::MultiplexedConnection;
 use redis::{Cmd, FromRedisValue};
 
+pub use self::primary::PrimaryConnection;
 pub use self::resolve::SentinelConfig;
-use self::resolve::{connect_primary, resolve, unavailable};
+use self::resolve::{connect_primary, resolve};
 use super::redis::map_error;
 use super::{Backend, BackendResult, KeyTtl, ScanCursor, ScanPage, SetMode};
+use crate::cache::Tracker;
 use crate::error::{BackendError, BackendErrorKind};
 
+mod primary;
 mod resolve;
+mod watch;
+
+use self::watch::watch;
 
 /// The primary in use: its address, a connection, and a generation that grows on each switch.
 struct Primary {
     host: String,
     port: u16,
     generation: u64,
-    conn: MultiplexedConnection,
+    conn: PrimaryConnection,
 }
 
 struct Shared {
     config: SentinelConfig,
+    /// With client-side tracking: the tracker every primary's connection feeds.
+    tracker: Option<Arc<Tracker>>,
     current: ArcSwap<Primary>,
     generations: AtomicU64,
     /// One re-resolution at a time: callers that fail together wait for the first one's result.
@@ -49,7 +55,7 @@ impl Drop for Shared {
 }
 
 impl Shared {
-    fn install(&self, host: String, port: u16, conn: MultiplexedConnection) {
+    fn install(&self, host: String, port: u16, conn: PrimaryConnection) {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(master = %self.config.master_name, %host, port, generation, "using primary");
         crate::store::reconnected("sentinel");
@@ -59,18 +65,28 @@ impl Shared {
             generation,
             conn,
         }));
+        // The caches may hold values read from the old primary, and no change made on the
+        // new one before its connection's tracking was on was reported. Emptied after the
+        // switch is visible: a read that starts after this uses the new primary, and one that
+        // started before installs nothing (its ticket is from before the flush).
+        if let Some(tracker) = &self.tracker {
+            tracker.flush();
+        }
     }
 
     /// Asks the sentinels for the primary again, unless another caller already switched since
-    /// `seen` (the generation that failed).
-    async fn reresolve(&self, seen: u64) -> BackendResult<()> {
-        let _guard = self.switching.lock().await;
-        if self.current.load().generation != seen {
-            return Ok(());
-        }
-        let (host, port, conn) = resolve(&self.config).await?;
-        self.install(host, port, conn);
-        Ok(())
+    /// `seen` (the generation that failed). Boxed: it is rare, and resolving (connecting, and
+    /// turning tracking on) is a large future that every command would otherwise carry inline.
+    fn reresolve(&self, seen: u64) -> futures_util::future::BoxFuture<'_, BackendResult<()>> {
+        Box::pin(async move {
+            let _guard = self.switching.lock().await;
+            if self.current.load().generation != seen {
+                return Ok(());
+            }
+            let (host, port, conn) = resolve(&self.config, self.tracker.as_ref()).await?;
+            self.install(host, port, conn);
+            Ok(())
+        })
     }
 
     /// Switches to the primary a sentinel announced with `+switch-master`.
@@ -80,68 +96,10 @@ impl Shared {
         if current.host == host && current.port == port {
             return;
         }
-        match connect_primary(&self.config, host, port).await {
+        match connect_primary(&self.config, host, port, self.tracker.as_ref()).await {
             Ok(conn) => self.install(host.to_owned(), port, conn),
             Err(e) => tracing::warn!(error = %e, "could not connect to the announced primary"),
         }
-    }
-}
-
-/// Listens for `+switch-master` on one sentinel for as long as the backend lives, reconnecting
-/// after a second when the sentinel goes away.
-async fn watch(shared: Weak<Shared>, config: SentinelConfig, sentinel: String) {
-    loop {
-        let listened = async {
-            let client = config.sentinel_client(&sentinel)?;
-            let mut pubsub =
-                tokio::time::timeout(config.connect_timeout, client.get_async_pubsub())
-                    .await
-                    .map_err(|_| unavailable(format!("sentinel {sentinel}: connect timed out")))?
-                    .map_err(map_error)?;
-            tokio::time::timeout(config.response_timeout, pubsub.subscribe("+switch-master"))
-                .await
-                .map_err(|_| unavailable(format!("sentinel {sentinel}: subscribe timed out")))?
-                .map_err(map_error)?;
-            let mut messages = pubsub.into_on_message();
-            while let Some(msg) = messages.next().await {
-                // "<name> <old-ip> <old-port> <new-ip> <new-port>"
-                let Ok(payload) = msg.get_payload::<String>() else {
-                    continue;
-                };
-                let parts: Vec<&str> = payload.split(' ').collect();
-                let [name, _, _, host, port] = parts[..] else {
-                    continue;
-                };
-                let (Ok(port), true) = (port.parse::<u16>(), name == config.master_name) else {
-                    continue;
-                };
-                let Some(shared) = shared.upgrade() else {
-                    return Ok(());
-                };
-                shared.switch_to(host, port).await;
-            }
-            Ok::<_, BackendError>(())
-        }
-        .await;
-        match listened {
-            // The sentinel's ACL user may not subscribe: asking again every second would only
-            // be refused again. Failovers are still followed when a command fails.
-            Err(e) if e.kind() == crate::BackendErrorKind::PermissionDenied => {
-                tracing::warn!(
-                    error = %e,
-                    %sentinel,
-                    "sentinel watcher stopped: the sentinel refused the +switch-master \
-                     subscription (grant +subscribe &+switch-master to its ACL user)"
-                );
-                return;
-            }
-            Err(e) => tracing::debug!(error = %e, "sentinel watcher disconnected"),
-            Ok(()) => {}
-        }
-        if shared.strong_count() == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -207,9 +165,34 @@ impl SentinelBackend {
     /// # Errors
     /// No sentinel names a reachable primary within the timeouts.
     pub async fn connect_with(config: SentinelConfig) -> BackendResult<Self> {
-        let (host, port, conn) = resolve(&config).await?;
+        Self::connect_maybe_tracked(config, None).await
+    }
+
+    /// [`connect_with`](SentinelBackend::connect_with) for a store with a
+    /// [client-side cache](crate::StoreBuilder::cache): the connection to each primary is
+    /// RESP3 with `CLIENT TRACKING ON BCAST PREFIX ... NOLOOP` for the caches' key prefixes,
+    /// as [`RedisBackend::connect_tracked`](crate::RedisBackend::connect_tracked) on one
+    /// server. Every switch to another primary (a failover announced by `+switch-master`, or
+    /// found on an error) empties the caches once the new primary is in use: they may hold
+    /// values read from the old one, and changes made on the new one before its tracking was
+    /// on were never reported. So does a lost connection.
+    ///
+    /// # Errors
+    /// As [`connect_with`](SentinelBackend::connect_with); the primary refusing
+    /// `CLIENT TRACKING` (Redis before 6, or an ACL user without `+client|tracking`) is an
+    /// error naming the command.
+    pub async fn connect_tracked_with(config: SentinelConfig) -> BackendResult<Self> {
+        Self::connect_maybe_tracked(config, Some(Arc::new(Tracker::new()))).await
+    }
+
+    async fn connect_maybe_tracked(
+        config: SentinelConfig,
+        tracker: Option<Arc<Tracker>>,
+    ) -> BackendResult<Self> {
+        let (host, port, conn) = resolve(&config, tracker.as_ref()).await?;
         let shared = Arc::new(Shared {
             config,
+            tracker,
             current: ArcSwap::from_pointee(Primary {
                 host,
                 port,
@@ -247,7 +230,7 @@ impl SentinelBackend {
 
     /// The connection to the primary in use and its generation (which grows on each switch),
     /// for commands of your own such as `WAIT`.
-    pub fn connection(&self) -> (u64, MultiplexedConnection) {
+    pub fn connection(&self) -> (u64, PrimaryConnection) {
         let current = self.shared.current.load();
         (current.generation, current.conn.clone())
     }
@@ -258,22 +241,47 @@ impl SentinelBackend {
     /// # Errors
     /// Redis fails or the reply does not convert into `T`.
     pub async fn command<T: FromRedisValue>(&self, cmd: &Cmd) -> BackendResult<T> {
-        let primary = self.shared.current.load_full();
-        let mut conn = primary.conn.clone();
         let map = |e| crate::backend::denied::note(map_error(e), cmd);
-        match cmd.query_async(&mut conn).await.map_err(map) {
+        self.retrying(|mut conn| async move { cmd.query_async(&mut conn).await.map_err(map) })
+            .await
+    }
+
+    /// Sends `send` on the primary in use; when that fails in a way a switch explains (a
+    /// `READONLY` reply, a lost connection, a timeout), asks the sentinels again and sends it
+    /// once more on the (possibly new) primary.
+    async fn retrying<T, F, Fut>(&self, send: F) -> BackendResult<T>
+    where
+        F: Fn(PrimaryConnection) -> Fut,
+        Fut: std::future::Future<Output = BackendResult<T>>,
+    {
+        let primary = self.shared.current.load_full();
+        match send(primary.conn.clone()).await {
             Err(e) if switch_worthy(&e) => {
                 tracing::debug!(error = %e, "primary failed; asking the sentinels");
                 if let Err(resolve) = self.shared.reresolve(primary.generation).await {
                     tracing::debug!(error = %resolve, "re-resolution failed");
                     return Err(e);
                 }
-                let mut conn = self.shared.current.load().conn.clone();
+                let conn = self.shared.current.load().conn.clone();
                 crate::store::retried("sentinel");
-                cmd.query_async(&mut conn).await.map_err(map)
+                send(conn).await
             }
             other => other,
         }
+    }
+}
+
+impl super::tracking::Pipelined for SentinelBackend {
+    /// A pipeline on the primary in use, retried once on a switch as a single command is
+    /// (the store pipelines only reads).
+    async fn send_pipeline<T: FromRedisValue + Send>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> BackendResult<T> {
+        self.retrying(
+            |mut conn| async move { pipe.query_async(&mut conn).await.map_err(map_error) },
+        )
+        .await
     }
 }
 
@@ -288,6 +296,18 @@ impl Backend for SentinelBackend {
     crate::backend::redis::single_key_ops!();
     crate::backend::index::one_server_index_ops!();
 
+    fn tracker(&self) -> Option<&Tracker> {
+        self.shared.tracker.as_deref()
+    }
+
+    async fn tracked_read(
+        &self,
+        key: &str,
+        refresh: Option<Duration>,
+    ) -> BackendResult<Option<(Vec<u8>, KeyTtl)>> {
+        super::tracking::read(self, key, refresh).await
+    }
+
     /// `WAIT` on the connection to the primary in use, which every command of this backend
     /// goes through; that connection's handle gets a response timeout of `timeout` plus the
     /// configured one, so the wait is not cut. Not retried on another primary: a `WAIT` on a
@@ -295,7 +315,7 @@ impl Backend for SentinelBackend {
     /// between the writes and the `WAIT` is not detected (see the README's per-user section).
     async fn wait_for_replicas(&self, replicas: u32, timeout: Duration) -> BackendResult<u32> {
         let primary = self.shared.current.load_full();
-        let mut conn = primary.conn.clone();
+        let mut conn = primary.conn.multiplexed().await.map_err(map_error)?;
         conn.set_response_timeout(timeout + self.shared.config.response_timeout);
         let cmd = crate::backend::redis::wait_command(replicas, timeout, None);
         let reply: i64 = cmd

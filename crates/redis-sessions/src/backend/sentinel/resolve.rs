@@ -1,18 +1,22 @@
 //! Finding the primary: [`SentinelConfig`], asking the sentinels, and checking the answer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo,
-    Value,
+    AsyncConnectionConfig, ConnectionAddr, FromRedisValue, IntoConnectionInfo, ProtocolVersion,
+    RedisConnectionInfo, Value,
 };
 
 use crate::backend::redis::map_error;
-use crate::backend::BackendResult;
+use crate::backend::{BackendResult, TrackedConnection};
+use crate::cache::Tracker;
 use crate::error::{BackendError, BackendErrorKind};
 use crate::tls::{TlsConfig, TlsUrl};
+
+use super::PrimaryConnection;
 
 /// How a [`SentinelBackend`](super::SentinelBackend) finds and talks to the primary.
 #[derive(Clone)]
@@ -123,8 +127,13 @@ impl SentinelConfig {
         self.client(host, port, redis)
     }
 
-    fn primary_client(&self, host: &str, port: u16) -> BackendResult<redis::Client> {
+    /// A client for the primary at `host:port`; RESP3 when `tracked` (client-side tracking
+    /// delivers invalidations as RESP3 pushes).
+    fn primary_client(&self, host: &str, port: u16, tracked: bool) -> BackendResult<redis::Client> {
         let mut redis = RedisConnectionInfo::default().set_db(self.db);
+        if tracked {
+            redis = redis.set_protocol(ProtocolVersion::RESP3);
+        }
         if let Some(user) = &self.username {
             redis = redis.set_username(user);
         }
@@ -179,14 +188,32 @@ pub(super) fn unavailable(message: String) -> BackendError {
     BackendError::new(BackendErrorKind::Unavailable, message)
 }
 
-/// Connects to `host:port` and checks that it is a primary (`ROLE`).
+/// Connects to `host:port` and checks that it is a primary (`ROLE`); with `tracker`, on a
+/// connection with client-side tracking on that feeds it.
 pub(super) async fn connect_primary(
     config: &SentinelConfig,
     host: &str,
     port: u16,
-) -> BackendResult<MultiplexedConnection> {
-    let client = config.primary_client(host, port)?;
-    let mut conn = config.connect(&client).await?;
+    tracker: Option<&Arc<Tracker>>,
+) -> BackendResult<PrimaryConnection> {
+    let client = config.primary_client(host, port, tracker.is_some())?;
+    let mut conn = match tracker {
+        None => PrimaryConnection::plain(config.connect(&client).await?),
+        Some(tracker) => PrimaryConnection::tracked(
+            TrackedConnection::connect_feeding(
+                client,
+                config.connect_timeout,
+                config.response_timeout,
+                config.db,
+                Arc::clone(tracker),
+            )
+            .await
+            .map_err(|e| {
+                let tracking = redis::cmd("CLIENT").arg("TRACKING").to_owned();
+                crate::backend::denied::note(config.tls_url().connect_error(e), &tracking)
+            })?,
+        ),
+    };
     let role: Vec<Value> = redis::cmd("ROLE")
         .query_async(&mut conn)
         .await
@@ -227,7 +254,8 @@ async fn ask(config: &SentinelConfig, sentinel: &str) -> BackendResult<(String, 
 /// else the last to come.
 pub(super) async fn resolve(
     config: &SentinelConfig,
-) -> BackendResult<(String, u16, MultiplexedConnection)> {
+    tracker: Option<&Arc<Tracker>>,
+) -> BackendResult<(String, u16, PrimaryConnection)> {
     let mut asked: FuturesUnordered<_> = config.sentinels.iter().map(|s| ask(config, s)).collect();
     let mut last: Option<BackendError> = None;
     let keep = |e: BackendError, last: &mut Option<BackendError>| {
@@ -239,7 +267,7 @@ pub(super) async fn resolve(
     };
     while let Some(answer) = asked.next().await {
         match answer {
-            Ok((host, port)) => match connect_primary(config, &host, port).await {
+            Ok((host, port)) => match connect_primary(config, &host, port, tracker).await {
                 Ok(conn) => return Ok((host, port, conn)),
                 Err(e) => keep(e, &mut last),
             },
