@@ -228,6 +228,7 @@ mod actix {
         let store = RedisStore::new(backend);
         let key = SessionStore::save(&store, state(1), &ttl()).await.unwrap();
         let id = SessionId::parse(key.as_ref()).expect("our own id format");
+        assert_eq!(key.as_ref().len(), 22, "128 bits");
         let redis_key = format!("sess:{}", id.as_str());
         // One JSON object, values not nested as strings.
         let raw = server.cmd(&["GET", &redis_key]).text().unwrap();
