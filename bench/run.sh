@@ -36,7 +36,9 @@ for s in $STACKS; do
   jar="$WORK/$s.mem.jar"
   curl -sf -c "$jar" "http://127.0.0.1:${PORT[$s]}/login" >/dev/null
   curl -sf -b "$jar" "http://127.0.0.1:${PORT[$s]}/inc" >/dev/null
-  key=$(rcli -n "${DB[$s]}" --scan | head -1)
+  # The session's key, not the per-user index set (`~user~` in its name) of the indexed stack,
+  # which a scan may return first.
+  key=$(rcli -n "${DB[$s]}" --scan | grep -vF '~' | head -1)
   echo "$s,${#key},$(rcli -n "${DB[$s]}" STRLEN "$key"),$(rcli -n "${DB[$s]}" MEMORY USAGE "$key" SAMPLES 0)" >>"$OUT/memory.csv"
   rcli -n "${DB[$s]}" --no-raw GET "$key" >"$WORK/$s.value"
 done

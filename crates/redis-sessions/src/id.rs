@@ -4,12 +4,14 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
-/// Shortest id accepted (16 characters of base64url = 96 bits; our own ids have 192).
+/// Shortest id accepted (16 characters of base64url = 96 bits; our own ids have 128).
 pub const MIN_ID_LEN: usize = 16;
 /// Longest id accepted.
 pub const MAX_ID_LEN: usize = 128;
-/// Random bytes in a generated id (192 bits, as express-session).
-const ID_BYTES: usize = 24;
+/// Random bytes in a generated id: 128 bits, as tower-sessions, Rails and PHP (OWASP asks for
+/// at least 64 bits of entropy). 22 characters keep a `sess:` key at 27 bytes, in jemalloc's
+/// 32-byte class; the 32 characters of 192 bits put it in the 48-byte one.
+const ID_BYTES: usize = 16;
 
 const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -40,8 +42,9 @@ pub enum InvalidId {
 }
 
 impl SessionId {
-    /// Generates a fresh id: 192 bits from the operating system's CSPRNG, as 32 base64url
-    /// characters.
+    /// Generates a fresh id: 128 bits from the operating system's CSPRNG, as 22 base64url
+    /// characters (unpadded). Ids of earlier releases (192 bits, 32 characters) still parse:
+    /// any valid length is accepted.
     ///
     /// # Errors
     /// [`RandomError`] if the operating system cannot provide random bytes (it converts into
@@ -250,12 +253,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_ids_are_valid_distinct_and_32_chars() {
+    fn generated_ids_are_valid_distinct_and_22_chars() {
         let a = SessionId::generate().unwrap();
         let b = SessionId::generate().unwrap();
-        assert_eq!(a.as_str().len(), 32);
+        assert_eq!(a.as_str().len(), 22);
+        assert!(a.as_str().len() >= MIN_ID_LEN);
         assert_ne!(a, b);
         assert!(SessionId::parse(a.as_str()).is_ok());
+    }
+
+    #[test]
+    fn sixteen_bytes_are_22_unpadded_characters() {
+        assert_eq!(base64url(&[0; ID_BYTES]), "A".repeat(22));
+        assert_eq!(base64url(&[0xff; ID_BYTES]), format!("{}w", "_".repeat(21)));
+        assert_eq!(
+            base64url(&[0xff; 24]).len(),
+            32,
+            "the ids of earlier releases"
+        );
+    }
+
+    #[test]
+    fn ids_of_earlier_releases_still_parse() {
+        // 192 bits, 32 characters: what `generate` gave before ids became 128 bits.
+        let old = SessionId::parse("ZpQ5SFm7Nq2h3Xx0Q4bT1Yq9cKx8rVw2").unwrap();
+        assert_eq!(old.as_str().len(), 32);
+        assert!(SessionId::parse(&"a".repeat(MIN_ID_LEN)).is_ok());
+        assert!(SessionId::parse(&"a".repeat(MAX_ID_LEN)).is_ok());
     }
 
     #[test]

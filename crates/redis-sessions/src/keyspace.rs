@@ -25,8 +25,8 @@ pub enum IdHashing {
     /// `prefix + id`, as connect-redis (the default).
     #[default]
     Off,
-    /// `prefix + base64url(SHA-256(id))`. Enough for ids with ≥ 128 random bits (ours have
-    /// 192): a hash cannot be turned back into an id.
+    /// `prefix + base64url(SHA-256(id))`. Enough for ids with ≥ 128 random bits (ours and
+    /// tower-sessions' have 128): a hash cannot be turned back into an id.
     Sha256,
     /// `prefix + base64url(HMAC-SHA-256(key, id))`: also hides whether a guessed id exists
     /// from someone who has a dump but not the key.

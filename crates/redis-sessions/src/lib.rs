@@ -257,11 +257,12 @@
 //! ([`RedisConfig`]: 1 s connect, 500 ms per reply); the connection manager reconnects by
 //! itself. No error message contains a session id or session contents.
 //!
-//! **Ids.** [`SessionId::generate`] gives 192 bits from the OS CSPRNG as 32 base64url
-//! characters. [`SessionId::parse`] accepts 16 to 128 characters of `A-Z a-z 0-9 - _` and rejects
+//! **Ids.** [`SessionId::generate`] gives 128 bits from the OS CSPRNG as 22 base64url
+//! characters (earlier releases gave 192 bits, 32 characters; those ids still load).
+//! [`SessionId::parse`] accepts 16 to 128 characters of `A-Z a-z 0-9 - _` and rejects
 //! anything else before it can reach Redis. `Debug` of an id prints its fingerprint only.
-//! Sessions made through the tower-sessions adapter have tower-sessions' own ids: 128 bits, 22
-//! characters. Listings return [`StoredId`]s (the key's rest after the prefix: the id, or its
+//! Sessions made through the tower-sessions adapter have tower-sessions' own ids, of the same
+//! size. Listings return [`StoredId`]s (the key's rest after the prefix: the id, or its
 //! hash with [`hash_ids`](StoreBuilder::hash_ids)), a type of their own so that a listed hash
 //! is never hashed again.
 //!

@@ -9,7 +9,8 @@
 //! | `delete` | [`RedisStore::destroy`] | `UNLINK` |
 //!
 //! Differences from actix-session's own `RedisSessionStore`, on purpose:
-//! - Keys are `prefix + id` with our 192-bit ids, not 64 unprefixed characters.
+//! - Keys are `prefix + id` with our 128-bit ids (22 characters), not 64 unprefixed characters;
+//!   the 32-character ids of earlier releases still load.
 //! - Values are one JSON object of the fields (actix hands each field over JSON-encoded as a
 //!   string; it is stored as the JSON value itself, not a string nested in JSON), so the CLI,
 //!   connect-redis and tower-sessions read the same sessions. That shape in bytes is the

@@ -22,8 +22,8 @@
 //! store's idle timeout the expiry is stored (the bound the sliding TTL never passes, set afresh
 //! by each save from tower-sessions' `Expiry`) and loads return it.
 //!
-//! **Ids** are tower-sessions' own: 128 random bits, 22 base64url characters (the store's own
-//! ids, from [`SessionId::generate`](crate::SessionId::generate), have 192 bits).
+//! **Ids** are tower-sessions' own: 128 random bits, 22 base64url characters (the size of the
+//! store's own ids, from [`SessionId::generate`](crate::SessionId::generate)).
 //!
 //! Errors become tower-sessions' string errors in one place (`to_tower_error`), after the
 //! source is logged; no message carries a session id or contents. The shape of a record in

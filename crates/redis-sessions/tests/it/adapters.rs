@@ -228,6 +228,7 @@ mod actix {
         let store = RedisStore::new(backend);
         let key = SessionStore::save(&store, state(1), &ttl()).await.unwrap();
         let id = SessionId::parse(key.as_ref()).expect("our own id format");
+        assert_eq!(key.as_ref().len(), 22, "128 bits");
         let redis_key = format!("sess:{}", id.as_str());
         // One JSON object, values not nested as strings.
         let raw = server.cmd(&["GET", &redis_key]).text().unwrap();
@@ -296,6 +297,55 @@ mod actix {
             let loaded = SessionStore::load(&store, &key).await.unwrap();
             assert_eq!(parsed(loaded), parsed(Some(state)), "{name}");
         }
+    }
+
+    /// An id of an earlier release (192 bits, 32 characters), still in a cookie and in Redis,
+    /// keeps its session in every configuration: it loads, updates under the same id, has its
+    /// TTL refreshed and is deleted, as a 22-character one.
+    #[tokio::test]
+    async fn ids_of_earlier_releases_keep_their_sessions() {
+        use std::time::{Duration, SystemTime};
+        const OLD: &str = "ZpQ5SFm7Nq2h3Xx0Q4bT1Yq9cKx8rVw2";
+        let (backend, guard) = redis().await;
+        let server = guard.as_ref().unwrap();
+        let id = SessionId::parse(OLD).unwrap();
+        for (name, store) in configurations(&backend) {
+            // What the earlier release's adapter stored: the fields, the expiry in the TTL.
+            let mut session = redis_sessions::Session::new()
+                .with_key_expiry(SystemTime::now() + Duration::from_secs(600));
+            session.insert("counter", 1).unwrap();
+            session.insert("user", "ada").unwrap();
+            let created = store.create(&id, &session).await.unwrap();
+            assert_eq!(created, redis_sessions::Outcome::Written, "{name}");
+            if name == "json" {
+                assert_eq!(
+                    server.cmd(&["EXISTS", &format!("sess:{OLD}")]).int(),
+                    Some(1)
+                );
+            }
+
+            let key = SessionKey::try_from(OLD.to_owned()).unwrap();
+            let loaded = SessionStore::load(&store, &key).await.unwrap();
+            assert_eq!(loaded, Some(state(1)), "{name}");
+            let key = SessionStore::update(&store, key, state(2), &ttl())
+                .await
+                .unwrap();
+            assert_eq!(key.as_ref(), OLD, "{name}: the cookie keeps its id");
+            let loaded = SessionStore::load(&store, &key).await.unwrap();
+            assert_eq!(loaded, Some(state(2)), "{name}");
+            SessionStore::update_ttl(&store, &key, &time::Duration::seconds(30))
+                .await
+                .unwrap();
+            match store.ttl(&id).await.unwrap() {
+                redis_sessions::KeyTtl::Expires(left) => {
+                    assert!(left <= Duration::from_secs(30), "{name}: {left:?}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+            SessionStore::delete(&store, &key).await.unwrap();
+            assert_eq!(SessionStore::load(&store, &key).await.unwrap(), None);
+        }
+        assert!(server.scan_keys("*").is_empty());
     }
 
     #[tokio::test]

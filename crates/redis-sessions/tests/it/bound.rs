@@ -184,11 +184,11 @@ mod actix {
         .collect()
     }
 
-    /// After `/login` and one `/inc`: 200 B under an idle timeout, 184 B without. The key
-    /// (`sess:` + 32 characters, 192 bits) is in the 48-byte class, so 184 B would need the
-    /// value in the 96-byte class (≤ 92 bytes): the benchmark's fields alone are 86.
+    /// After `/login` and one `/inc`: at most 184 B under an idle timeout, 168 B without, as on
+    /// tower. The key (`sess:` + 22 characters, 128 bits) is in the 32-byte class; the
+    /// 32-character ids of earlier releases put it in the 48-byte one (200 and 184 B).
     #[tokio::test]
-    async fn a_session_under_an_idle_timeout_takes_at_most_200_bytes() {
+    async fn a_session_under_an_idle_timeout_takes_at_most_184_bytes() {
         let (backend, guard) = redis().await;
         let server = guard.as_ref().unwrap();
         let ttl = time::Duration::try_from(IDLE).unwrap();
@@ -201,14 +201,14 @@ mod actix {
                 .unwrap();
             let id = SessionId::parse(key.as_ref()).unwrap();
             let redis_key = format!("sess:{}", id.as_str());
-            assert_eq!(redis_key.len(), 37);
+            assert_eq!(redis_key.len(), 27);
             let value = raw(server, &redis_key);
             let bytes = memory_usage(server, &redis_key);
             eprintln!("actix idle {idle}: {bytes} B, value {value}");
             assert_eq!(value.get("__exp").is_some(), idle, "{value}");
             assert!(value.get("cookie").is_none(), "{value}");
             assert!(
-                bytes <= if idle { 200 } else { 184 },
+                bytes <= if idle { 184 } else { 168 },
                 "{bytes} B, idle {idle}"
             );
             let loaded = SessionStore::load(&store, &key).await.unwrap().unwrap();
