@@ -83,6 +83,111 @@ pub async fn reads_hit_the_cache_and_see_changes_made_elsewhere(kind: Kind, _: T
     );
 }
 
-// One server: the cache refuses Cluster and Sentinel.
+/// On a Sentinel group (`--cache` with a `redis+sentinel://` URL): reads from memory, a
+/// logout through another instance seen, and across a failover a change made on the new
+/// primary is read anew.
+pub async fn the_cache_works_on_sentinel_across_a_failover(kind: Kind, _: Topology) {
+    let group = tokio::task::spawn_blocking(redis_harness::RedisSentinelGroup::start)
+        .await
+        .unwrap();
+    let config = || {
+        let mut config = demo::Config::new(Some(group.url()));
+        config.cache = 1000;
+        config
+    };
+    let spawn = |config| spawn_app(kind, config, std::future::pending());
+    let a = spawn(config()).await;
+    let b = match kind {
+        Kind::Axum => spawn(config()).await,
+        Kind::Actix => a,
+    };
+    let mut on_a = Client::new(a);
+    let r = on_a.post("/api/login", Some(json!({"user": "ada"}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut on_b = Client::new(b);
+    on_b.cookie.clone_from(&on_a.cookie);
+    assert_eq!(on_b.get("/api/me").await.json()["counter"], 0);
+    let primary = group.primary_port();
+    group.cmd(primary, &["CONFIG", "RESETSTAT"]);
+    for _ in 0..5 {
+        assert_eq!(on_b.get("/api/me").await.json()["counter"], 0);
+    }
+    let calls = redis_harness::parse_command_calls(
+        &group
+            .cmd(primary, &["INFO", "commandstats"])
+            .text()
+            .unwrap(),
+    );
+    let data: Vec<_> = calls
+        .iter()
+        .filter(|(name, _)| {
+            !["info", "config", "hello", "client", "ping", "role"]
+                .iter()
+                .any(|c| name.starts_with(c))
+        })
+        .collect();
+    assert_eq!(data, Vec::<&(String, u64)>::new(), "reads from memory");
+    let r = on_a.post("/api/increment", None).await;
+    assert_eq!(r.json(), json!({"counter": 1}), "{r:?}");
+    assert_eq!(on_b.get("/healthz").await.status, 200);
+    assert_eq!(on_b.get("/api/me").await.json()["counter"], 1);
+
+    // The failover, then a change made on the new primary (an admin's edit, say): the
+    // session is renamed there. B, once on the new primary, never serves the old name.
+    let (group, new) = tokio::task::spawn_blocking(move || {
+        let new = group.failover();
+        (group, new)
+    })
+    .await
+    .unwrap();
+    let keys = group.cmd(new, &["KEYS", "sess:*"]);
+    let redis_harness::Reply::Array(Some(keys)) = keys else {
+        panic!("KEYS: {keys:?}")
+    };
+    let keys: Vec<String> = keys
+        .iter()
+        .filter_map(redis_harness::Reply::text)
+        .filter(|k| !crate::servers::is_index(k))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let stored = group.cmd(new, &["GET", &keys[0]]).text().unwrap();
+    let renamed = stored.replace("\"ada\"", "\"eve\"");
+    assert_ne!(
+        renamed, stored,
+        "the user's name is in the stored value: {stored}"
+    );
+    let set = group.cmd(new, &["SET", &keys[0], &renamed, "KEEPTTL"]);
+    assert_eq!(set.text().as_deref(), Some("OK"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = on_b.get("/api/me").await;
+        if r.status == 200 && r.json()["user"] == "eve" {
+            break;
+        }
+        assert!(
+            r.status != 200 || r.json()["user"] == "ada",
+            "B serves only the old or the new value: {r:?}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still serves the session as before the failover: {r:?}"
+        );
+        // Poll interval of this wait for the demo's own switch to the new primary.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // On the new primary, a logout through A is seen by B.
+    assert_eq!(on_a.post("/api/logout", None).await.status, 200);
+    assert_eq!(on_b.get("/healthz").await.status, 200);
+    assert_eq!(
+        on_b.get("/api/me").await.status,
+        401,
+        "B serves no logged-out session"
+    );
+    drop(group);
+}
+
+// The cache on one server and on Sentinel (Cluster is refused).
 app_suite!(axum, Axum, Standalone: reads_hit_the_cache_and_see_changes_made_elsewhere);
 app_suite!(actix, Actix, Standalone: reads_hit_the_cache_and_see_changes_made_elsewhere);
+app_suite!(axum_sentinel, Axum, Standalone: the_cache_works_on_sentinel_across_a_failover);
+app_suite!(actix_sentinel, Actix, Standalone: the_cache_works_on_sentinel_across_a_failover);
