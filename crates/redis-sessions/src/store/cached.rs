@@ -60,9 +60,15 @@ impl<B: Backend> RedisStore<B> {
     ) -> Result<Option<T>> {
         let idle = self.inner.idle_timeout;
         let every = idle.map(|idle| cache.refresh_every(idle));
-        if let Some((hit, version)) =
-            cache.lookup_versioned::<T>(&target.key, Instant::now(), every)
-        {
+        let mut found = cache.probe::<T>(&target.key, Instant::now(), every);
+        if matches!(found, Err(true)) {
+            // A save of this session by this store is in flight: a read sent now would run
+            // after it, so take what it installs instead (its reply comes first anyway).
+            cache.written(&target.key).await;
+            found = cache.probe::<T>(&target.key, Instant::now(), every);
+        }
+        cache.count(found.is_ok());
+        if let Ok((hit, version)) = found {
             if hit.expires().is_none_or(|at| at > SystemTime::now())
                 && !self.past_absolute(hit.created())
             {
@@ -106,10 +112,21 @@ impl<B: Backend> RedisStore<B> {
         Ok(session)
     }
 
-    /// Before a command that changes `key`: this store's cache drops it and keeps reads in
-    /// flight from installing (the ticket, which installs nothing when dropped).
+    /// Before a command that changes `key` and never installs (a delete of many keys, a
+    /// `GETEX`): this store's cache drops it and keeps reads and writes in flight from
+    /// installing (the ticket, which installs nothing when dropped).
     pub(super) fn changing(&self, key: &str) -> Option<Ticket> {
         self.inner.cache.as_ref().map(|c| c.begin_write(key))
+    }
+
+    /// Before a write of one session (the write path, a conditional write): waits until no
+    /// other write of `key` by this store is in flight, then as [`changing`](Self::changing).
+    /// One write of a key at a time, so that each can install what it wrote.
+    pub(super) async fn changing_in_turn(&self, key: &str) -> Option<Ticket> {
+        match &self.inner.cache {
+            Some(cache) => Some(cache.turn(key).await),
+            None => None,
+        }
     }
 
     /// After a command that changed `key`: every other cache on the backend's tracked

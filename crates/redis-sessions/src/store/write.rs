@@ -202,7 +202,7 @@ impl<B: Backend> RedisStore<B> {
         op: Write<'_, E>,
     ) -> Result<Outcome> {
         let name = op.name();
-        let ticket = self.changing(&target.key);
+        let ticket = self.changing_in_turn(&target.key).await;
         let result = self
             .observed(name, target, self.apply(target, op, ticket))
             .await;
