@@ -391,7 +391,8 @@
 //! - **What is cached**: the decoded session (after decryption and decompression, in the
 //!   adapter's own shape, so a hit is a clone), only when it decoded and its stored expiry had
 //!   not passed; and a session this store has just written (`set`, `create`, `update`, the
-//!   adapters' saves), decoded from the bytes written. A value that does not decode under this
+//!   adapters' saves): the adapter's record or state as it holds it when a load would read
+//!   exactly that back (JSON values), else decoded from the bytes written. A value that does not decode under this
 //!   store's key ring is never cached; the ring cannot change while the store lives (a new
 //!   ring is a new store with an empty cache).
 //! - **How Redis reports changes**: the tracked connection asks Redis to broadcast changes of

@@ -44,7 +44,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use lru::Lru;
 
@@ -136,13 +136,23 @@ pub(crate) struct Cached {
     pub(crate) version: Option<crate::store::Version>,
 }
 
-/// How the cache's shape is decoded from stored bytes, for installing a written value.
-pub(crate) type Shape =
-    fn(
-        &crate::codec::Codec,
-        &[u8],
-        &[u8],
-    ) -> Result<(Arc<dyn Any + Send + Sync>, Option<SystemTime>), crate::error::CodecError>;
+/// The shape loads use (a [`Decoded`](crate::codec::Decoded) type), recorded by the reads
+/// that install, so that a write installs the same shape.
+#[derive(Clone, Copy)]
+pub(crate) struct Shape {
+    /// Which type it is: a write that holds the session in that shape installs it as it is.
+    pub(crate) id: std::any::TypeId,
+    /// How it is decoded from the stored bytes (`bound_to`: the key's suffix), for a write
+    /// that does not.
+    pub(crate) decode: Decode,
+}
+
+/// Decodes stored bytes (`bound_to`: the key's suffix) into a shape.
+pub(crate) type Decode = fn(
+    &crate::codec::Codec,
+    &[u8],
+    &[u8],
+) -> Result<crate::codec::Loaded, crate::error::CodecError>;
 
 #[derive(Default)]
 struct Pending {

@@ -4,9 +4,11 @@
 //! is, not as a string nested in JSON, so the CLI, connect-redis and tower-sessions read the
 //! same sessions.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
@@ -15,7 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::fields::{self, deserialize_fields, Fields, COOKIE, CREATED};
-use super::shape::{created_at, stamp_kept, Stamp, WithExpiry};
+use super::shape::{created_at, stamp_kept, Loaded, Stamp, WithExpiry};
 use super::{json, Decoded, Encodable};
 use crate::error::CodecError;
 use crate::session::Session;
@@ -68,6 +70,13 @@ impl Encodable for ActixOut<'_> {
             })
             .collect();
         Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, stamp_kept(stamp)))
+    }
+
+    fn loaded(&self, stamp: Stamp, shape: TypeId) -> Option<Loaded> {
+        if shape != TypeId::of::<ActixIn>() {
+            return None;
+        }
+        self.loaded_state(stamp)
     }
 
     /// Each value's JSON text goes through [`JsonWriter`]: checked and written as `Value` would
@@ -125,6 +134,39 @@ impl Encodable for ActixOut<'_> {
         }
         out.push(b'}');
         Ok(out)
+    }
+}
+
+impl ActixOut<'_> {
+    /// The state as a load reads the JSON body [`to_json`](Encodable::to_json) writes: each
+    /// text as it is when `to_json` writes it unchanged (checked here, without allocating,
+    /// the way `to_json` writes it), the creation record the stamp writes, and the stamp's
+    /// bound in whole milliseconds. Not with a `cookie` field or an expiry stamped into
+    /// `cookie.expires`.
+    fn loaded_state(&self, stamp: Stamp) -> Option<Loaded> {
+        if stamp.expires.is_some() || self.state.contains_key(COOKIE) {
+            return None;
+        }
+        let mut scratch = Vec::new();
+        for (key, text) in self.state {
+            if stamp.created.is_some() && key == CREATED {
+                continue;
+            }
+            scratch.clear();
+            let mut de = serde_json::Deserializer::from_str(text);
+            let written = de
+                .deserialize_any(JsonWriter(&mut scratch))
+                .and_then(|()| de.end());
+            if written.is_err() || scratch != text.as_bytes() {
+                return None;
+            }
+        }
+        let mut state = self.state.clone();
+        if let Some(created) = stamp.created {
+            state.insert(CREATED.to_owned(), created.to_string());
+        }
+        let expires = stamp.bound.map(fields::stored_bound);
+        Some((Arc::new(ActixIn { state, expires }), expires))
     }
 }
 

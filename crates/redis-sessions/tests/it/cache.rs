@@ -622,3 +622,95 @@ async fn merged_saves_of_cached_sessions_need_no_read() {
     let stored = SessionStore::load(&store, &Id(7)).await.unwrap().unwrap();
     assert_eq!(stored.data["counter"], 10);
 }
+
+/// What a save installs (the adapter's session in memory, not decoded from the bytes) is what
+/// a load from Redis returns, on both adapters, under an idle timeout and an absolute one
+/// (the stored bound and creation record).
+#[cfg(all(feature = "tower-sessions-015", feature = "actix"))]
+#[tokio::test]
+async fn a_saved_session_served_from_the_cache_is_what_redis_holds() {
+    use std::collections::HashMap;
+    use tower_sessions_core_015::session::{Id, Record};
+
+    let server = RedisServer::start();
+    let (idle, absolute) = (Duration::from_secs(600), Duration::from_secs(3600));
+    let store = cached_with(&server, |b| b.idle_timeout(idle).absolute_timeout(absolute)).await;
+    let plain = RedisStore::builder(RedisBackend::connect(&server.url()).await.unwrap())
+        .idle_timeout(idle)
+        .absolute_timeout(absolute)
+        .build();
+    // tower-sessions: records of the same data as loaded from Redis and from the cache.
+    let mut rec = Record {
+        id: Id(11),
+        data: HashMap::from([
+            ("counter".to_owned(), serde_json::json!(1)),
+            ("ratio".to_owned(), serde_json::json!(0.1)),
+            (
+                "nested".to_owned(),
+                serde_json::json!({"a": [1, null, "é"]}),
+            ),
+        ]),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(10),
+    };
+    tower_sessions_core_015::SessionStore::create(&store, &mut rec)
+        .await
+        .unwrap();
+    let loaded = tower_sessions_core_015::SessionStore::load(&store, &rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rec = loaded.clone();
+    rec.data.insert("counter".to_owned(), serde_json::json!(2));
+    tower_sessions_core_015::SessionStore::save(&store, &rec)
+        .await
+        .unwrap();
+    let before = store.cache_stats().unwrap().hits;
+    let cached = tower_sessions_core_015::SessionStore::load(&store, &rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.cache_stats().unwrap().hits, before + 1, "a hit");
+    let fresh = tower_sessions_core_015::SessionStore::load(&plain, &rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cached.data, fresh.data);
+    assert!(cached.data.contains_key("__created"), "{:?}", cached.data);
+    // The stored bound (whole milliseconds) is the record's expiry on both.
+    assert_eq!(cached.expiry_date, fresh.expiry_date);
+
+    // actix-session: the state's texts.
+    let state: HashMap<String, String> = [
+        ("counter", "1"),
+        ("name", "\"Ada \\\"Countess\\\" Lovelace\""),
+        ("roles", "[\"admin\",\"editor\"]"),
+        ("ratio", "0.1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let ttl = time::Duration::minutes(10);
+    let key = actix_session::storage::SessionStore::save(&store, state, &ttl)
+        .await
+        .unwrap();
+    let mut state = actix_session::storage::SessionStore::load(&store, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    state.insert("counter".to_owned(), "2".to_owned());
+    let key = actix_session::storage::SessionStore::update(&store, key, state, &ttl)
+        .await
+        .unwrap();
+    let before = store.cache_stats().unwrap().hits;
+    let cached = actix_session::storage::SessionStore::load(&store, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.cache_stats().unwrap().hits, before + 1, "a hit");
+    let fresh = actix_session::storage::SessionStore::load(&plain, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cached, fresh);
+    assert_eq!(cached["counter"], "2");
+}
