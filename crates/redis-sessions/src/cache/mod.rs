@@ -352,23 +352,23 @@ impl Cache {
 
     fn begin(self: &Arc<Self>, key: &str, write: bool) -> Ticket {
         let mut state = self.lock();
-        self.begin_locked(&mut state, key, write, false)
+        self.begin_locked(&mut state, key.to_owned(), write, false)
     }
 
     fn begin_locked(
         self: &Arc<Self>,
         state: &mut State,
-        key: &str,
+        key: String,
         write: bool,
         turn: bool,
     ) -> Ticket {
         let epoch = state.epoch;
         if write {
-            state.lru.remove(key);
+            state.lru.remove(&key);
         }
-        let pending = match state.pending.get_mut(key) {
+        let pending = match state.pending.get_mut(&key) {
             Some(pending) => pending,
-            None => state.pending.entry(key.to_owned()).or_default(),
+            None => state.pending.entry(key.clone()).or_default(),
         };
         if write {
             pending.generation += 1;
@@ -384,7 +384,7 @@ impl Cache {
         }
         Ticket {
             cache: Arc::clone(self),
-            key: key.to_owned(),
+            key,
             generation: pending.generation,
             epoch,
             valid,
@@ -561,7 +561,9 @@ impl Future for Turn {
             if this.waiter.take().is_some() {
                 pending.waiting.pop_front();
             }
-            return Poll::Ready(this.cache.begin_locked(state, &this.key, true, true));
+            // Done: the key goes to the ticket (a finished turn's drop needs it no more).
+            let key = std::mem::take(&mut this.key);
+            return Poll::Ready(this.cache.begin_locked(state, key, true, true));
         }
         match this.waiter {
             Some(id) => {

@@ -109,10 +109,7 @@ fn an_actix_state_in_memory_is_what_a_load_of_it_reads() {
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap()))
         .collect();
-    let out = ActixOut {
-        state: &state,
-        expires: at(),
-    };
+    let out = ActixOut::new(&state, at());
     for ring in rings() {
         for compress in [false, true] {
             let c = codec(Format::Json, compress, ring.clone());
@@ -131,27 +128,31 @@ fn an_actix_state_in_memory_is_what_a_load_of_it_reads() {
     for text in [" 5", "1e3", "{\"a\": 1}", "not json", "\"\\u0041\""] {
         let mut odd = state.clone();
         odd.insert("odd".to_owned(), text.to_owned());
-        let out = ActixOut {
-            state: &odd,
-            expires: at(),
-        };
+        let out = ActixOut::new(&odd, at());
+        let c = codec(Format::Json, false, None);
+        let bytes = c.encode(&out, Stamp::default(), b"id").unwrap();
         assert!(
             out.loaded(Stamp::default(), TypeId::of::<ActixIn>())
                 .is_none(),
             "{text}"
         );
-        let c = codec(Format::Json, false, None);
-        let read: ActixIn = c
-            .decode_into(&c.encode(&out, Stamp::default(), b"id").unwrap(), b"id")
-            .unwrap();
+        let read: ActixIn = c.decode_into(&bytes, b"id").unwrap();
         assert_ne!(read.state["odd"], text);
     }
+    // Nothing known before the state was written.
+    assert!(ActixOut::new(&state, at())
+        .loaded(Stamp::default(), TypeId::of::<ActixIn>())
+        .is_none());
     let mut with_cookie = state.clone();
     with_cookie.insert("cookie".to_owned(), "{\"path\":\"/\"}".to_owned());
-    let out = ActixOut {
-        state: &with_cookie,
-        expires: at(),
+    let out = ActixOut::new(&with_cookie, at());
+    let stamp = Stamp {
+        bound: Some(at()),
+        ..Stamp::default()
     };
+    let _bytes = codec(Format::Json, false, None)
+        .encode(&out, stamp, b"id")
+        .unwrap();
     assert!(out
         .loaded(Stamp::default(), TypeId::of::<ActixIn>())
         .is_none());
