@@ -394,7 +394,8 @@
 //! - **What is cached**: the decoded session (after decryption and decompression, in the
 //!   adapter's own shape, so a hit is a clone), only when it decoded and its stored expiry had
 //!   not passed; and a session this store has just written (`set`, `create`, `update`, the
-//!   adapters' saves), decoded from the bytes written. A value that does not decode under this
+//!   adapters' saves): the adapter's record or state as it holds it when a load would read
+//!   exactly that back (JSON values), else decoded from the bytes written. A value that does not decode under this
 //!   store's key ring is never cached; the ring cannot change while the store lives (a new
 //!   ring is a new store with an empty cache).
 //! - **How Redis reports changes**: the tracked connection asks Redis to broadcast changes of
@@ -422,6 +423,12 @@
 //!   Redis's invalidation reached the process never returns the old session. Between Redis
 //!   executing a change and its invalidation arriving (a loopback or LAN hop), a hit elsewhere
 //!   can still return the session as it was, as a read from a replica would.
+//! - **Concurrent requests of one session** in one process: its saves take turns (a save
+//!   waits until the previous save of the session through this store has its reply), so
+//!   each save leaves the session cached; a load that finds a save of the session in flight
+//!   waits for that save's reply (which comes before the reply to any read it could send)
+//!   and takes the saved session. So a request served from the cache costs one command, its
+//!   save, however its requests overlap.
 //! - **Sliding expiry**: under [`idle_timeout`](StoreBuilder::idle_timeout) *i*, a hit
 //!   refreshes the TTL (one `GETEX PX`, which reads the session again as it refreshes) only
 //!   when [`CacheConfig::refresh_fraction`] *f* (default

@@ -42,10 +42,7 @@ fn to_duration(ttl: &time::Duration) -> Duration {
 }
 
 fn outgoing<'a>(state: &'a State, ttl: &time::Duration) -> ActixOut<'a> {
-    ActixOut {
-        state,
-        expires: SystemTime::now() + to_duration(ttl),
-    }
+    ActixOut::new(state, SystemTime::now() + to_duration(ttl))
 }
 
 fn parse_key(key: &SessionKey) -> Option<SessionId> {

@@ -15,17 +15,36 @@
 //! and the cache's epoch, and installs only if both are unchanged. Redis starts tracking a
 //! key for this connection when the read executes and sends an invalidation for any later
 //! change, so an invalidation that concerns the value read either arrives before the install
-//! (the generation moved: nothing installed) or after it (it drops the entry). A write this
-//! process sends while a read of the same key is in flight, and two writes of one key in
-//! flight at once, install nothing.
+//! (the generation moved: nothing installed) or after it (it drops the entry). A read this
+//! process sends while a write of the same key is in flight installs nothing (the write
+//! does, if nothing else changed the key).
+//!
+//! Writes of one session take turns: a write of a key that another write through this
+//! cache has in flight waits until that one has finished (first come, first served; a
+//! write dropped while waiting or in flight lets the next one go), so at most one of them
+//! is in flight and each can install what it wrote: the last to finish is what Redis holds,
+//! unless another client changed the key meanwhile (its invalidation moved the generation).
+//! Two writes of one key in flight at once could execute in either order, so they install
+//! nothing: that is left only for the changes that never install and do not wait (`clear`'s
+//! deletes, a `GETEX` outside the cache's reads).
+//!
+//! A load that misses while a write of its key that took its turn is in flight waits for
+//! that write to finish and then looks again ([`Cache::written`]): a read sent instead would
+//! run in Redis after the write (one connection keeps the order) and its reply would come
+//! after the write's, so waiting costs the load no time and spares Redis the read. It waits
+//! for that one write only, never for writes still waiting for their turn; if the entry is
+//! not there then (another write took the turn, an invalidation came), it reads from Redis.
 
 pub(crate) mod lru;
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use lru::Lru;
 
@@ -117,13 +136,23 @@ pub(crate) struct Cached {
     pub(crate) version: Option<crate::store::Version>,
 }
 
-/// How the cache's shape is decoded from stored bytes, for installing a written value.
-pub(crate) type Shape =
-    fn(
-        &crate::codec::Codec,
-        &[u8],
-        &[u8],
-    ) -> Result<(Arc<dyn Any + Send + Sync>, Option<SystemTime>), crate::error::CodecError>;
+/// The shape loads use (a [`Decoded`](crate::codec::Decoded) type), recorded by the reads
+/// that install, so that a write installs the same shape.
+#[derive(Clone, Copy)]
+pub(crate) struct Shape {
+    /// Which type it is: a write that holds the session in that shape installs it as it is.
+    pub(crate) id: std::any::TypeId,
+    /// How it is decoded from the stored bytes (`bound_to`: the key's suffix), for a write
+    /// that does not.
+    pub(crate) decode: Decode,
+}
+
+/// Decodes stored bytes (`bound_to`: the key's suffix) into a shape.
+pub(crate) type Decode = fn(
+    &crate::codec::Codec,
+    &[u8],
+    &[u8],
+) -> Result<crate::codec::Loaded, crate::error::CodecError>;
 
 #[derive(Default)]
 struct Pending {
@@ -133,6 +162,28 @@ struct Pending {
     inflight: u32,
     /// Of those, writes.
     writers: u32,
+    /// A write that took its [`Turn`] is in flight: the next one waits for it.
+    turn_taken: bool,
+    /// Writes waiting for their turn, first come first served: an id and the waker of each.
+    waiting: VecDeque<(u64, Waker)>,
+    /// Loads waiting for the write in flight to finish ([`Cache::written`]), all woken when
+    /// it does (a load that went away leaves a waker that wakes nothing).
+    loads: Vec<Waker>,
+}
+
+impl Pending {
+    /// Nothing in flight and nobody waiting: the marker can go.
+    fn idle(&self) -> bool {
+        self.inflight == 0 && self.waiting.is_empty()
+    }
+
+    /// The waker of the write whose turn comes next, when none is in flight.
+    fn next_turn(&self) -> Option<Waker> {
+        if self.turn_taken {
+            return None;
+        }
+        self.waiting.front().map(|(_, waker)| waker.clone())
+    }
 }
 
 struct State {
@@ -140,6 +191,8 @@ struct State {
     /// Bumped by every flush: tickets from before one install nothing.
     epoch: u64,
     pending: HashMap<String, Pending>,
+    /// The id the next write that has to wait for its turn gets.
+    next_waiter: u64,
     /// The shape the last read installed, so a write can install the same shape.
     shape: Option<Shape>,
 }
@@ -175,6 +228,7 @@ impl Cache {
                 lru: Lru::new(config.entries, config.bytes),
                 epoch: 0,
                 pending: HashMap::new(),
+                next_waiter: 0,
                 shape: None,
             }),
             counters: Counters::default(),
@@ -208,36 +262,67 @@ impl Cache {
     }
 
     /// [`lookup`](Cache::lookup) with the version the entry was read or written at, if kept.
+    #[cfg(test)]
     pub(crate) fn lookup_versioned<T: Clone + 'static>(
         &self,
         key: &str,
         now: Instant,
         refresh_every: Option<Duration>,
     ) -> Option<(T, Option<crate::store::Version>)> {
-        let hit = {
-            let mut state = self.lock();
-            let good = state.lru.get(key).and_then(|cached| {
-                let alive = cached.key_expires.is_none_or(|at| now < at);
-                let fresh = refresh_every.is_none_or(|every| now < cached.refreshed + every);
-                let value = cached.value.downcast_ref::<T>();
-                (alive && fresh)
-                    .then_some(value)
-                    .flatten()
-                    .map(|value| (value.clone(), cached.version.clone()))
-            });
-            if good.is_none() {
+        let hit = self.probe(key, now, refresh_every).ok();
+        self.count(hit.is_some());
+        hit
+    }
+
+    /// The cached value of `key` and its version if it is still good at `now` (as
+    /// [`lookup`](Cache::lookup), without counting); otherwise whether a write of the key
+    /// that took its [`turn`](Cache::turn) is in flight (its value may be installed soon).
+    pub(crate) fn probe<T: Clone + 'static>(
+        &self,
+        key: &str,
+        now: Instant,
+        refresh_every: Option<Duration>,
+    ) -> Result<(T, Option<crate::store::Version>), bool> {
+        let mut state = self.lock();
+        let good = state.lru.get(key).and_then(|cached| {
+            let alive = cached.key_expires.is_none_or(|at| now < at);
+            let fresh = refresh_every.is_none_or(|every| now < cached.refreshed + every);
+            let value = cached.value.downcast_ref::<T>();
+            (alive && fresh)
+                .then_some(value)
+                .flatten()
+                .map(|value| (value.clone(), cached.version.clone()))
+        });
+        match good {
+            Some(hit) => Ok(hit),
+            None => {
                 state.lru.remove(key);
+                Err(state.pending.get(key).is_some_and(|p| p.turn_taken))
             }
-            good
-        };
+        }
+    }
+
+    /// Counts a load's hit or miss.
+    pub(crate) fn count(&self, hit: bool) {
         let counter = match hit {
-            Some(_) => &self.counters.hits,
-            None => &self.counters.misses,
+            true => &self.counters.hits,
+            false => &self.counters.misses,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
-        crate::store::metric::cache(if hit.is_some() { "hit" } else { "miss" }, 1);
-        hit
+        crate::store::metric::cache(if hit { "hit" } else { "miss" }, 1);
+    }
+
+    /// Resolves once the write of `key` in flight now (one that took its
+    /// [`turn`](Cache::turn)) has finished, so that a load can take what it installed instead
+    /// of sending a read that Redis would run after that write anyway. It waits for that one
+    /// write only, never for writes still waiting for their turn.
+    pub(crate) fn written(self: &Arc<Self>, key: &str) -> Written {
+        Written {
+            cache: Arc::clone(self),
+            key: key.to_owned(),
+            generation: None,
+        }
     }
 
     /// A ticket for a read of `key` about to be sent.
@@ -246,20 +331,50 @@ impl Cache {
     }
 
     /// A ticket for a write of `key` about to be sent: drops the cached value and keeps every
-    /// read in flight from installing.
+    /// read in flight from installing. It does not wait for its [`turn`](Cache::turn): used
+    /// for changes that never install (deletes of many keys, a `GETEX` that moves the TTL),
+    /// which a write in flight at the same time then keeps from installing too.
     pub(crate) fn begin_write(self: &Arc<Self>, key: &str) -> Ticket {
         self.begin(key, true)
     }
 
+    /// The ticket of a write of `key`, once no other write of `key` that took its turn in
+    /// this cache is in flight (they go one at a time, in the order they asked), so that
+    /// each of them can install what it wrote. Dropped while waiting, the future leaves the
+    /// queue and lets the next write go.
+    pub(crate) fn turn(self: &Arc<Self>, key: &str) -> Turn {
+        Turn {
+            cache: Arc::clone(self),
+            key: key.to_owned(),
+            waiter: None,
+        }
+    }
+
     fn begin(self: &Arc<Self>, key: &str, write: bool) -> Ticket {
         let mut state = self.lock();
+        self.begin_locked(&mut state, key.to_owned(), write, false)
+    }
+
+    fn begin_locked(
+        self: &Arc<Self>,
+        state: &mut State,
+        key: String,
+        write: bool,
+        turn: bool,
+    ) -> Ticket {
         let epoch = state.epoch;
         if write {
-            state.lru.remove(key);
+            state.lru.remove(&key);
         }
-        let pending = state.pending.entry(key.to_owned()).or_default();
+        let pending = match state.pending.get_mut(&key) {
+            Some(pending) => pending,
+            None => state.pending.entry(key.clone()).or_default(),
+        };
         if write {
             pending.generation += 1;
+        }
+        if turn {
+            pending.turn_taken = true;
         }
         // Another write of this key in flight: its order against this command is unknown.
         let valid = pending.writers == 0;
@@ -269,11 +384,12 @@ impl Cache {
         }
         Ticket {
             cache: Arc::clone(self),
-            key: key.to_owned(),
+            key,
             generation: pending.generation,
             epoch,
             valid,
             write,
+            turn,
             done: false,
         }
     }
@@ -326,52 +442,61 @@ impl Cache {
     /// whatever another command installed meanwhile.
     fn finish(&self, ticket: &Ticket, value: Option<(Cached, usize, Option<Shape>)>) {
         let mut state = self.lock();
-        let epoch = state.epoch;
-        let holds = match state.pending.get_mut(&ticket.key) {
-            Some(pending) => {
-                let holds = ticket.valid
-                    && pending.generation == ticket.generation
-                    && epoch == ticket.epoch
-                    && (!ticket.write || pending.writers == 1);
-                pending.inflight -= 1;
-                if ticket.write {
-                    pending.writers -= 1;
-                    if !holds {
-                        pending.generation += 1;
-                    }
-                }
-                if pending.inflight == 0 {
-                    state.pending.remove(&ticket.key);
-                }
-                holds
-            }
-            None => false,
-        };
+        let (holds, next) = Self::settle(&mut state, ticket);
         if !holds {
             if ticket.write {
                 state.lru.remove(&ticket.key);
             }
-            return;
-        }
-        match value {
-            Some((cached, size, shape)) => {
-                if shape.is_some() {
-                    state.shape = shape;
-                }
-                let weight = size + 2 * ticket.key.len() + ENTRY_OVERHEAD;
-                let evicted = state.lru.insert(&ticket.key, cached, weight);
-                if evicted > 0 {
-                    self.counters
-                        .evictions
-                        .fetch_add(evicted as u64, Ordering::Relaxed);
-                    #[cfg(feature = "metrics")]
-                    crate::store::metric::cache("eviction", evicted as u64);
-                }
+        } else if let Some((cached, size, shape)) = value {
+            if shape.is_some() {
+                state.shape = shape;
             }
-            None => {
-                state.lru.remove(&ticket.key);
+            let weight = size + 2 * ticket.key.len() + ENTRY_OVERHEAD;
+            let evicted = state.lru.insert(&ticket.key, cached, weight);
+            if evicted > 0 {
+                self.counters
+                    .evictions
+                    .fetch_add(evicted as u64, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                crate::store::metric::cache("eviction", evicted as u64);
+            }
+        } else {
+            state.lru.remove(&ticket.key);
+        }
+        drop(state);
+        for waker in next {
+            waker.wake();
+        }
+    }
+
+    /// Takes a finished ticket off its key's marker: whether it may install, and the loads
+    /// and the write to wake now that its turn is over.
+    fn settle(state: &mut State, ticket: &Ticket) -> (bool, Vec<Waker>) {
+        let epoch = state.epoch;
+        let Some(pending) = state.pending.get_mut(&ticket.key) else {
+            return (false, Vec::new());
+        };
+        let holds = ticket.valid
+            && pending.generation == ticket.generation
+            && epoch == ticket.epoch
+            && (!ticket.write || pending.writers == 1);
+        pending.inflight -= 1;
+        if ticket.write {
+            pending.writers -= 1;
+            if !holds {
+                pending.generation += 1;
             }
         }
+        let mut next = Vec::new();
+        if ticket.turn {
+            pending.turn_taken = false;
+            next = std::mem::take(&mut pending.loads);
+            next.extend(pending.next_turn());
+        }
+        if pending.idle() {
+            state.pending.remove(&ticket.key);
+        }
+        (holds, next)
     }
 }
 
@@ -384,6 +509,8 @@ pub(crate) struct Ticket {
     epoch: u64,
     valid: bool,
     write: bool,
+    /// A write that took its [`Turn`]: finishing it lets the next one go.
+    turn: bool,
     done: bool,
 }
 
@@ -406,6 +533,111 @@ impl Drop for Ticket {
         if !self.done {
             self.cache.finish(self, None);
         }
+    }
+}
+
+/// A write of one key waiting until no other write of the key by this cache is in flight
+/// ([`Cache::turn`]); it resolves to the write's [`Ticket`].
+pub(crate) struct Turn {
+    cache: Arc<Cache>,
+    key: String,
+    /// Its place in the key's queue, once it had to wait.
+    waiter: Option<u64>,
+}
+
+impl Future for Turn {
+    type Output = Ticket;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ticket> {
+        let this = &mut *self;
+        let mut guard = this.cache.lock();
+        let state = &mut *guard;
+        let pending = match state.pending.get_mut(&this.key) {
+            Some(pending) => pending,
+            None => state.pending.entry(this.key.clone()).or_default(),
+        };
+        let first = pending.waiting.front().map(|(id, _)| *id);
+        if !pending.turn_taken && (first.is_none() || first == this.waiter) {
+            if this.waiter.take().is_some() {
+                pending.waiting.pop_front();
+            }
+            // Done: the key goes to the ticket (a finished turn's drop needs it no more).
+            let key = std::mem::take(&mut this.key);
+            return Poll::Ready(this.cache.begin_locked(state, key, true, true));
+        }
+        match this.waiter {
+            Some(id) => {
+                if let Some((_, waker)) = pending.waiting.iter_mut().find(|(i, _)| *i == id) {
+                    waker.clone_from(cx.waker());
+                }
+            }
+            None => {
+                let id = state.next_waiter;
+                state.next_waiter += 1;
+                pending.waiting.push_back((id, cx.waker().clone()));
+                this.waiter = Some(id);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Turn {
+    /// Cancelled while waiting: leaves the queue, and if it was first in line (its turn may
+    /// have come), wakes the next write.
+    fn drop(&mut self) {
+        let Some(id) = self.waiter else {
+            return;
+        };
+        let next = {
+            let mut state = self.cache.lock();
+            let Some(pending) = state.pending.get_mut(&self.key) else {
+                return;
+            };
+            let first = pending.waiting.front().is_some_and(|(i, _)| *i == id);
+            pending.waiting.retain(|(i, _)| *i != id);
+            // Only the first in line can have been woken for a turn it now leaves.
+            let next = first.then(|| pending.next_turn()).flatten();
+            if pending.idle() {
+                state.pending.remove(&self.key);
+            }
+            next
+        };
+        if let Some(next) = next {
+            next.wake();
+        }
+    }
+}
+
+/// A load waiting for the write of its key in flight to finish ([`Cache::written`]).
+pub(crate) struct Written {
+    cache: Arc<Cache>,
+    key: String,
+    /// The key's generation when the load began to wait: that write's (a later write, or
+    /// an invalidation, moves it).
+    generation: Option<u64>,
+}
+
+impl Future for Written {
+    type Output = ();
+
+    /// Ready once that write has finished (the key's marker is gone, no write is in flight,
+    /// or the generation moved on), whichever poll sees it: a task may be polled without
+    /// having been woken.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut state = this.cache.lock();
+        let Some(pending) = state.pending.get_mut(&this.key) else {
+            return Poll::Ready(());
+        };
+        let generation = *this.generation.get_or_insert(pending.generation);
+        if !pending.turn_taken || pending.generation != generation {
+            return Poll::Ready(());
+        }
+        if !pending.loads.iter().any(|w| w.will_wake(cx.waker())) {
+            pending.loads.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 

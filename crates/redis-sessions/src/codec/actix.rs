@@ -4,9 +4,12 @@
 //! is, not as a string nested in JSON, so the CLI, connect-redis and tower-sessions read the
 //! same sessions.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
@@ -15,7 +18,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::fields::{self, deserialize_fields, Fields, COOKIE, CREATED};
-use super::shape::{created_at, stamp_kept, Stamp, WithExpiry};
+use super::shape::{created_at, stamp_kept, Loaded, Stamp, WithExpiry};
 use super::{json, Decoded, Encodable};
 use crate::error::CodecError;
 use crate::session::Session;
@@ -29,6 +32,19 @@ pub(crate) struct ActixOut<'a> {
     pub(crate) state: &'a State,
     /// Now plus actix's session TTL: the key's TTL.
     pub(crate) expires: SystemTime,
+    /// The last [`to_json`](Encodable::to_json) wrote every text as it stands, so a load
+    /// reads the state back as it is ([`Encodable::loaded`]).
+    verbatim: AtomicBool,
+}
+
+impl<'a> ActixOut<'a> {
+    pub(crate) fn new(state: &'a State, expires: SystemTime) -> ActixOut<'a> {
+        ActixOut {
+            state,
+            expires,
+            verbatim: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Encodable for ActixOut<'_> {
@@ -70,13 +86,22 @@ impl Encodable for ActixOut<'_> {
         Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, stamp_kept(stamp)))
     }
 
+    fn loaded(&self, stamp: Stamp, shape: TypeId) -> Option<Loaded> {
+        if shape != TypeId::of::<ActixIn>() {
+            return None;
+        }
+        self.loaded_state(stamp)
+    }
+
     /// Each value's JSON text goes through [`JsonWriter`]: checked and written as `Value` would
     /// write it, without building one. Text that is not JSON is stored as a string.
     fn to_json(&self, stamp: Stamp) -> Result<Vec<u8>, CodecError> {
+        self.verbatim.store(false, Ordering::Relaxed);
         if (stamp.expires.is_some() || stamp.bound.is_some()) && self.state.contains_key(COOKIE) {
             // The expiry is merged into the `cookie` field: the `Session` path does that.
             return json::to_vec(&WithExpiry(&*self.to_session(stamp), stamp));
         }
+        let mut verbatim = true;
         let size: usize = self.state.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
         let mut out = Vec::with_capacity(size + 72);
         out.push(b'{');
@@ -100,6 +125,7 @@ impl Encodable for ActixOut<'_> {
                 out.truncate(before);
                 write_json_string(&mut out, text)?;
             }
+            verbatim &= out[before..] == *text.as_bytes();
         }
         if let Some(expires) = stamp.expires {
             if !std::mem::take(&mut first) {
@@ -124,7 +150,29 @@ impl Encodable for ActixOut<'_> {
             out.extend_from_slice(created.to_string().as_bytes());
         }
         out.push(b'}');
+        self.verbatim.store(verbatim, Ordering::Relaxed);
         Ok(out)
+    }
+}
+
+impl ActixOut<'_> {
+    /// The state as a load reads the JSON body [`to_json`](Encodable::to_json) wrote: each
+    /// text as it is when `to_json` wrote them all unchanged, the creation record the stamp
+    /// writes, and the stamp's bound in whole milliseconds. Not with a `cookie` field or an
+    /// expiry stamped into `cookie.expires`.
+    fn loaded_state(&self, stamp: Stamp) -> Option<Loaded> {
+        if stamp.expires.is_some()
+            || self.state.contains_key(COOKIE)
+            || !self.verbatim.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        let mut state = self.state.clone();
+        if let Some(created) = stamp.created {
+            state.insert(CREATED.to_owned(), created.to_string());
+        }
+        let expires = stamp.bound.map(fields::stored_bound);
+        Some((Arc::new(ActixIn { state, expires }), expires))
     }
 }
 
@@ -349,10 +397,7 @@ mod tests {
     use std::time::Duration;
 
     fn out(state: &State) -> ActixOut<'_> {
-        ActixOut {
-            state,
-            expires: SystemTime::now() + Duration::from_secs(60),
-        }
+        ActixOut::new(state, SystemTime::now() + Duration::from_secs(60))
     }
 
     #[test]

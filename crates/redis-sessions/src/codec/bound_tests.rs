@@ -131,10 +131,7 @@ fn the_framework_shapes_write_the_bound() {
             data: &data,
             expires: at(),
         };
-        let actix = actix::ActixOut {
-            state: &state,
-            expires: at(),
-        };
+        let actix = actix::ActixOut::new(&state, at());
         for bytes in [
             c.encode(&tower, bound_stamp(), b"id").unwrap(),
             c.encode(&actix, bound_stamp(), b"id").unwrap(),
@@ -321,10 +318,7 @@ fn a_field_named_like_the_bound_is_refused_on_write() {
             #[cfg(feature = "actix")]
             {
                 let state = [("__exp".to_owned(), "5".to_owned())].into_iter().collect();
-                let out = actix::ActixOut {
-                    state: &state,
-                    expires: at(),
-                };
+                let out = actix::ActixOut::new(&state, at());
                 assert!(matches!(
                     c.encode(&out, stamp, b"id"),
                     Err(Error::Encode(CodecError::Reserved { .. }))

@@ -94,6 +94,17 @@ pub(crate) fn bound_ms(at: SystemTime) -> u64 {
         .min(MAX_BOUND_MS)
 }
 
+/// The bound a load of a value written with `at` as its [`BOUND`] reads: `at` in whole
+/// milliseconds, within what a bound can hold.
+#[cfg(any(
+    feature = "tower-sessions-014",
+    feature = "tower-sessions-015",
+    feature = "actix"
+))]
+pub(crate) fn stored_bound(at: SystemTime) -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(bound_ms(at))
+}
+
 /// The expiry a decoded value carries, and whether it was the store's compact [`BOUND`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Expiry {

@@ -64,6 +64,8 @@ pub(crate) mod fields;
 mod json;
 #[cfg(feature = "encryption")]
 mod keyring;
+#[cfg(test)]
+mod loaded_tests;
 #[cfg(feature = "msgpack")]
 mod msgpack;
 mod pipeline;
@@ -84,7 +86,7 @@ pub use msgpack::MsgPack;
 pub use envelope::StoredForm;
 pub(crate) use envelope::{form_of, Format};
 pub(crate) use pipeline::Codec;
-pub(crate) use shape::{Decoded, Encodable, Stamp};
+pub(crate) use shape::{Decoded, Encodable, Loaded, Stamp};
 
 use crate::error::CodecError;
 use crate::session::Session;

@@ -64,6 +64,11 @@ impl Codec {
         self.format = format;
     }
 
+    /// Whether values are written as JSON (the body [`Encodable::to_json`] writes).
+    pub(crate) fn writes_json(&self) -> bool {
+        self.format == Format::Json
+    }
+
     pub(crate) fn set_max_size(&mut self, max: usize) {
         self.max_size = max;
     }

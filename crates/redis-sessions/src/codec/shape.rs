@@ -2,7 +2,9 @@
 //! adapter's own shape of one, built straight from the stored bytes and written straight into
 //! them (no `Session` in between, except for a custom serializer).
 
+use std::any::{Any, TypeId};
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
@@ -70,7 +72,18 @@ pub(crate) trait Encodable {
     fn to_json(&self, stamp: Stamp) -> Result<Vec<u8>, CodecError> {
         json::to_vec(&WithExpiry(self, stamp))
     }
+    /// The session as a load decodes the JSON body [`to_json`](Encodable::to_json) writes
+    /// with `stamp`, in the loaded shape `shape` (a [`Decoded`] type), with its expiry: only
+    /// when that is known exactly without writing or parsing the body, else `None`. The
+    /// client-side cache installs it after a write instead of decoding the bytes written.
+    fn loaded(&self, stamp: Stamp, shape: TypeId) -> Option<Loaded> {
+        let _ = (stamp, shape);
+        None
+    }
 }
+
+/// A decoded session of some shape, and its stored expiry.
+pub(crate) type Loaded = (Arc<dyn Any + Send + Sync>, Option<SystemTime>);
 
 /// Where a stamp keeps the expiry it writes.
 pub(crate) fn stamp_kept(stamp: Stamp) -> Kept {

@@ -2,15 +2,17 @@
 //! from the stored bytes and encoded straight from the record (no [`Session`] in between,
 //! except for a custom serializer). The same in tower-sessions 0.14 and 0.15.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Deserializer, Serializer};
 use serde_json::Value;
 
-use super::fields::{deserialize_fields, serialize_fields, Fields, COOKIE, CREATED};
-use super::shape::{created_of, stamp_kept, Stamp};
+use super::fields::{deserialize_fields, serialize_fields, stored_bound, Fields, COOKIE, CREATED};
+use super::shape::{created_of, stamp_kept, Loaded, Stamp};
 use super::{Decoded, Encodable};
 use crate::session::Session;
 
@@ -63,6 +65,25 @@ impl Encodable for TowerOut<'_> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         Cow::Owned(Session::from_map(data).with_expiry_kept(self.expires, stamp_kept(stamp)))
+    }
+
+    /// The record's data as it is (a JSON value reads back as the same value), the creation
+    /// record the stamp writes, and the stamp's bound in whole milliseconds. Not with a
+    /// `cookie` field (its expiry member is rewritten or split out) or an expiry stamped into
+    /// `cookie.expires`.
+    fn loaded(&self, stamp: Stamp, shape: TypeId) -> Option<Loaded> {
+        if shape != TypeId::of::<TowerIn>()
+            || stamp.expires.is_some()
+            || self.data.contains_key(COOKIE)
+        {
+            return None;
+        }
+        let mut data = self.data.clone();
+        if let Some(created) = stamp.created {
+            data.insert(CREATED.to_owned(), Value::from(created));
+        }
+        let expires = stamp.bound.map(stored_bound);
+        Some((Arc::new(TowerIn { data, expires }), expires))
     }
 }
 

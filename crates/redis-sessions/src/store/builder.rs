@@ -212,7 +212,10 @@ impl<B: Backend> StoreBuilder<B> {
     /// A client-side cache of loads: a [`RedisStore::load`] (every framework adapter's read)
     /// of a session this process read or wrote recently costs no Redis command, and Redis's
     /// invalidation (RESP3 `CLIENT TRACKING`) drops the entry as soon as any client changes,
-    /// deletes or expires the key. The crate docs' "Client-side cache" has the exact rules.
+    /// deletes or expires the key. A save caches what it wrote; saves of one session through
+    /// this store take turns, and a load waits for a save of its session in flight, so
+    /// overlapping requests of a session cost no extra read. The crate docs' "Client-side
+    /// cache" has the exact rules.
     ///
     /// # Errors
     /// [`Error::CacheUnsupported`](crate::Error::CacheUnsupported) when the backend does not

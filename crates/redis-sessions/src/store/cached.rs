@@ -5,29 +5,37 @@
 //! What is cached: the decoded session of a [`load`](RedisStore::load) (the framework
 //! adapters' read), after decryption and decompression, only when it decoded and was not past
 //! its stored expiry; and the session a write through the store's write path (`set`,
-//! `create`, `update`, the adapters' saves) just wrote, decoded from the bytes written, so the
-//! next load of a session this process saved is a hit. What drops an entry: Redis's
+//! `create`, `update`, the adapters' saves) just wrote, so the next load of a session this
+//! process saved is a hit: the adapter's session in memory when a load of the bytes written
+//! would give exactly it (JSON values; not with a `cookie` field), else decoded from the bytes
+//! written. What drops an entry: Redis's
 //! invalidation of its key (any change by any client, expiry and eviction included), any
 //! write of the key by this process, the key's TTL running out as far as this process knows,
 //! and LRU eviction. What empties the cache: a lost or replaced connection.
 
-use std::any::Any;
+use std::any::TypeId;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{RedisStore, Target, Version};
 use crate::backend::{Backend, KeyTtl, SetMode};
-use crate::cache::{Cache, CacheStats, Cached, Ticket};
-use crate::codec::{Codec, Decoded};
+use crate::cache::{Cache, CacheStats, Cached, Shape, Ticket};
+use crate::codec::{Codec, Decoded, Loaded};
 use crate::error::{CodecError, Result};
 
-/// How a reader's shape is decoded from stored bytes (recorded with each install, so a
-/// write can install the same shape).
-fn shape_of<T: Decoded + Clone + Send + Sync + 'static>(
+/// A reader's shape (recorded with each install, so a write can install the same shape).
+fn shape_of<T: Decoded + Clone + Send + Sync + 'static>() -> Shape {
+    Shape {
+        id: TypeId::of::<T>(),
+        decode: decode_as::<T>,
+    }
+}
+
+fn decode_as<T: Decoded + Clone + Send + Sync + 'static>(
     codec: &Codec,
     bytes: &[u8],
     bound_to: &[u8],
-) -> std::result::Result<(Arc<dyn Any + Send + Sync>, Option<SystemTime>), CodecError> {
+) -> std::result::Result<Loaded, CodecError> {
     let value: T = codec.decode_into(bytes, bound_to)?;
     let expires = value.expires();
     Ok((Arc::new(value), expires))
@@ -60,9 +68,15 @@ impl<B: Backend> RedisStore<B> {
     ) -> Result<Option<T>> {
         let idle = self.inner.idle_timeout;
         let every = idle.map(|idle| cache.refresh_every(idle));
-        if let Some((hit, version)) =
-            cache.lookup_versioned::<T>(&target.key, Instant::now(), every)
-        {
+        let mut found = cache.probe::<T>(&target.key, Instant::now(), every);
+        if matches!(found, Err(true)) {
+            // A save of this session by this store is in flight: a read sent now would run
+            // after it, so take what it installs instead (its reply comes first anyway).
+            cache.written(&target.key).await;
+            found = cache.probe::<T>(&target.key, Instant::now(), every);
+        }
+        cache.count(found.is_ok());
+        if let Ok((hit, version)) = found {
             if hit.expires().is_none_or(|at| at > SystemTime::now())
                 && !self.past_absolute(hit.created())
             {
@@ -101,15 +115,26 @@ impl<B: Backend> RedisStore<B> {
                 refreshed: sent,
                 version,
             };
-            ticket.install(cached, size, Some(shape_of::<T>));
+            ticket.install(cached, size, Some(shape_of::<T>()));
         }
         Ok(session)
     }
 
-    /// Before a command that changes `key`: this store's cache drops it and keeps reads in
-    /// flight from installing (the ticket, which installs nothing when dropped).
+    /// Before a command that changes `key` and never installs (a delete of many keys, a
+    /// `GETEX`): this store's cache drops it and keeps reads and writes in flight from
+    /// installing (the ticket, which installs nothing when dropped).
     pub(super) fn changing(&self, key: &str) -> Option<Ticket> {
         self.inner.cache.as_ref().map(|c| c.begin_write(key))
+    }
+
+    /// Before a write of one session (the write path, a conditional write): waits until no
+    /// other write of `key` by this store is in flight, then as [`changing`](Self::changing).
+    /// One write of a key at a time, so that each can install what it wrote.
+    pub(super) async fn changing_in_turn(&self, key: &str) -> Option<Ticket> {
+        match &self.inner.cache {
+            Some(cache) => Some(cache.turn(key).await),
+            None => None,
+        }
     }
 
     /// After a command that changed `key`: every other cache on the backend's tracked
@@ -129,8 +154,9 @@ impl<B: Backend> RedisStore<B> {
     }
 
     /// A write of a value for a store with a cache: the tracked `SET`, then the written
-    /// session installed (decoded from the bytes written, in the shape loads use) if nothing
-    /// changed the key meanwhile. `true` when written.
+    /// session installed in the shape loads use if nothing changed the key meanwhile (see
+    /// [`install_written`](Self::install_written); `loaded`: the session in memory, as
+    /// [`Encodable::loaded`](crate::codec::Encodable::loaded) gives it). `true` when written.
     pub(super) async fn set_cached(
         &self,
         target: &Target<'_>,
@@ -138,6 +164,7 @@ impl<B: Backend> RedisStore<B> {
         ttl: Option<Duration>,
         mode: SetMode,
         ticket: Ticket,
+        loaded: impl FnOnce(TypeId) -> Option<Loaded>,
     ) -> Result<bool> {
         let sent = Instant::now();
         let written = self
@@ -147,14 +174,20 @@ impl<B: Backend> RedisStore<B> {
             .await?;
         if written {
             let version = self.merges().then(|| Version::of(value));
-            self.install_written(target, value, ttl, sent, ticket, version);
+            self.install_written(target, value, ttl, sent, ticket, version, loaded);
         }
         Ok(written)
     }
 
     /// After a write of `value` sent at `sent`: the written session installed in the shape
-    /// loads use (decoded from the bytes written) if nothing changed the key meanwhile. No
-    /// install before a load recorded the shape, or for a value already past its expiry.
+    /// loads use if nothing changed the key meanwhile: the session the writer holds in
+    /// memory when it has it in that shape exactly as a load of `value` would decode it
+    /// (JSON values), else decoded from `value`. No install before a load recorded the
+    /// shape, or for a value already past its expiry.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one write's parts, passed through"
+    )]
     pub(super) fn install_written(
         &self,
         target: &Target<'_>,
@@ -163,12 +196,18 @@ impl<B: Backend> RedisStore<B> {
         sent: Instant,
         ticket: Ticket,
         version: Option<Version>,
+        loaded: impl FnOnce(TypeId) -> Option<Loaded>,
     ) {
         let Some(shape) = ticket.cache().shape() else {
             return;
         };
-        let bound_to = self.inner.keyspace.suffix(&target.key);
-        if let Ok((decoded, expires)) = shape(&self.inner.codec, value, bound_to) {
+        let codec = &self.inner.codec;
+        let in_memory = codec.writes_json().then(|| loaded(shape.id)).flatten();
+        let installed = match in_memory {
+            Some(loaded) => Ok(loaded),
+            None => (shape.decode)(codec, value, self.inner.keyspace.suffix(&target.key)),
+        };
+        if let Ok((decoded, expires)) = installed {
             if expires.is_none_or(|at| at > SystemTime::now()) {
                 let cached = Cached {
                     value: decoded,

@@ -186,7 +186,7 @@ impl<B: Backend> RedisStore<B> {
         version: &Version,
     ) -> Result<Conditional> {
         let target = self.target(id);
-        let ticket = self.changing(&target.key);
+        let ticket = self.changing_in_turn(&target.key).await;
         let swap = self
             .observed(
                 Op::UpdateIf,
@@ -194,15 +194,14 @@ impl<B: Backend> RedisStore<B> {
                 self.apply_if(&target, session, version),
             )
             .await;
+        // Nothing installed: a script's write, which Redis 7 reports back to the writing
+        // connection under broadcast tracking (`NOLOOP` covers plain commands only), so the
+        // entry would be dropped as soon as installed; the cache just drops the key. Ended
+        // before anything below writes the key again (a conflict's value found expired).
+        drop(ticket);
         self.changed(&target.key);
         Ok(match swap? {
-            // Nothing installed: a script's write, which Redis 7 reports back to the writing
-            // connection under broadcast tracking (`NOLOOP` covers plain commands only), so
-            // the entry would be dropped as soon as installed; the cache just drops the key.
-            Swap::Written(version) => {
-                drop(ticket);
-                Conditional::Written(version)
-            }
+            Swap::Written(version) => Conditional::Written(version),
             Swap::Changed(bytes) => match self.versioned(&target, &bytes).await? {
                 Some(current) => Conditional::Conflict(current),
                 None => Conditional::Gone,

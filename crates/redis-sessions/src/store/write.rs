@@ -202,7 +202,7 @@ impl<B: Backend> RedisStore<B> {
         op: Write<'_, E>,
     ) -> Result<Outcome> {
         let name = op.name();
-        let ticket = self.changing(&target.key);
+        let ticket = self.changing_in_turn(&target.key).await;
         let result = self
             .observed(name, target, self.apply(target, op, ticket))
             .await;
@@ -275,7 +275,8 @@ impl<B: Backend> RedisStore<B> {
             Lifetime::Expire(ttl) => Some(ttl),
             Lifetime::Persist => None,
         };
-        let value = self.encode(target, session, creation.stamp)?;
+        let stamp = self.stamp(session, creation.stamp);
+        let value = self.encode_stamped(target, session, stamp)?;
         super::observe::value_size(super::observe::Dir::Written, value.len());
         if let Some(user) = self.user_of(session) {
             let bound = self.sliding_bound_until(session.expires(), creation.deadline);
@@ -285,7 +286,11 @@ impl<B: Backend> RedisStore<B> {
             return Ok(outcome);
         }
         let written = match ticket {
-            Some(ticket) => self.set_cached(target, &value, ttl, mode, ticket).await?,
+            Some(ticket) => {
+                let loaded = |shape| session.loaded(stamp, shape);
+                self.set_cached(target, &value, ttl, mode, ticket, loaded)
+                    .await?
+            }
             None => backend.set(&target.key, &value, ttl, mode).await?,
         };
         if written {
@@ -534,12 +539,27 @@ impl<B: Backend> RedisStore<B> {
         session: &E,
         created: Option<u64>,
     ) -> Result<Vec<u8>> {
-        let inner = &*self.inner;
-        let bound_to = inner.keyspace.suffix(&target.key);
-        let stamp = Stamp {
+        self.encode_stamped(target, session, self.stamp(session, created))
+    }
+
+    /// What the store writes into a value of `session` besides its fields: its expiry where
+    /// [`expiry_stamp`](Self::expiry_stamp) keeps it, and the creation record `created`.
+    fn stamp<E: Encodable>(&self, session: &E, created: Option<u64>) -> Stamp {
+        Stamp {
             created,
             ..self.expiry_stamp(session)
-        };
+        }
+    }
+
+    /// [`encode`](Self::encode) with the stamp made.
+    fn encode_stamped<E: Encodable>(
+        &self,
+        target: &Target<'_>,
+        session: &E,
+        stamp: Stamp,
+    ) -> Result<Vec<u8>> {
+        let inner = &*self.inner;
+        let bound_to = inner.keyspace.suffix(&target.key);
         inner
             .codec
             .encode(session, stamp, bound_to)

@@ -291,6 +291,126 @@ async fn a_read_racing_an_update_never_keeps_the_old_value() {
     assert_eq!(n_of(&b.load(&id).await.unwrap()), Some(1));
 }
 
+/// Runs `control` on a connection of its own to the server on `port`, off the runtime (it
+/// blocks).
+async fn on_control(
+    port: u16,
+    control: impl FnOnce(&mut redis_harness::Connection) + Send + 'static,
+) {
+    tokio::task::spawn_blocking(move || {
+        let mut conn = redis_harness::Connection::open(port).unwrap();
+        control(&mut conn);
+    })
+    .await
+    .unwrap();
+}
+
+/// Two saves of one session by one store, the second started while the first is in flight
+/// (held by `CLIENT PAUSE WRITE`): they go one after the other, each installs what it wrote,
+/// and the next load is a hit with the second's value, which a change by another client
+/// still drops.
+#[tokio::test]
+async fn overlapping_saves_of_one_session_leave_the_last_one_cached() {
+    use futures_util::FutureExt;
+
+    let server = RedisServer::start();
+    let port = server.port();
+    let store = Arc::new(cached(&server).await);
+    let other = cached(&server).await;
+    for round in 0..5 {
+        let id = id();
+        assert!(store.create(&id, &session(0)).await.unwrap().is_written());
+        assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(0));
+        on_control(port, |c| {
+            let ok = c.command(&["CLIENT", "PAUSE", "20000", "WRITE"]).unwrap();
+            assert_eq!(ok.text().as_deref(), Some("OK"), "{ok:?}");
+        })
+        .await;
+        let first = {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move { store.update(&id, &session(1)).await.unwrap() })
+        };
+        // The first save's `SET` is held at the server: it is in flight.
+        on_control(port, |c| {
+            c.wait_for_blocked(1, Duration::from_secs(5)).unwrap();
+        })
+        .await;
+        // The second is started while it is: its first poll runs up to its turn.
+        let session2 = session(2);
+        let mut second = Box::pin(store.update(&id, &session2));
+        assert!((&mut second).now_or_never().is_none());
+        on_control(port, |c| {
+            let ok = c.command(&["CLIENT", "UNPAUSE"]).unwrap();
+            assert_eq!(ok.text().as_deref(), Some("OK"), "{ok:?}");
+        })
+        .await;
+        assert!(first.await.unwrap().is_written());
+        assert!(second.await.unwrap().is_written());
+        let before = store.cache_stats().unwrap();
+        server.cmd(&["CONFIG", "RESETSTAT"]);
+        assert_eq!(
+            n_of(&store.load(&id).await.unwrap()),
+            Some(2),
+            "round {round}"
+        );
+        let after = store.cache_stats().unwrap();
+        assert_eq!(
+            (after.hits - before.hits, after.misses - before.misses),
+            (1, 0),
+            "round {round}: the last save is cached"
+        );
+        assert_eq!(data_calls(&server), vec![], "round {round}: no command");
+        // Another client's change still drops it.
+        assert!(other.update(&id, &session(3)).await.unwrap().is_written());
+        store.health().await.unwrap();
+        assert_eq!(
+            n_of(&store.load(&id).await.unwrap()),
+            Some(3),
+            "round {round}"
+        );
+    }
+}
+
+/// A load that misses while a save of its session by the same store is in flight (held by
+/// `CLIENT PAUSE WRITE`) waits for the save and takes what it installed: no read is sent.
+#[tokio::test]
+async fn a_load_during_a_save_in_flight_takes_the_saved_session() {
+    use futures_util::FutureExt;
+
+    let server = RedisServer::start();
+    let port = server.port();
+    let store = Arc::new(cached_with(&server, |b| b.idle_timeout(Duration::from_secs(600))).await);
+    let id = id();
+    assert!(store.create(&id, &session(0)).await.unwrap().is_written());
+    assert_eq!(n_of(&store.load(&id).await.unwrap()), Some(0));
+    server.cmd(&["CONFIG", "RESETSTAT"]);
+    on_control(port, |c| {
+        let ok = c.command(&["CLIENT", "PAUSE", "20000", "WRITE"]).unwrap();
+        assert_eq!(ok.text().as_deref(), Some("OK"), "{ok:?}");
+    })
+    .await;
+    let save = {
+        let (store, id) = (Arc::clone(&store), id.clone());
+        tokio::spawn(async move { store.update(&id, &session(1)).await.unwrap() })
+    };
+    on_control(port, |c| {
+        c.wait_for_blocked(1, Duration::from_secs(5)).unwrap();
+    })
+    .await;
+    let mut load = Box::pin(store.load(&id));
+    assert!((&mut load).now_or_never().is_none(), "waits for the save");
+    on_control(port, |c| {
+        let ok = c.command(&["CLIENT", "UNPAUSE"]).unwrap();
+        assert_eq!(ok.text().as_deref(), Some("OK"), "{ok:?}");
+    })
+    .await;
+    assert!(save.await.unwrap().is_written());
+    assert_eq!(n_of(&load.await.unwrap()), Some(1));
+    assert_eq!(data_calls(&server), vec![("set".to_owned(), 1)], "no read");
+    let stats = store.cache_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses), (1, 1), "{stats:?}");
+}
+
 #[tokio::test]
 async fn an_expired_session_is_not_served() {
     let server = RedisServer::start();
@@ -498,4 +618,96 @@ async fn merged_saves_of_cached_sessions_need_no_read() {
     assert_eq!((stats.misses, stats.hits), (10, 10), "{stats:?}");
     let stored = SessionStore::load(&store, &Id(7)).await.unwrap().unwrap();
     assert_eq!(stored.data["counter"], 10);
+}
+
+/// What a save installs (the adapter's session in memory, not decoded from the bytes) is what
+/// a load from Redis returns, on both adapters, under an idle timeout and an absolute one
+/// (the stored bound and creation record).
+#[cfg(all(feature = "tower-sessions-015", feature = "actix"))]
+#[tokio::test]
+async fn a_saved_session_served_from_the_cache_is_what_redis_holds() {
+    use std::collections::HashMap;
+    use tower_sessions_core_015::session::{Id, Record};
+
+    let server = RedisServer::start();
+    let (idle, absolute) = (Duration::from_secs(600), Duration::from_secs(3600));
+    let store = cached_with(&server, |b| b.idle_timeout(idle).absolute_timeout(absolute)).await;
+    let plain = RedisStore::builder(RedisBackend::connect(&server.url()).await.unwrap())
+        .idle_timeout(idle)
+        .absolute_timeout(absolute)
+        .build();
+    // tower-sessions: records of the same data as loaded from Redis and from the cache.
+    let mut rec = Record {
+        id: Id(11),
+        data: HashMap::from([
+            ("counter".to_owned(), serde_json::json!(1)),
+            ("ratio".to_owned(), serde_json::json!(0.1)),
+            (
+                "nested".to_owned(),
+                serde_json::json!({"a": [1, null, "é"]}),
+            ),
+        ]),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(10),
+    };
+    tower_sessions_core_015::SessionStore::create(&store, &mut rec)
+        .await
+        .unwrap();
+    let loaded = tower_sessions_core_015::SessionStore::load(&store, &rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rec = loaded.clone();
+    rec.data.insert("counter".to_owned(), serde_json::json!(2));
+    tower_sessions_core_015::SessionStore::save(&store, &rec)
+        .await
+        .unwrap();
+    let before = store.cache_stats().unwrap().hits;
+    let cached = tower_sessions_core_015::SessionStore::load(&store, &rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.cache_stats().unwrap().hits, before + 1, "a hit");
+    let fresh = tower_sessions_core_015::SessionStore::load(&plain, &rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cached.data, fresh.data);
+    assert!(cached.data.contains_key("__created"), "{:?}", cached.data);
+    // The stored bound (whole milliseconds) is the record's expiry on both.
+    assert_eq!(cached.expiry_date, fresh.expiry_date);
+
+    // actix-session: the state's texts.
+    let state: HashMap<String, String> = [
+        ("counter", "1"),
+        ("name", "\"Ada \\\"Countess\\\" Lovelace\""),
+        ("roles", "[\"admin\",\"editor\"]"),
+        ("ratio", "0.1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let ttl = time::Duration::minutes(10);
+    let key = actix_session::storage::SessionStore::save(&store, state, &ttl)
+        .await
+        .unwrap();
+    let mut state = actix_session::storage::SessionStore::load(&store, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    state.insert("counter".to_owned(), "2".to_owned());
+    let key = actix_session::storage::SessionStore::update(&store, key, state, &ttl)
+        .await
+        .unwrap();
+    let before = store.cache_stats().unwrap().hits;
+    let cached = actix_session::storage::SessionStore::load(&store, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.cache_stats().unwrap().hits, before + 1, "a hit");
+    let fresh = actix_session::storage::SessionStore::load(&plain, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cached, fresh);
+    assert_eq!(cached["counter"], "2");
 }
