@@ -364,7 +364,7 @@ impl Backend for ClusterBackend {
     ) -> BackendResult<Option<(Vec<u8>, KeyTtl)>> {
         match &self.tracked {
             Some(tracked) => tracked.read(&self.keys, key, refresh).await,
-            None => self.keys.tracked_read(key, refresh).await,
+            None => tracked::unrouted_read(&self.keys, key, refresh).await,
         }
     }
 

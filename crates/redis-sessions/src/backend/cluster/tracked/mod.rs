@@ -154,7 +154,7 @@ impl Tracked {
         }
         self.lost();
         crate::store::retried("cluster");
-        keys.tracked_read(key, refresh).await
+        unrouted_read(keys, key, refresh).await
     }
 
     /// The cache's save of `key` on the tracked connection of its primary; sent through the
@@ -205,6 +205,23 @@ impl Tracked {
             }
         }
         Ok(())
+    }
+}
+
+/// The cache's read through the cluster connection, as single commands (redis-rs follows
+/// `MOVED` and `ASK` for those, not within a pipeline): `GETEX` or `GET`, then `PTTL`.
+pub(super) async fn unrouted_read(
+    keys: &RedisBackend<ClusterConnection>,
+    key: &str,
+    refresh: Option<Duration>,
+) -> BackendResult<Option<(Vec<u8>, KeyTtl)>> {
+    let value = match refresh {
+        Some(ttl) => keys.get_ex(key, ttl).await?,
+        None => keys.get(key).await?,
+    };
+    match value {
+        Some(value) => Ok(Some((value, keys.pttl(key).await?))),
+        None => Ok(None),
     }
 }
 
