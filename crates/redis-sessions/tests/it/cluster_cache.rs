@@ -377,3 +377,43 @@ async fn a_slot_migration_is_followed_and_nothing_read_during_it_is_installed() 
         "A's destroy on the target"
     );
 }
+
+/// Over TLS (`rediss+cluster://` with a CA): the tracked connection to each primary is TLS
+/// with the seeds' settings; two caches see each other's updates and destroys.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_works_on_a_tls_cluster() {
+    use redis_sessions::{AnyBackend, Deployment, TlsConfig};
+
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start_tls)
+        .await
+        .unwrap();
+    let tls = TlsConfig::new().ca_pem(redis_harness::TlsCerts::get().pem("ca.crt"));
+    let deployment = Deployment::parse(&cluster.tls_url()).unwrap();
+    let connect = || async {
+        let backend = deployment
+            .connect_tracked_with_tls(tls.clone())
+            .await
+            .unwrap_or_else(|e| panic!("connect tracked over TLS: {e}"));
+        assert!(matches!(backend, AnyBackend::Cluster(_)));
+        RedisStore::builder(backend).cache(100).unwrap().build()
+    };
+    let (a, b) = (connect().await, connect().await);
+    let ids: Vec<SessionId> = (0..12).map(|_| id()).collect();
+    for (i, s) in ids.iter().enumerate() {
+        let n = i as i64;
+        assert!(a.create(s, &session(n)).await.unwrap().is_written());
+        b.health().await.unwrap();
+        assert_eq!(n_of(&b.load(s).await.unwrap()), Some(n));
+        let hits = b.cache_stats().unwrap().hits;
+        b.health().await.unwrap();
+        assert_eq!(n_of(&b.load(s).await.unwrap()), Some(n));
+        assert_eq!(b.cache_stats().unwrap().hits, hits + 1, "a hit");
+        assert!(a.update(s, &session(n + 100)).await.unwrap().is_written());
+        b.health().await.unwrap();
+        assert_eq!(n_of(&b.load(s).await.unwrap()), Some(n + 100), "A's update");
+        a.destroy(s).await.unwrap();
+        b.health().await.unwrap();
+        assert_eq!(n_of(&b.load(s).await.unwrap()), None, "A's destroy");
+    }
+}
