@@ -60,8 +60,9 @@ pub(super) async fn check_loop(
 }
 
 impl Tracked {
-    /// One check of every primary's view; on a change (or when `forced`), the caches are
-    /// emptied and the slot map read again.
+    /// One check of every primary's view; on a change, a primary that does not answer, is
+    /// no longer a primary or reports a cluster state other than `ok` (or when `forced`), the
+    /// caches are emptied and the slot map read again.
     pub(super) async fn check(&self, topology: &ClusterBackend, forced: bool) {
         let routes = self.routes();
         let mut changed = forced || routes.is_none();
@@ -80,8 +81,6 @@ impl Tracked {
         }
         if changed || unhealthy {
             self.tracker.flush();
-        }
-        if changed {
             match topology.refresh().await {
                 Ok(shards) => {
                     if let Err(e) = self.apply(shards).await {
