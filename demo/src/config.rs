@@ -96,8 +96,8 @@ pub struct Config {
     /// Keep up to this many recently used sessions in process memory (the library's
     /// client-side cache, `StoreBuilder::cache`): a read of a cached session costs no Redis
     /// command, and Redis's invalidations (broadcast `CLIENT TRACKING`) drop an entry as soon
-    /// as any client changes the session. One server only (`redis://`, `rediss://`). 0 (the
-    /// default) turns it off.
+    /// as any client changes the session. Any Redis URL: one server, Sentinel or Cluster. 0
+    /// (the default) turns it off.
     #[arg(long, env = "SESSION_CACHE", default_value_t = 0)]
     pub cache: usize,
     /// Test hook, not a flag (always `None` from the command line): see [`IncrementHook`].

@@ -219,23 +219,33 @@ impl Deployment {
     /// store with a [client-side cache](crate::StoreBuilder::cache): one server through
     /// [`RedisBackend::connect_tracked_with`], a Sentinel group through
     /// [`SentinelBackend::connect_tracked_with`] (the caches are emptied on every switch of
-    /// primary).
+    /// primary), a Cluster through [`ClusterBackend::connect_tracked_with`] (a tracked
+    /// connection to every primary; the caches are emptied on every topology change).
     ///
     /// # Errors
-    /// As [`Deployment::connect_with_tls`]; a Cluster deployment is refused (the cache does
-    /// not support Cluster yet), and so is a URL asking for RESP2.
+    /// As [`Deployment::connect_with_tls`]; a URL asking for RESP2 is refused.
     pub async fn connect_tracked_with_tls(&self, tls: TlsConfig) -> BackendResult<AnyBackend> {
         match self {
             Deployment::Standalone(url) => Ok(AnyBackend::Tracked(
                 RedisBackend::connect_tracked_with(url, standalone(tls)).await?,
             )),
+            #[cfg(feature = "cluster")]
+            Deployment::Cluster(seeds) => {
+                let config = crate::backend::ClusterConfig {
+                    tls,
+                    ..Default::default()
+                };
+                Ok(AnyBackend::Cluster(
+                    ClusterBackend::connect_tracked_with(seeds, config).await?,
+                ))
+            }
+            #[cfg(not(feature = "cluster"))]
+            Deployment::Cluster(_) => Err(invalid(
+                "redis+cluster:// needs the `cluster` feature of redis-sessions",
+            )),
             #[cfg(feature = "sentinel")]
             Deployment::Sentinel(config) => Ok(AnyBackend::Sentinel(
                 SentinelBackend::connect_tracked_with(sentinel_with(config, tls)?).await?,
-            )),
-            _ => Err(invalid(
-                "the client-side cache supports one server (redis://, rediss://) and Sentinel \
-                 (redis+sentinel://); Cluster deployments are not supported yet: turn the cache off",
             )),
         }
     }
@@ -307,10 +317,10 @@ fn standalone(tls: TlsConfig) -> RedisConfig {
     }
 }
 
-/// Connects to the one server (`redis://`, `rediss://`, `unix://`) or the Sentinel group
-/// (`redis+sentinel://`, `rediss+sentinel://`) `url` names, with client-side tracking on, for
-/// a store with a [client-side cache](crate::StoreBuilder::cache)
-/// ([`RedisBackend::connect_tracked`], [`SentinelBackend::connect_tracked_with`]).
+/// Connects to the deployment `url` names (one server, a Sentinel group or a Cluster) with
+/// client-side tracking on, for a store with a [client-side cache](crate::StoreBuilder::cache)
+/// ([`RedisBackend::connect_tracked`], [`SentinelBackend::connect_tracked_with`],
+/// [`ClusterBackend::connect_tracked_with`]).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -320,8 +330,7 @@ fn standalone(tls: TlsConfig) -> RedisConfig {
 /// ```
 ///
 /// # Errors
-/// As [`Deployment::parse`] and [`Deployment::connect_tracked_with_tls`]: Cluster URLs are
-/// refused (the cache does not support Cluster yet).
+/// As [`Deployment::parse`] and [`Deployment::connect_tracked_with_tls`].
 pub async fn connect_tracked(url: &str) -> BackendResult<AnyBackend> {
     Deployment::parse(url)?
         .connect_tracked_with_tls(TlsConfig::default())
@@ -501,6 +510,8 @@ impl Backend for AnyBackend {
             AnyBackend::Tracked(b) => b.tracker(),
             #[cfg(feature = "sentinel")]
             AnyBackend::Sentinel(b) => b.tracker(),
+            #[cfg(feature = "cluster")]
+            AnyBackend::Cluster(b) => b.tracker(),
             _ => None,
         }
     }

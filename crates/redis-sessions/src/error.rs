@@ -62,7 +62,7 @@ pub enum Error {
     },
     /// [`StoreBuilder::cache`](crate::StoreBuilder::cache) on a backend without client-side
     /// tracking.
-    #[error("this backend does not support a client-side cache: it needs RESP3 client tracking on every connection that serves reads (RedisBackend::connect_tracked for one server, SentinelBackend::connect_tracked_with for Sentinel; the memory and Cluster backends do not support it)")]
+    #[error("this backend does not support a client-side cache: it needs RESP3 client tracking on every connection that serves reads (RedisBackend::connect_tracked for one server, SentinelBackend::connect_tracked_with for Sentinel, ClusterBackend::connect_tracked_with for Cluster, or redis_sessions::connect_tracked with any URL; the memory backend and the plain connects do not support it)")]
     CacheUnsupported,
 }
 

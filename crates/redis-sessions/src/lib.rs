@@ -372,12 +372,23 @@
 //! [`StoreBuilder::cache`] keeps recently used sessions in process memory, so a
 //! [`load`](RedisStore::load) (what both framework adapters call) of a session this process
 //! read or saved recently costs no Redis command. It needs a backend that keeps RESP3
-//! `CLIENT TRACKING` on: [`RedisBackend::connect_tracked`] (one server) or
+//! `CLIENT TRACKING` on: [`RedisBackend::connect_tracked`] (one server),
 //! `SentinelBackend::connect_tracked_with` (feature `sentinel`; the cache is emptied on every
-//! switch of primary), or [`connect_tracked`] with either URL. Other backends are refused when
-//! the store is built ([`Error::CacheUnsupported`]): Cluster would need tracking on a
-//! connection to every primary and a flush on every slot move, which this release does not
-//! do yet.
+//! switch of primary), `ClusterBackend::connect_tracked_with` (feature `cluster`), or
+//! [`connect_tracked`] with any of their URLs. Other backends are refused when the store is
+//! built ([`Error::CacheUnsupported`]).
+//!
+//! On Cluster a tracked connection to every primary serves the cache's reads and saves,
+//! routed by hash slot, and the cache is emptied on every topology change the backend sees:
+//! a tracked connection lost, a cache command refused by its primary (`MOVED`, `ASK`,
+//! `TRYAGAIN`, `CLUSTERDOWN`, answered then through the cluster connection, installing
+//! nothing), a slot map that differs when read again, and a check every second of each
+//! primary's `CLUSTER INFO` and `ROLE` that finds any change. So after a failover or a
+//! resharding a hit may return a session as it was before a change made on the new primary
+//! for at most about one second (plus a response timeout) after the old primary learned of
+//! it, lost its connection, or (cut off from the cluster) declared it failed, which takes
+//! `cluster-node-timeout`. [`RedisStore::health`] is the fence: once it returns `Ok`, every
+//! invalidation each primary sent before it has been applied.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -472,7 +483,7 @@
 //!   (`tower.rs`, `actix.rs`) decoded and encoded straight from and into the stored bytes.
 //! - `backend/`: the [`Backend`] trait, `index.rs` (the per-user index operations' types and
 //!   Lua scripts), `redis.rs`, `cluster/` (the backend; `topology.rs` reads
-//!   and checks the primaries), `sentinel/` (the backend;
+//!   and checks the primaries; `tracked.rs` the client-side cache's tracked connections), `sentinel/` (the backend;
 //!   `resolve.rs` asks the sentinels) and `memory.rs`.
 //! - `deployment.rs`: [`Deployment`] URLs, [`connect`] and [`AnyBackend`]; `tls.rs`:
 //!   [`TlsConfig`], the `tls_*` URL options, the rustls provider, which errors are TLS ones.

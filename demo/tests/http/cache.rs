@@ -186,8 +186,124 @@ pub async fn the_cache_works_on_sentinel_across_a_failover(kind: Kind, _: Topolo
     drop(group);
 }
 
-// The cache on one server and on Sentinel (Cluster is refused).
+/// On a Cluster (`--cache` with a `redis+cluster://` URL): reads from memory (no data
+/// command on any primary), a change through another instance seen, and across a
+/// `CLUSTER FAILOVER` of the session's primary a change made on the new primary is read anew.
+pub async fn the_cache_works_on_cluster_across_a_failover(kind: Kind, _: Topology) {
+    let cluster = tokio::task::spawn_blocking(redis_harness::RedisCluster::start)
+        .await
+        .unwrap();
+    let config = || {
+        let mut config = demo::Config::new(Some(cluster.url()));
+        config.cache = 1000;
+        config
+    };
+    let spawn = |config| spawn_app(kind, config, std::future::pending());
+    let a = spawn(config()).await;
+    let b = match kind {
+        Kind::Axum => spawn(config()).await,
+        Kind::Actix => a,
+    };
+    let mut on_a = Client::new(a);
+    let r = on_a.post("/api/login", Some(json!({"user": "ada"}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut on_b = Client::new(b);
+    on_b.cookie.clone_from(&on_a.cookie);
+    assert_eq!(on_b.get("/api/me").await.json()["counter"], 0);
+    let primaries = cluster.primary_ports();
+    for &p in &primaries {
+        cluster.cmd(p, &["CONFIG", "RESETSTAT"]);
+    }
+    for _ in 0..5 {
+        assert_eq!(on_b.get("/api/me").await.json()["counter"], 0);
+    }
+    // Not data: the test's own commands, connection set-up, the backend's topology check
+    // (`CLUSTER INFO`, `ROLE`), and the replicas' `REPLCONF ACK`.
+    for &p in &primaries {
+        let calls = redis_harness::parse_command_calls(
+            &cluster.cmd(p, &["INFO", "commandstats"]).text().unwrap(),
+        );
+        let data: Vec<_> = calls
+            .iter()
+            .filter(|(name, _)| {
+                ![
+                    "info", "config", "hello", "client", "ping", "role", "cluster", "replconf",
+                ]
+                .iter()
+                .any(|c| name.starts_with(c))
+            })
+            .collect();
+        assert_eq!(
+            data,
+            Vec::<&(String, u64)>::new(),
+            "reads from memory ({p})"
+        );
+    }
+    let r = on_a.post("/api/increment", None).await;
+    assert_eq!(r.json(), json!({"counter": 1}), "{r:?}");
+    assert_eq!(on_b.get("/healthz").await.status, 200);
+    assert_eq!(on_b.get("/api/me").await.json()["counter"], 1);
+
+    // The failover of the session's primary, then a change made on the new primary: the
+    // session is renamed there. B never serves the old name once it has the new one.
+    let keys: Vec<String> = cluster
+        .scan_keys("sess:*")
+        .into_iter()
+        .filter(|k| !crate::servers::is_index(k))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = keys[0].clone();
+    let new = cluster.replica_of(cluster.primary_for_key(&key));
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.failover(new);
+        cluster
+    })
+    .await
+    .unwrap();
+    let stored = cluster.cmd(new, &["GET", &key]).text().unwrap();
+    let renamed = stored.replace("\"ada\"", "\"eve\"");
+    assert_ne!(renamed, stored, "the user's name is in the stored value");
+    let set = cluster.cmd(new, &["SET", &key, &renamed, "KEEPTTL"]);
+    assert_eq!(set.text().as_deref(), Some("OK"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = on_b.get("/api/me").await;
+        if r.status == 200 && r.json()["user"] == "eve" {
+            break;
+        }
+        assert!(
+            r.status != 200 || r.json()["user"] == "ada",
+            "B serves only the old or the new value: {r:?}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still serves the session as before the failover: {r:?}"
+        );
+        // Poll interval of this wait for the demo's own check of the topology.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for _ in 0..5 {
+        assert_eq!(
+            on_b.get("/api/me").await.json()["user"],
+            "eve",
+            "never back"
+        );
+    }
+    // On the new primary, a logout through A is seen by B.
+    assert_eq!(on_a.post("/api/logout", None).await.status, 200);
+    assert_eq!(on_b.get("/healthz").await.status, 200);
+    assert_eq!(
+        on_b.get("/api/me").await.status,
+        401,
+        "B serves no logged-out session"
+    );
+    drop(cluster);
+}
+
+// The cache on one server, on Sentinel and on Cluster.
 app_suite!(axum, Axum, Standalone: reads_hit_the_cache_and_see_changes_made_elsewhere);
 app_suite!(actix, Actix, Standalone: reads_hit_the_cache_and_see_changes_made_elsewhere);
 app_suite!(axum_sentinel, Axum, Standalone: the_cache_works_on_sentinel_across_a_failover);
 app_suite!(actix_sentinel, Actix, Standalone: the_cache_works_on_sentinel_across_a_failover);
+app_suite!(axum_cluster, Axum, Standalone: the_cache_works_on_cluster_across_a_failover);
+app_suite!(actix_cluster, Actix, Standalone: the_cache_works_on_cluster_across_a_failover);

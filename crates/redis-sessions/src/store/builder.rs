@@ -220,7 +220,10 @@ impl<B: Backend> StoreBuilder<B> {
     /// # Errors
     /// [`Error::CacheUnsupported`](crate::Error::CacheUnsupported) when the backend does not
     /// keep client-side tracking on ([`Backend::tracker`] is `None`): use
-    /// [`RedisBackend::connect_tracked`](crate::RedisBackend::connect_tracked).
+    /// [`RedisBackend::connect_tracked`](crate::RedisBackend::connect_tracked) (one server),
+    /// `SentinelBackend::connect_tracked_with` (Sentinel), `ClusterBackend::connect_tracked_with`
+    /// (Cluster: emptied on every topology change, and checked every second, see the crate
+    /// docs), or [`connect_tracked`](crate::connect_tracked) with any URL.
     pub fn cache_with(mut self, config: CacheConfig) -> crate::Result<Self> {
         if self.backend.tracker().is_none() {
             return Err(crate::Error::CacheUnsupported);

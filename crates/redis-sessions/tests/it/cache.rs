@@ -57,15 +57,12 @@ async fn a_cache_is_refused_where_nothing_tracks_keys() {
     let resp2 = format!("{}?protocol=resp2", server.url());
     let err = RedisBackend::connect_tracked(&resp2).await.unwrap_err();
     assert!(err.to_string().contains("RESP3"), "{err}");
-    // The one-URL connect: one server is tracked (and Sentinel, see sentinel_cache.rs),
-    // Cluster is refused by name.
+    // The one-URL connect: one server is tracked (and Sentinel and Cluster, see
+    // sentinel_cache.rs and cluster_cache.rs, where the plain connects are refused a cache).
     let tracked = redis_sessions::connect_tracked(&server.url())
         .await
         .unwrap();
     assert!(RedisStore::builder(tracked).cache(10).is_ok());
-    let url = format!("redis+cluster://127.0.0.1:{}", server.port());
-    let err = redis_sessions::connect_tracked(&url).await.unwrap_err();
-    assert!(err.to_string().contains("Cluster"), "{url}: {err}");
 }
 
 #[tokio::test]

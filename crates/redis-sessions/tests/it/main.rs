@@ -46,6 +46,8 @@ mod bound;
 mod cache;
 mod check;
 #[cfg(feature = "cluster")]
+mod cluster_cache;
+#[cfg(feature = "cluster")]
 mod cluster_only;
 mod conformance;
 mod durable;

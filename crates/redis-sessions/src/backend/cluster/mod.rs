@@ -16,6 +16,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 mod index;
 mod topology;
+mod tracked;
 
 use self::topology::{answering_node, parse_view, shard_named, slot_of, Shard};
 use super::redis::{map_error, RedisBackend};
@@ -95,6 +96,9 @@ pub struct ClusterBackend {
     /// Whether the seeds were `rediss://`, for [`Backend::info`]; `None` after
     /// [`ClusterBackend::new`].
     tls: Option<bool>,
+    /// With [`ClusterBackend::connect_tracked_with`]: the tracked connections to the
+    /// primaries and the slot map routing the cache's commands to them.
+    tracked: Option<Arc<tracked::Tracked>>,
 }
 
 impl std::fmt::Debug for ClusterBackend {
@@ -174,6 +178,7 @@ impl ClusterBackend {
             shards: Arc::new(RwLock::new(Vec::new())),
             topology_timeout: ClusterConfig::default().topology_timeout,
             tls: None,
+            tracked: None,
         }
     }
 
@@ -344,6 +349,50 @@ impl ClusterBackend {
 impl Backend for ClusterBackend {
     fn index_in_steps(&self) -> bool {
         true
+    }
+
+    fn tracker(&self) -> Option<&crate::cache::Tracker> {
+        self.tracked.as_ref().map(|t| &*t.tracker)
+    }
+
+    /// With tracking: on the tracked connection of the key's primary (see
+    /// [`ClusterBackend::connect_tracked_with`]).
+    async fn tracked_read(
+        &self,
+        key: &str,
+        refresh: Option<Duration>,
+    ) -> BackendResult<Option<(Vec<u8>, KeyTtl)>> {
+        match &self.tracked {
+            Some(tracked) => tracked.read(&self.keys, key, refresh).await,
+            None => tracked::unrouted_read(&self.keys, key, refresh).await,
+        }
+    }
+
+    /// With tracking: on the tracked connection of the key's primary.
+    async fn tracked_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> BackendResult<bool> {
+        match &self.tracked {
+            Some(tracked) => tracked.set(&self.keys, key, value, ttl, mode).await,
+            None => self.keys.set(key, value, ttl, mode).await,
+        }
+    }
+
+    /// A `PTTL` through the cluster connection; with tracking, `PING` on every primary's
+    /// tracked connection (the cache's fence: every invalidation each primary sent before
+    /// its reply has been applied).
+    async fn ping(&self) -> BackendResult<()> {
+        match &self.tracked {
+            Some(tracked) => tracked.fence(&self.keys).await,
+            None => {
+                self.keys.pttl("redis-sessions:health").await?;
+                Ok(())
+            }
+        }
     }
 
     /// `WAIT` on every primary, each on the connection this backend uses to it (redis-rs
