@@ -132,6 +132,13 @@ pub async fn the_cache_works_on_sentinel_across_a_failover(kind: Kind, _: Topolo
     assert_eq!(on_b.get("/healthz").await.status, 200);
     assert_eq!(on_b.get("/api/me").await.json()["counter"], 1);
 
+    // Every write so far reaches the replica before the failover: a write of this
+    // connection acknowledged by the replica (`WAIT`) comes after all of them in the
+    // replication stream.
+    let mut fence = redis_harness::Connection::open(group.command_port(primary)).unwrap();
+    fence.command(&["SET", "fence", "1"]).unwrap();
+    let acked = fence.command(&["WAIT", "1", "5000"]).unwrap();
+    assert_eq!(acked.int(), Some(1), "the replica acknowledged every write");
     // The failover, then a change made on the new primary (an admin's edit, say): the
     // session is renamed there. B, once on the new primary, never serves the old name.
     let (group, new) = tokio::task::spawn_blocking(move || {
