@@ -200,8 +200,31 @@ impl<B: Backend> RedisStore<B> {
         // A load from a cache entry without a version (one installed before merging was
         // known, or none kept): the first write then reports what is stored now.
         let guard = base.version.unwrap_or_else(Version::none);
+        match self.update_if_as(id, session, &guard).await? {
+            // Rare, and a large future: boxed, so that the save's own future (moved around
+            // once per request by the adapters) stays small.
+            conflict @ Conditional::Conflict(_) => {
+                Box::pin(self.merge_after_conflict(id, session, fields, &changes, conflict)).await
+            }
+            other => {
+                counted(How::Fast);
+                Ok(finished(other))
+            }
+        }
+    }
+
+    /// The rest of [`save_merged`](Self::save_merged) after its first conditional write
+    /// found the session changed (`written`): merge the changes onto what is stored and write
+    /// again, a bounded number of times.
+    async fn merge_after_conflict<E: Encodable>(
+        &self,
+        id: &SessionId,
+        session: &E,
+        fields: &(dyn Fielded + Sync),
+        changes: &Changes,
+        mut written: Conditional,
+    ) -> Result<Outcome> {
         let mut how = How::Fast;
-        let mut written = self.update_if_as(id, session, &guard).await?;
         for attempt in 0..MODIFY_ATTEMPTS {
             let mut current = match written {
                 Conditional::Conflict(current) => current,
@@ -223,7 +246,7 @@ impl<B: Backend> RedisStore<B> {
                     }
                 }
             }
-            let merged = apply(current.session, &changes, fields, session.expires());
+            let merged = apply(current.session, changes, fields, session.expires());
             written = self.update_if(id, &merged, &current.version).await?;
         }
         match written {

@@ -367,13 +367,17 @@ impl<B: Backend> RedisStore<B> {
         observe::value_size(observe::Dir::Read, bytes.len());
         let session: T = self.decode(target, &bytes)?;
         let created = session.created();
+        // The steps below are rare, and each is a large future: boxed, so that the load's
+        // own future (which every adapter moves around once per request) stays small.
         if session.expires().is_some_and(|t| t <= SystemTime::now()) || self.past_absolute(created)
         {
-            let _expired = self.write::<Session>(target, Write::DeleteExpired).await?;
+            let _expired = Box::pin(self.write::<Session>(target, Write::DeleteExpired)).await?;
             return Ok(None);
         }
         if let Some(ttl) = refresh {
-            self.cap_sliding_read(target, created, ttl).await?;
+            if self.inner.absolute_timeout.is_some() {
+                Box::pin(self.cap_sliding_read(target, created, ttl)).await?;
+            }
             // The read re-armed the key's TTL: its user's index must live as long.
             if let Some(user) = self
                 .inner
@@ -382,8 +386,7 @@ impl<B: Backend> RedisStore<B> {
                 .and_then(|field| session.user(field))
             {
                 let bound = self.sliding_bound(session.expires(), created);
-                self.keep_index_alive(&user, bound, self.lifetime_of(ttl))
-                    .await?;
+                Box::pin(self.keep_index_alive(&user, bound, self.lifetime_of(ttl))).await?;
             }
         }
         Ok(Some(session))

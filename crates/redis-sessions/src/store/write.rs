@@ -223,9 +223,11 @@ impl<B: Backend> RedisStore<B> {
             Write::Upsert(s) => (s, SetMode::Always),
             Write::Create(s) => (s, SetMode::IfAbsent),
             Write::Update(s) => (s, SetMode::IfPresent),
+            // The arms below are not the common save: their steps are boxed, so that the
+            // write's own future (moved around once per request by the adapters) stays small.
             Write::Touch(s) if self.inner.absolute_timeout.is_some() && s.created().is_none() => {
                 // No record to cap the TTL with: the stored value's, read by the refresh.
-                return self.refresh_read(target, self.lifetime(s, None)).await;
+                return Box::pin(self.refresh_read(target, self.lifetime(s, None))).await;
             }
             Write::Touch(s) => {
                 let created = s.created();
@@ -233,15 +235,14 @@ impl<B: Backend> RedisStore<B> {
                 let outcome = self.expire(target, lifetime).await?;
                 if let (Outcome::Written, Some(user)) = (outcome, self.user_of(s)) {
                     let bound = self.sliding_bound(s.expires(), created);
-                    self.keep_index_alive(&user, bound, self.lifetime(s, None))
-                        .await?;
+                    Box::pin(self.keep_index_alive(&user, bound, self.lifetime(s, None))).await?;
                 }
                 return Ok(outcome);
             }
             Write::Refresh(ttl)
                 if self.inner.index_by.is_some() || self.inner.absolute_timeout.is_some() =>
             {
-                return self.refresh_read(target, self.lifetime_of(ttl)).await
+                return Box::pin(self.refresh_read(target, self.lifetime_of(ttl))).await
             }
             Write::Refresh(ttl) => return self.expire(target, self.lifetime_of(ttl)).await,
             Write::Destroy => {
@@ -256,9 +257,7 @@ impl<B: Backend> RedisStore<B> {
                 let member = self.inner.keyspace.suffix(&target.key);
                 let member = std::str::from_utf8(member).unwrap_or_default();
                 return Ok(
-                    match backend
-                        .delete_indexed(&target.key, index, member, sha1)
-                        .await?
+                    match Box::pin(backend.delete_indexed(&target.key, index, member, sha1)).await?
                     {
                         IndexedDelete::Deleted => Outcome::Deleted,
                         IndexedDelete::Missing => Outcome::Gone,
@@ -266,12 +265,15 @@ impl<B: Backend> RedisStore<B> {
                     },
                 );
             }
-            Write::DeleteExpired => return self.delete_expired(target).await,
+            Write::DeleteExpired => return Box::pin(self.delete_expired(target)).await,
         };
-        let creation = self.creation_for_write(target, session, mode).await?;
+        let creation = match self.inner.absolute_timeout {
+            Some(_) => Box::pin(self.creation_for_write(target, session, mode)).await?,
+            None => super::absolute::Creation::default(),
+        };
         let ttl = match self.lifetime(session, creation.deadline) {
             Lifetime::Dead if mode == SetMode::IfAbsent => return Ok(Outcome::Expired),
-            Lifetime::Dead => return self.delete_expired(target).await,
+            Lifetime::Dead => return Box::pin(self.delete_expired(target)).await,
             Lifetime::Expire(ttl) => Some(ttl),
             Lifetime::Persist => None,
         };
@@ -280,9 +282,8 @@ impl<B: Backend> RedisStore<B> {
         super::observe::value_size(super::observe::Dir::Written, value.len());
         if let Some(user) = self.user_of(session) {
             let bound = self.sliding_bound_until(session.expires(), creation.deadline);
-            let (outcome, _) = self
-                .write_indexed(target, &value, ttl, mode, &user, bound, None)
-                .await?;
+            let (outcome, _) =
+                Box::pin(self.write_indexed(target, &value, ttl, mode, &user, bound, None)).await?;
             return Ok(outcome);
         }
         let written = match ticket {
