@@ -2,8 +2,9 @@
 //! their key changed (RESP3 `CLIENT TRACKING` invalidations), emptied whenever the tracking
 //! connection is lost, bounded by entries and bytes with least-recently-used eviction.
 //!
-//! - `mod.rs`: [`CacheConfig`], [`CacheStats`], the cache itself and its read/write tickets,
-//!   and the [`Tracker`] a tracking backend feeds with invalidations;
+//! - `mod.rs`: [`CacheConfig`], [`CacheStats`], the cache itself and its read/write tickets;
+//! - `turn.rs`: the waits of the install rule (a write's turn, a load waiting for a write);
+//! - `tracker.rs`: the [`Tracker`] a tracking backend feeds with invalidations;
 //! - `lru.rs`: the bounded map.
 //!
 //! # The install rule
@@ -36,6 +37,11 @@
 //! not there then (another write took the turn, an invalidation came), it reads from Redis.
 
 pub(crate) mod lru;
+mod tracker;
+mod turn;
+
+pub use self::tracker::Tracker;
+pub(crate) use self::turn::{Turn, Written};
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -533,200 +539,6 @@ impl Drop for Ticket {
         if !self.done {
             self.cache.finish(self, None);
         }
-    }
-}
-
-/// A write of one key waiting until no other write of the key by this cache is in flight
-/// ([`Cache::turn`]); it resolves to the write's [`Ticket`].
-pub(crate) struct Turn {
-    cache: Arc<Cache>,
-    key: String,
-    /// Its place in the key's queue, once it had to wait.
-    waiter: Option<u64>,
-}
-
-impl Future for Turn {
-    type Output = Ticket;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ticket> {
-        let this = &mut *self;
-        let mut guard = this.cache.lock();
-        let state = &mut *guard;
-        let pending = match state.pending.get_mut(&this.key) {
-            Some(pending) => pending,
-            None => state.pending.entry(this.key.clone()).or_default(),
-        };
-        let first = pending.waiting.front().map(|(id, _)| *id);
-        if !pending.turn_taken && (first.is_none() || first == this.waiter) {
-            if this.waiter.take().is_some() {
-                pending.waiting.pop_front();
-            }
-            // Done: the key goes to the ticket (a finished turn's drop needs it no more).
-            let key = std::mem::take(&mut this.key);
-            return Poll::Ready(this.cache.begin_locked(state, key, true, true));
-        }
-        match this.waiter {
-            Some(id) => {
-                if let Some((_, waker)) = pending.waiting.iter_mut().find(|(i, _)| *i == id) {
-                    waker.clone_from(cx.waker());
-                }
-            }
-            None => {
-                let id = state.next_waiter;
-                state.next_waiter += 1;
-                pending.waiting.push_back((id, cx.waker().clone()));
-                this.waiter = Some(id);
-            }
-        }
-        Poll::Pending
-    }
-}
-
-impl Drop for Turn {
-    /// Cancelled while waiting: leaves the queue, and if it was first in line (its turn may
-    /// have come), wakes the next write.
-    fn drop(&mut self) {
-        let Some(id) = self.waiter else {
-            return;
-        };
-        let next = {
-            let mut state = self.cache.lock();
-            let Some(pending) = state.pending.get_mut(&self.key) else {
-                return;
-            };
-            let first = pending.waiting.front().is_some_and(|(i, _)| *i == id);
-            pending.waiting.retain(|(i, _)| *i != id);
-            // Only the first in line can have been woken for a turn it now leaves.
-            let next = first.then(|| pending.next_turn()).flatten();
-            if pending.idle() {
-                state.pending.remove(&self.key);
-            }
-            next
-        };
-        if let Some(next) = next {
-            next.wake();
-        }
-    }
-}
-
-/// A load waiting for the write of its key in flight to finish ([`Cache::written`]).
-pub(crate) struct Written {
-    cache: Arc<Cache>,
-    key: String,
-    /// The key's generation when the load began to wait: that write's (a later write, or
-    /// an invalidation, moves it).
-    generation: Option<u64>,
-}
-
-impl Future for Written {
-    type Output = ();
-
-    /// Ready once that write has finished (the key's marker is gone, no write is in flight,
-    /// or the generation moved on), whichever poll sees it: a task may be polled without
-    /// having been woken.
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        let mut state = this.cache.lock();
-        let Some(pending) = state.pending.get_mut(&this.key) else {
-            return Poll::Ready(());
-        };
-        let generation = *this.generation.get_or_insert(pending.generation);
-        if !pending.turn_taken || pending.generation != generation {
-            return Poll::Ready(());
-        }
-        if !pending.loads.iter().any(|w| w.will_wake(cx.waker())) {
-            pending.loads.push(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-}
-
-/// Where a tracking backend delivers what Redis says about tracked keys, for every cache on
-/// its connection(s). A [`Backend`](crate::Backend) that supports client-side caching owns
-/// one and returns it from [`Backend::tracker`](crate::Backend::tracker); the store registers
-/// its cache with it.
-///
-/// A backend for another client feeds it: [`invalidate`](Tracker::invalidate) for each key of
-/// an invalidation message, [`flush`](Tracker::flush) when a connection that had tracking on
-/// is lost or replaced, or Redis invalidates everything (a `null` key list).
-#[derive(Default)]
-pub struct Tracker {
-    caches: Mutex<Vec<Weak<Cache>>>,
-    /// The key prefixes of the registered caches' stores, and a generation bumped whenever
-    /// their [minimal set](Tracker::prefixes) changes.
-    prefixes: Mutex<(Vec<String>, u64)>,
-}
-
-impl std::fmt::Debug for Tracker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracker").finish_non_exhaustive()
-    }
-}
-
-impl Tracker {
-    /// A tracker with no cache registered.
-    pub fn new() -> Tracker {
-        Tracker::default()
-    }
-
-    /// Registers a store's cache and the key prefix of its sessions, which the tracked
-    /// connection asks Redis to broadcast changes of.
-    pub(crate) fn register(&self, cache: &Arc<Cache>, prefix: &str) {
-        let mut caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
-        caches.retain(|c| c.strong_count() > 0);
-        caches.push(Arc::downgrade(cache));
-        let mut prefixes = self.prefixes.lock().unwrap_or_else(|e| e.into_inner());
-        let (set, generation) = &mut *prefixes;
-        if !set.iter().any(|p| prefix.starts_with(p.as_str())) {
-            set.retain(|p| !p.starts_with(prefix));
-            set.push(prefix.to_owned());
-            *generation += 1;
-        }
-    }
-
-    /// The key prefixes whose changes the connection must hear about (`CLIENT TRACKING ON
-    /// BCAST PREFIX ...`), with the generation of that set: none of them is a prefix of
-    /// another (Redis refuses overlapping prefixes), and an empty prefix stands alone (every
-    /// key). A backend for another client turns tracking on with them, and on again (on a new
-    /// connection, after a [`flush`](Tracker::flush)) when the generation changes; with no
-    /// prefix yet, no cache is registered and nothing needs tracking.
-    pub fn prefixes(&self) -> (Vec<String>, u64) {
-        self.prefixes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Runs `f` on every live cache, under the tracker's lock (a cache never takes it, so
-    /// the order of locks is always tracker, then cache).
-    fn each(&self, f: impl Fn(&Cache)) {
-        let caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
-        for cache in caches.iter().filter_map(Weak::upgrade) {
-            f(&cache);
-        }
-    }
-
-    /// Redis says `key` changed: every cache drops it.
-    pub fn invalidate(&self, key: &[u8]) {
-        if let Ok(key) = std::str::from_utf8(key) {
-            self.each(|c| c.invalidate(key, true));
-        }
-    }
-
-    /// Invalidations may have been missed (a connection lost or replaced, another primary):
-    /// every cache is emptied.
-    pub fn flush(&self) {
-        self.each(Cache::flush);
-    }
-
-    /// A write this process sent on the tracked connection changed `key` (Redis does not tell
-    /// the writing connection, `NOLOOP`): every cache but `except` drops it.
-    pub(crate) fn wrote(&self, key: &str, except: Option<&Cache>) {
-        self.each(|c| {
-            if except.is_none_or(|e| !std::ptr::eq(e, c)) {
-                c.invalidate(key, false);
-            }
-        });
     }
 }
 
